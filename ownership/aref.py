@@ -1,0 +1,137 @@
+"""`ARef<T>` and `AlwaysRefCounted` (rust/kernel/sync/aref.rs).
+
+`AlwaysRefCounted` types keep their own count in the C object (`mmgrab`/`mmdrop` on
+an `mm_struct`, `get_task_struct`/`put_task_struct`, ...): every instance is
+refcounted, and `inc_ref`/`dec_ref` are the type's own functions. An `ARef[T]` owns
+one increment. Because `dec_ref` is the type's, dropping an `ARef` may sleep when the
+type's `dec_ref` does (`ARef[MmWithUser]` runs `mmput`), and the check runs before any
+effect: a refused drop has not dropped.
+
+`ARef[T]` is Send and Sync iff `T` is Send and Sync.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from .config import STATE
+from .errors import RefcountError
+from .marker import is_send, is_sync
+from .site import Site, here
+from .unsafe import unsafe_fn
+
+__all__ = ["ARef", "AlwaysRefCounted"]
+
+
+class AlwaysRefCounted(Protocol):
+    """Types whose every instance is refcounted by the C side."""
+
+    def inc_ref(self) -> None: ...
+
+    def dec_ref(self) -> None: ...
+
+
+T = TypeVar("T", bound=AlwaysRefCounted)
+
+
+class ARef(Generic[T]):
+    """An owned reference (one increment) to an `AlwaysRefCounted` object.
+
+    Invariants: until `drop()` or `into_raw()`, this handle owns one increment of
+    `_obj`'s count, so `_obj` is alive.
+    """
+
+    __slots__ = ("_dropped_at", "_obj", "origin_site")
+
+    def __init__(self, obj: T, site: Site) -> None:
+        self._obj = obj
+        self._dropped_at: Site | None = None
+        self.origin_site = site
+
+    @classmethod
+    def from_ref(cls, obj: T) -> ARef[T]:
+        """`ARef::from(&obj)`: take a new reference through `type(obj).inc_ref`."""
+        inc = getattr(type(obj), "inc_ref", None)
+        if inc is None or getattr(type(obj), "dec_ref", None) is None:
+            raise TypeError(f"{type(obj).__name__} is not AlwaysRefCounted (no inc_ref/dec_ref)")
+        inc(obj)
+        return cls(obj, here())
+
+    @classmethod
+    @unsafe_fn(
+        safety="`obj` carries one increment that the caller gives up to the new ARef "
+        "(from `into_raw` or a C function returning a counted reference).",
+    )
+    def from_raw(cls, obj: T) -> ARef[T]:
+        """Take over one increment owned by the caller."""
+        return cls(obj, here())
+
+    def _check(self, use: str) -> None:
+        if self._dropped_at is not None and STATE.on:
+            raise RefcountError(
+                f"{use} of an ARef after it was dropped",
+                rule="aref-use-after-drop",
+                obj=f"ARef<{type(self._obj).__name__}>",
+                site=here(),
+                origin=self._dropped_at,
+                origin_label="the ARef was dropped",
+                notes=[("the reference was taken", self.origin_site)],
+            )
+
+    def get(self) -> T:
+        """`&*aref`."""
+        if self._dropped_at is not None:
+            self._check("dereference")
+        return self._obj
+
+    def clone(self) -> ARef[T]:
+        self._check("clone")
+        type(self._obj).inc_ref(self._obj)
+        return type(self)(self._obj, here())
+
+    def drop(self) -> None:
+        """Give back the increment via `type(obj).dec_ref` (may sleep if that does)."""
+        if self._dropped_at is not None:
+            if STATE.on:
+                raise RefcountError(
+                    "double drop of an ARef",
+                    rule="double-drop",
+                    obj=f"ARef<{type(self._obj).__name__}>",
+                    site=here(),
+                    origin=self._dropped_at,
+                    origin_label="the ARef was already dropped",
+                    notes=[("the reference was taken", self.origin_site)],
+                )
+            return
+        # `dec_ref` raises (e.g. AtomicSleepError) before any effect; only then mark.
+        type(self._obj).dec_ref(self._obj)
+        self._dropped_at = here()
+
+    def into_raw(self) -> T:
+        """Give up the handle, keeping the increment (`ARef::into_raw`)."""
+        self._check("into_raw")
+        self._dropped_at = here()
+        return self._obj
+
+    def is_dropped(self) -> bool:
+        return self._dropped_at is not None
+
+    def __ownership_is_send__(self) -> bool:
+        return is_send(self._obj) and is_sync(self._obj)
+
+    __ownership_is_sync__ = __ownership_is_send__
+
+    def describe(self) -> str:
+        return f"ARef<{type(self._obj).__name__}>"
+
+    def __repr__(self) -> str:
+        state = " (dropped)" if self._dropped_at is not None else ""
+        return f"<ARef<{type(self._obj).__name__}>{state}>"
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Deref: `aref.method()` reaches the object (typed code uses `.get()`).
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(self.get(), name)

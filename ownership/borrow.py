@@ -1,0 +1,182 @@
+"""Lifetimes and borrows: the borrow checker's rules, checked when the code runs.
+
+A `Lifetime` is the region for which a reference is valid: a guard's critical
+section, an owner's life (a `VBox` until it is dropped), a borrow's scope. Every
+reference handed out by a guard or owner holds its lifetime; using it after the
+lifetime ended raises `LifetimeError` naming where the reference was made and where
+its owner ended. Checking is one attribute load per use.
+
+`BorrowTracker` keeps Rust's aliasing rule for one object, or for byte ranges of it:
+any number of shared borrows, or exactly one exclusive borrow. A conflicting borrow
+raises `BorrowError` naming the live borrow's site.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, NoReturn, TypeVar
+
+from .config import STATE
+from .errors import BorrowError, LifetimeError
+from .site import Site, here
+
+__all__ = ["Borrow", "BorrowTracker", "Lifetime", "Ref"]
+
+T = TypeVar("T")
+
+
+class Lifetime:
+    """A region during which references derived from an owner are valid.
+
+    Invariants: `alive` is True until `end()` is called once; then `end_site` is where
+    the owner ended. `parent`, if any, must be alive for this lifetime to be alive
+    (a borrow of a borrow).
+    """
+
+    __slots__ = ("alive", "begin", "end_label", "end_site", "parent", "what")
+
+    def __init__(self, what: str, begin: Site | None = None, parent: Lifetime | None = None) -> None:
+        self.alive = True
+        self.what = what
+        self.begin = begin
+        self.end_site: Site | None = None
+        self.end_label = "the owner ended"
+        self.parent = parent
+
+    def end(self, site: Site | None = None, label: str | None = None) -> None:
+        self.alive = False
+        self.end_site = site if site is not None else here()
+        if label:
+            self.end_label = label
+
+    def is_alive(self) -> bool:
+        lt: Lifetime | None = self
+        while lt is not None:
+            if not lt.alive:
+                return False
+            lt = lt.parent
+        return True
+
+    def check(self, use: str) -> None:
+        """Raise `LifetimeError` if the lifetime (or a parent) ended."""
+        if not STATE.on:
+            return
+        lt: Lifetime | None = self
+        while lt is not None:
+            if not lt.alive:
+                lt.expired(use, made=self.begin)
+            lt = lt.parent
+
+    def expired(self, use: str, made: Site | None = None) -> NoReturn:
+        notes: list[tuple[str, Site | None]] = []
+        if made is not None or self.begin is not None:
+            notes.append(("the reference was made", made or self.begin))
+        raise LifetimeError(
+            f"{use} after its lifetime ended",
+            obj=self.what,
+            site=here(),
+            origin=self.end_site,
+            origin_label=self.end_label,
+            notes=notes,
+        )
+
+
+class Ref(Generic[T]):
+    """`&'a T`: a reference that dies with the lifetime it was derived from."""
+
+    __slots__ = ("_lt", "_target")
+
+    def __init__(self, target: T, lifetime: Lifetime) -> None:
+        self._target = target
+        self._lt = lifetime
+
+    def get(self) -> T:
+        """Dereference; a `LifetimeError` if the owner or guard has ended."""
+        lt = self._lt
+        if not lt.alive and STATE.on:
+            lt.expired("dereference of a reference")
+        if lt.parent is not None:
+            lt.check("dereference of a reference")
+        return self._target
+
+    @property
+    def lifetime(self) -> Lifetime:
+        return self._lt
+
+
+class Borrow:
+    """One live borrow recorded in a `BorrowTracker`."""
+
+    __slots__ = ("end", "exclusive", "owner", "site", "start", "tid")
+
+    def __init__(
+        self, owner: BorrowTracker, exclusive: bool, start: int, end: int, site: Site
+    ) -> None:
+        self.owner = owner
+        self.exclusive = exclusive
+        self.start = start
+        self.end = end
+        self.site = site
+        self.tid = threading.get_ident()
+
+    def release(self) -> None:
+        self.owner.release(self)
+
+    def __enter__(self) -> Borrow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class BorrowTracker:
+    """Shared-xor-exclusive borrows of one object (or of byte ranges of it).
+
+    Invariants: no two live borrows overlap unless both are shared.
+    """
+
+    __slots__ = ("_lock", "live", "what")
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.live: list[Borrow] = []
+        self._lock = threading.Lock()
+
+    def acquire(
+        self, exclusive: bool, start: int = 0, end: int = 1, site: Site | None = None
+    ) -> Borrow:
+        """Record a borrow of `[start, end)`; `BorrowError` if it conflicts."""
+        s = site if site is not None else here()
+        b = Borrow(self, exclusive, start, end, s)
+        if not STATE.on:
+            return b
+        with self._lock:
+            for other in self.live:
+                if other.start < end and start < other.end and (exclusive or other.exclusive):
+                    kind = "exclusive" if exclusive else "shared"
+                    okind = "exclusive" if other.exclusive else "shared"
+                    where = "" if (start, end) == (0, 1) else f" of bytes [{start}, {end})"
+                    cross = " on another thread" if other.tid != b.tid else ""
+                    raise BorrowError(
+                        f"{kind} borrow{where} while a{'n' if okind == 'exclusive' else ''} "
+                        f"{okind} borrow is live{cross}",
+                        obj=self.what,
+                        site=s,
+                        origin=other.site,
+                        origin_label=f"the {okind} borrow was taken",
+                    )
+            self.live.append(b)
+        return b
+
+    def release(self, b: Borrow) -> None:
+        with self._lock:
+            try:
+                self.live.remove(b)
+            except ValueError:
+                pass
+
+    def shared(self, site: Site | None = None) -> Borrow:
+        return self.acquire(False, site=site)
+
+    def exclusive(self, site: Site | None = None) -> Borrow:
+        return self.acquire(True, site=site)

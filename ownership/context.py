@@ -1,0 +1,352 @@
+"""Per-thread execution context: preempt count, atomic sections, RCU, IRQs, held locks.
+
+This models what the kernel keeps in `preempt_count()` and `current->lockdep_*`: the
+state that decides whether the running code may sleep. A `SpinLock` guard,
+`preempt_disable()`, `rcu_read_lock()` and `local_irq_disable()` each open an *atomic
+section*, recorded with the site that opened it, so that `might_sleep()` can print a
+`__might_resched`-style report naming where atomic context began.
+
+`@may_sleep` is the single declaration that a function may sleep: the runtime wrapper
+calls `might_sleep()` on entry, and the static checker (`ownership.static`) reads the
+same decorator to find sleeping calls in atomic context. `@may_sleep(gfp="flags")`
+declares a function that sleeps only when its GFP argument allows direct reclaim.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
+
+from . import sched
+from .config import STATE
+from .errors import AtomicSleepError, LockError, SendError
+from .site import Site, here
+
+if TYPE_CHECKING:
+    from .sync.lockdep import HeldLock
+
+__all__ = [
+    "AtomicSection",
+    "ExecContext",
+    "RcuReadGuard",
+    "ctx",
+    "in_atomic",
+    "irqs_disabled",
+    "local_irq_disable",
+    "may_sleep",
+    "might_sleep",
+    "preempt_count",
+    "preempt_disable",
+    "preempt_disabled",
+    "preempt_enable",
+    "rcu_read_lock",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TaskLike(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def comm(self) -> str: ...
+
+
+class AtomicSection:
+    """One open reason for atomic context: a spinlock, preempt_disable, RCU or IRQs off.
+
+    Invariants: `kind` is one of "spinlock", "preempt", "rcu", "irq"; `site` is where
+    the section began; `what` describes the object (the lock's class, ...).
+    """
+
+    __slots__ = ("kind", "site", "what")
+
+    def __init__(self, kind: str, what: str, site: Site) -> None:
+        self.kind = kind
+        self.what = what
+        self.site = site
+
+    def describe(self) -> str:
+        return f"{self.what} at {self.site}"
+
+
+class ExecContext(threading.local):
+    """The calling thread's context. One instance per thread (a `threading.local`).
+
+    Invariants: `preempt_count == len([s for s in sections if s.kind in
+    ("spinlock", "preempt")])` while checks are on; `held` lists the locks held by this
+    thread in acquisition order, each with its site.
+    """
+
+    preempt_count: int
+    rcu_depth: int
+    irq_depth: int
+    sections: list[AtomicSection]
+    held: list[HeldLock]
+    chain_key: int
+    unsafe_depth: int
+    task: TaskLike | None
+
+    def __init__(self) -> None:
+        self.preempt_count = 0
+        self.rcu_depth = 0
+        self.irq_depth = 0
+        self.sections = []
+        self.held = []
+        self.chain_key = 0
+        self.unsafe_depth = 0
+        self.task = None
+
+
+ctx = ExecContext()
+
+
+def current_task_name() -> str | None:
+    t = ctx.task
+    return f"{t.comm}:{t.pid}" if t is not None else None
+
+
+def held_lock_descriptions() -> list[str]:
+    return [h.describe() for h in ctx.held]
+
+
+def in_atomic() -> bool:
+    """Whether the calling thread may not sleep."""
+    c = ctx
+    return c.preempt_count > 0 or c.rcu_depth > 0 or c.irq_depth > 0
+
+
+def preempt_count() -> int:
+    return ctx.preempt_count
+
+
+def irqs_disabled() -> bool:
+    return ctx.irq_depth > 0
+
+
+def enter_atomic(kind: str, what: str, site: Site) -> AtomicSection:
+    """Open an atomic section (used by spinlocks and the helpers below)."""
+    c = ctx
+    sec = AtomicSection(kind, what, site)
+    c.sections.append(sec)
+    if kind == "rcu":
+        c.rcu_depth += 1
+    elif kind == "irq":
+        c.irq_depth += 1
+    else:
+        c.preempt_count += 1
+    return sec
+
+
+def exit_atomic(sec: AtomicSection) -> None:
+    """Close a section opened by `enter_atomic` on this thread."""
+    c = ctx
+    secs = c.sections
+    # Sections usually close in LIFO order; search from the end.
+    for i in range(len(secs) - 1, -1, -1):
+        if secs[i] is sec:
+            del secs[i]
+            break
+    else:
+        raise LockError(
+            f"closing {sec.what} that this thread did not open",
+            rule="unbalanced-atomic",
+            obj=sec.what,
+            site=here(),
+            origin=sec.site,
+            origin_label="the section was opened",
+        )
+    if sec.kind == "rcu":
+        c.rcu_depth -= 1
+    elif sec.kind == "irq":
+        c.irq_depth -= 1
+    else:
+        c.preempt_count -= 1
+    sched.active().preempt_point()
+
+
+def _atomic_report(own: int) -> list[str]:
+    c = ctx
+    lines = [
+        f"in_atomic(): {int(c.preempt_count - own > 0)}, irqs_disabled(): {int(c.irq_depth > 0)}, "
+        f"rcu_read_lock depth: {c.rcu_depth}",
+        f"preempt_count: {c.preempt_count - own}, expected: 0",
+    ]
+    return lines
+
+
+def might_sleep(*, allow_preempt: int = 0, what: str | None = None) -> None:
+    """Raise `AtomicSleepError` if the calling thread is in atomic context.
+
+    `allow_preempt` discounts sections the caller is about to close itself (a condvar
+    wait releases its own spinlock before sleeping).
+    """
+    if not STATE.on:
+        sched.active().preempt_point()
+        return
+    c = ctx
+    if c.preempt_count > allow_preempt or c.rcu_depth or c.irq_depth:
+        secs = c.sections[: len(c.sections) - allow_preempt] if allow_preempt else c.sections
+        first = secs[0] if secs else None
+        notes = [(f"atomic section #{i}: {s.kind} {s.what} began", s.site) for i, s in enumerate(secs)]
+        raise AtomicSleepError(
+            "sleeping function called from invalid context"
+            + (f": {what} may sleep" if what else ""),
+            obj=first.what if first else None,
+            site=here(),
+            origin=first.site if first else None,
+            origin_label=f"atomic context began ({first.kind}: {first.what})" if first else "",
+            notes=notes[1:],
+            details=_atomic_report(allow_preempt),
+        )
+    sched.active().preempt_point()
+
+
+# ---------------------------------------------------------------------------
+# The may-sleep declaration.
+
+MAY_SLEEP_REGISTRY: dict[str, str | None] = {}
+"""Qualified name of every `@may_sleep` function -> its GFP parameter (or None)."""
+
+
+def _register(fn: Callable[..., Any], gfp: str | None) -> None:
+    MAY_SLEEP_REGISTRY[f"{fn.__module__}.{fn.__qualname__}"] = gfp
+
+
+@overload
+def may_sleep(fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def may_sleep(*, gfp: str) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def may_sleep(
+    fn: Callable[P, R] | None = None, /, *, gfp: str | None = None
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declare that a function may sleep (the model's `might_sleep()` annotation).
+
+    Without arguments the function always may sleep. With `gfp="name"`, it may sleep
+    only when the GFP flags passed as `name` allow direct reclaim (`GFP_KERNEL` does,
+    `GFP_ATOMIC` and `GFP_NOWAIT` do not).
+    """
+
+    def deco(f: Callable[P, R]) -> Callable[P, R]:
+        _register(f, gfp)
+        name = f"{f.__qualname__}()"
+        if gfp is None:
+
+            @functools.wraps(f)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                might_sleep(what=name)
+                return f(*args, **kwargs)
+
+        else:
+            params = list(inspect.signature(f).parameters.values())
+            names = [p.name for p in params]
+            if gfp not in names:
+                raise TypeError(f"@may_sleep(gfp={gfp!r}): {f.__qualname__} has no such parameter")
+            idx = names.index(gfp)
+            default = params[idx].default
+
+            @functools.wraps(f)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                flags = args[idx] if len(args) > idx else kwargs.get(gfp, default)
+                if getattr(flags, "may_sleep", False):
+                    might_sleep(what=f"{name} with {flags!s}")
+                return f(*args, **kwargs)
+
+        wrapper.__ownership_may_sleep__ = gfp or True  # type: ignore[attr-defined]
+        return wrapper
+
+    if fn is not None:
+        return deco(fn)
+    return deco
+
+
+# ---------------------------------------------------------------------------
+# Atomic sections opened directly by drivers.
+
+
+def preempt_disable() -> AtomicSection:
+    """Disable preemption; returns the section to hand to `preempt_enable`."""
+    return enter_atomic("preempt", "preempt_disable()", here())
+
+
+def preempt_enable(sec: AtomicSection) -> None:
+    exit_atomic(sec)
+
+
+@contextmanager
+def preempt_disabled() -> Iterator[None]:
+    """`preempt_disable()` ... `preempt_enable()` as a `with` block."""
+    sec = enter_atomic("preempt", "preempt_disable()", here())
+    try:
+        yield
+    finally:
+        exit_atomic(sec)
+
+
+@contextmanager
+def local_irq_disable() -> Iterator[None]:
+    """Interrupts off for the body (`local_irq_save`/`local_irq_restore`)."""
+    sec = enter_atomic("irq", "local_irq_save()", here())
+    try:
+        yield
+    finally:
+        exit_atomic(sec)
+
+
+class RcuReadGuard:
+    """The RCU read-side critical section (`rcu::Guard`).
+
+    Invariants: while not dropped, the thread that made it is inside
+    `rcu_read_lock()`; `!Send`: it must be released on that thread.
+    """
+
+    __slots__ = ("_sec", "_site", "_tid")
+
+    def __init__(self) -> None:
+        self._site = here()
+        self._tid = threading.get_ident()
+        self._sec: AtomicSection | None = enter_atomic("rcu", "rcu_read_lock()", self._site)
+
+    def drop(self) -> None:
+        sec = self._sec
+        if sec is None:
+            raise LockError(
+                "rcu_read_unlock() without rcu_read_lock()",
+                rule="double-unlock",
+                obj="rcu_read_lock()",
+                site=here(),
+                origin=self._site,
+                origin_label="the read-side section began",
+            )
+        if threading.get_ident() != self._tid:
+            raise SendError(
+                "RCU read guard released on another thread",
+                obj="rcu_read_lock()",
+                site=here(),
+                origin=self._site,
+                origin_label="rcu_read_lock() taken",
+            )
+        self._sec = None
+        exit_atomic(sec)
+
+    def __enter__(self) -> RcuReadGuard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sec is not None:
+            self.drop()
+
+
+def rcu_read_lock() -> RcuReadGuard:
+    """Enter an RCU read-side critical section (atomic: no sleeping inside)."""
+    return RcuReadGuard()

@@ -1,0 +1,169 @@
+"""`vm_flags_t` bits (include/linux/mm.h, x86-64, CONFIG_MMU), with their real values.
+
+`ownership.mm.virt.flags` is this module (upstream `kernel::mm::virt::flags`). It also
+defines the masks mm.h derives (`VM_SPECIAL`, `VM_ACCESS_FLAGS`, ...) and `names()`,
+which spells a value the way the kernel does (`VM_MIXEDMAP|VM_PFNMAP`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACCESS",
+    "ACCOUNT",
+    "ALLOW_ANY_UNCACHED",
+    "ARCH_1",
+    "DONTCOPY",
+    "DONTDUMP",
+    "DONTEXPAND",
+    "DROPPABLE",
+    "EXEC",
+    "GROWSDOWN",
+    "HUGEPAGE",
+    "HUGETLB",
+    "IO",
+    "KNOWN",
+    "LOCKED",
+    "LOCKED_MASK",
+    "LOCKONFAULT",
+    "MAY_MASK",
+    "MAYEXEC",
+    "MAYREAD",
+    "MAYSHARE",
+    "MAYWRITE",
+    "MERGEABLE",
+    "MIXEDMAP",
+    "NAMES",
+    "NOHUGEPAGE",
+    "NONE",
+    "NORESERVE",
+    "PFNMAP",
+    "RAND_READ",
+    "READ",
+    "SEALED",
+    "SEQ_READ",
+    "SHADOW_STACK",
+    "SHARED",
+    "SOFTDIRTY",
+    "SPECIAL",
+    "SYNC",
+    "UFFD_MASK",
+    "UFFD_MINOR",
+    "UFFD_MISSING",
+    "UFFD_WP",
+    "VM_FLAGS_BITS",
+    "VM_FLAGS_MAX",
+    "WIPEONFORK",
+    "WRITE",
+    "names",
+]
+
+VM_FLAGS_BITS = 64
+VM_FLAGS_MAX = (1 << VM_FLAGS_BITS) - 1
+
+NONE = 0x0000_0000
+READ = 0x0000_0001
+WRITE = 0x0000_0002
+EXEC = 0x0000_0004
+SHARED = 0x0000_0008
+MAYREAD = 0x0000_0010
+MAYWRITE = 0x0000_0020
+MAYEXEC = 0x0000_0040
+MAYSHARE = 0x0000_0080
+GROWSDOWN = 0x0000_0100
+UFFD_MISSING = 0x0000_0200
+PFNMAP = 0x0000_0400
+UFFD_WP = 0x0000_1000
+LOCKED = 0x0000_2000
+IO = 0x0000_4000
+SEQ_READ = 0x0000_8000
+RAND_READ = 0x0001_0000
+DONTCOPY = 0x0002_0000
+DONTEXPAND = 0x0004_0000
+LOCKONFAULT = 0x0008_0000
+ACCOUNT = 0x0010_0000
+NORESERVE = 0x0020_0000
+HUGETLB = 0x0040_0000
+SYNC = 0x0080_0000
+ARCH_1 = 0x0100_0000
+WIPEONFORK = 0x0200_0000
+DONTDUMP = 0x0400_0000
+SOFTDIRTY = 0x0800_0000
+MIXEDMAP = 0x1000_0000
+HUGEPAGE = 0x2000_0000
+NOHUGEPAGE = 0x4000_0000
+MERGEABLE = 0x8000_0000
+PKEY_BIT0 = 1 << 32
+PKEY_BIT1 = 1 << 33
+PKEY_BIT2 = 1 << 34
+PKEY_BIT3 = 1 << 35
+SHADOW_STACK = 1 << 37
+ALLOW_ANY_UNCACHED = 1 << 39
+DROPPABLE = 1 << 40
+UFFD_MINOR = 1 << 41
+SEALED = 1 << 42
+
+# Masks derived in mm.h.
+ACCESS = READ | WRITE | EXEC  # VM_ACCESS_FLAGS
+MAY_MASK = MAYREAD | MAYWRITE | MAYEXEC
+SPECIAL = IO | DONTEXPAND | PFNMAP | MIXEDMAP  # VM_SPECIAL == 0x10044400
+LOCKED_MASK = LOCKED | LOCKONFAULT
+UFFD_MASK = UFFD_MISSING | UFFD_WP | UFFD_MINOR
+
+NAMES: dict[int, str] = {
+    READ: "VM_READ",
+    WRITE: "VM_WRITE",
+    EXEC: "VM_EXEC",
+    SHARED: "VM_SHARED",
+    MAYREAD: "VM_MAYREAD",
+    MAYWRITE: "VM_MAYWRITE",
+    MAYEXEC: "VM_MAYEXEC",
+    MAYSHARE: "VM_MAYSHARE",
+    GROWSDOWN: "VM_GROWSDOWN",
+    UFFD_MISSING: "VM_UFFD_MISSING",
+    PFNMAP: "VM_PFNMAP",
+    UFFD_WP: "VM_UFFD_WP",
+    LOCKED: "VM_LOCKED",
+    IO: "VM_IO",
+    SEQ_READ: "VM_SEQ_READ",
+    RAND_READ: "VM_RAND_READ",
+    DONTCOPY: "VM_DONTCOPY",
+    DONTEXPAND: "VM_DONTEXPAND",
+    LOCKONFAULT: "VM_LOCKONFAULT",
+    ACCOUNT: "VM_ACCOUNT",
+    NORESERVE: "VM_NORESERVE",
+    HUGETLB: "VM_HUGETLB",
+    SYNC: "VM_SYNC",
+    ARCH_1: "VM_ARCH_1",
+    WIPEONFORK: "VM_WIPEONFORK",
+    DONTDUMP: "VM_DONTDUMP",
+    SOFTDIRTY: "VM_SOFTDIRTY",
+    MIXEDMAP: "VM_MIXEDMAP",
+    HUGEPAGE: "VM_HUGEPAGE",
+    NOHUGEPAGE: "VM_NOHUGEPAGE",
+    MERGEABLE: "VM_MERGEABLE",
+    PKEY_BIT0: "VM_PKEY_BIT0",
+    PKEY_BIT1: "VM_PKEY_BIT1",
+    PKEY_BIT2: "VM_PKEY_BIT2",
+    PKEY_BIT3: "VM_PKEY_BIT3",
+    SHADOW_STACK: "VM_SHADOW_STACK",
+    ALLOW_ANY_UNCACHED: "VM_ALLOW_ANY_UNCACHED",
+    DROPPABLE: "VM_DROPPABLE",
+    UFFD_MINOR: "VM_UFFD_MINOR",
+    SEALED: "VM_SEALED",
+}
+
+KNOWN = 0
+for _bit in NAMES:
+    KNOWN |= _bit
+del _bit
+
+
+def names(value: int) -> str:
+    """`VM_READ|VM_MAYREAD|...` for a flags value; unknown bits as hex; 0 is `VM_NONE`."""
+    if value == 0:
+        return "VM_NONE"
+    parts = [n for bit, n in sorted(NAMES.items()) if value & bit]
+    rest = value & ~KNOWN
+    if rest:
+        parts.append(hex(rest))
+    return "|".join(parts)

@@ -1,0 +1,162 @@
+"""The scheduling seam: the one interface through which threads block, wake and yield.
+
+Every place where a thread of the model may block, wake another thread or be
+preempted goes through the `Scheduler` installed here:
+
+* lock acquisition and release (`SpinLock`, `Mutex`, the mmap rwsem): `raw_lock()`;
+* condition-variable waits and notifications (`CondVar`, rwsem waiters):
+  `wait_queue()`;
+* hand-off to another thread (`task.spawn`, the workqueue workers): `spawn()`;
+* preemption points (`might_sleep()`, every lock release): `preempt_point()`.
+
+The default `ThreadScheduler` maps these onto real `threading` primitives. What it
+promises, and what any replacement must keep: `raw_lock()` returns a non-reentrant
+mutual-exclusion lock with `acquire(blocking=True, timeout=-1) -> bool` and
+`release()`; a `WaitQueue` delivers no lost wakeups to a waiter registered (with
+`prepare`) before the wake; `spawn()` starts the function on a new thread of control
+and returns a handle whose `join()` waits for it. A deterministic scheduler in the
+manner of loom or shuttle can take control of interleavings by installing itself with
+`set_scheduler()` before the primitives are created, without touching them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = [
+    "RawLock",
+    "Scheduler",
+    "ThreadHandle",
+    "ThreadScheduler",
+    "WaitQueue",
+    "Waiter",
+    "active",
+    "set_scheduler",
+]
+
+
+class RawLock(Protocol):
+    """The C-level lock word under every model lock."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class Waiter(Protocol):
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class WaitQueue(Protocol):
+    """A wait queue (`wait_queue_head_t`): register, release your lock, then wait."""
+
+    def prepare(self) -> Waiter: ...
+
+    def cancel(self, waiter: Waiter) -> None: ...
+
+    def wake_one(self) -> bool: ...
+
+    def wake_all(self) -> int: ...
+
+
+class ThreadHandle(Protocol):
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+
+class Scheduler(Protocol):
+    def raw_lock(self) -> RawLock: ...
+
+    def wait_queue(self) -> WaitQueue: ...
+
+    def spawn(self, fn: Callable[[], None], name: str) -> ThreadHandle: ...
+
+    def preempt_point(self) -> None: ...
+
+
+class _EventWaiter:
+    __slots__ = ("_ev",)
+
+    def __init__(self) -> None:
+        self._ev = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._ev.wait(timeout)
+
+    def set(self) -> None:
+        self._ev.set()
+
+
+class _ThreadWaitQueue:
+    """FIFO wait queue on `threading.Event`s; a wake before the wait is not lost."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: deque[_EventWaiter] = deque()
+
+    def prepare(self) -> Waiter:
+        w = _EventWaiter()
+        with self._lock:
+            self._waiters.append(w)
+        return w
+
+    def cancel(self, waiter: Waiter) -> None:
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)  # type: ignore[arg-type]
+            except ValueError:
+                pass
+
+    def wake_one(self) -> bool:
+        with self._lock:
+            if not self._waiters:
+                return False
+            w = self._waiters.popleft()
+        w.set()
+        return True
+
+    def wake_all(self) -> int:
+        with self._lock:
+            ws = list(self._waiters)
+            self._waiters.clear()
+        for w in ws:
+            w.set()
+        return len(ws)
+
+
+class ThreadScheduler:
+    """The default scheduler: real OS threads, real locks, the OS decides."""
+
+    def raw_lock(self) -> RawLock:
+        return threading.Lock()
+
+    def wait_queue(self) -> WaitQueue:
+        return _ThreadWaitQueue()
+
+    def spawn(self, fn: Callable[[], None], name: str) -> ThreadHandle:
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        t.start()
+        return t
+
+    def preempt_point(self) -> None:
+        # Real threads are preempted by the interpreter; nothing to do.
+        return None
+
+
+_active: Scheduler = ThreadScheduler()
+
+
+def active() -> Scheduler:
+    """The scheduler in force."""
+    return _active
+
+
+def set_scheduler(s: Scheduler) -> Scheduler:
+    """Install `s`, returning the previous one. Primitives made before keep theirs."""
+    global _active
+    prev, _active = _active, s
+    return prev

@@ -1,0 +1,217 @@
+"""`Arc<T>` and `ArcBorrow<'a, T>` (rust/kernel/sync/arc.rs).
+
+The kernel's `Arc` differs from the standard library's, and the model keeps the
+differences (slides, "Custom Arc"): the count is a `refcount_t` (saturates at
+overflow with a warning and leaks instead of aborting; underflow is a
+`RefcountError`), there are no weak references, and every `Arc` is pinned: its
+contents never move (`Arc.pin_init`).
+
+Each `Arc` object is one handle that owns one count: `clone()` makes another,
+`drop()` gives the count back, and a handle used after its `drop()` is a
+`RefcountError`. When the last count goes, the value's `drop_arc()` hook (the model of
+`Drop`/`PinnedDrop`) runs on the dropping thread, so a destructor that may sleep makes
+the last `drop()` a may-sleep call, as in the kernel.
+
+`ArcBorrow` is `&Arc<T>` without a count: valid while the handle it came from lives.
+`Arc[T]` is Send and Sync iff `T` is Send and Sync.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ..alloc import GFP_KERNEL, Flags, alloc_check
+from ..borrow import Lifetime
+from ..config import STATE
+from ..errors import RefcountError
+from ..marker import is_send, is_sync
+from ..pin import Pinned
+from ..site import Site, here
+from .refcount import Refcount
+
+__all__ = ["Arc", "ArcBorrow", "live_arcs"]
+
+T = TypeVar("T")
+
+_live_lock = threading.Lock()
+_live: Counter[str] = Counter()
+
+
+def live_arcs() -> dict[str, int]:
+    """How many `Arc` allocations are live, per contained type (for leak checks)."""
+    with _live_lock:
+        return {k: v for k, v in _live.items() if v}
+
+
+class _ArcInner(Generic[T]):
+    __slots__ = ("freed", "refcount", "site", "value")
+
+    def __init__(self, value: T, site: Site) -> None:
+        self.value = value
+        self.site = site
+        self.refcount = Refcount(f"Arc<{type(value).__name__}>", 1)
+        self.freed = False
+
+
+class Arc(Generic[T]):
+    """A handle owning one count of a shared, pinned `T`.
+
+    Invariants: until `drop()`, this handle owns one increment of `_inner.refcount`,
+    so `_inner.value` is alive.
+    """
+
+    __slots__ = ("_dropped_at", "_inner", "_lt", "origin_site")
+
+    def __init__(self, inner: _ArcInner[T], site: Site) -> None:
+        self._inner = inner
+        self._dropped_at: Site | None = None
+        self._lt: Lifetime | None = None
+        self.origin_site = site
+
+    @classmethod
+    def new(cls, value: T, gfp: Flags = GFP_KERNEL) -> Arc[T]:
+        """Allocate an `Arc` (may sleep with `GFP_KERNEL`; `ENOMEM` on failure)."""
+        alloc_check(gfp, "Arc::new")
+        site = here()
+        if isinstance(value, Pinned) and value.__ownership_pinned_at__ is None:
+            # INVARIANT: every kernel Arc is pinned; its contents never move.
+            value._pin_here(site)
+        with _live_lock:
+            _live[type(value).__name__] += 1
+        return cls(_ArcInner(value, site), site)
+
+    pin_init = new
+
+    def _check(self, use: str) -> None:
+        if self._dropped_at is not None and STATE.on:
+            raise RefcountError(
+                f"{use} of an Arc handle after it was dropped",
+                rule="arc-use-after-drop",
+                obj=f"Arc<{type(self._inner.value).__name__}>",
+                site=here(),
+                origin=self._dropped_at,
+                origin_label="this handle was dropped",
+                notes=[("the Arc was allocated", self._inner.site)],
+            )
+
+    def get(self) -> T:
+        """`&*arc`."""
+        if self._dropped_at is not None:
+            self._check("dereference")
+        return self._inner.value
+
+    def clone(self) -> Arc[T]:
+        self._check("clone")
+        self._inner.refcount.inc()
+        return Arc(self._inner, here())
+
+    def as_arc_borrow(self) -> ArcBorrow[T]:
+        """Borrow without a count; valid while this handle lives."""
+        self._check("borrow")
+        lt = self._lt
+        if lt is None:
+            lt = self._lt = Lifetime(f"Arc<{type(self._inner.value).__name__}> handle", self.origin_site)
+        return ArcBorrow(self._inner, lt)
+
+    def drop(self) -> None:
+        """Give back this handle's count; the last one frees the value."""
+        if self._dropped_at is not None:
+            if STATE.on:
+                raise RefcountError(
+                    "double drop of an Arc handle",
+                    rule="double-drop",
+                    obj=f"Arc<{type(self._inner.value).__name__}>",
+                    site=here(),
+                    origin=self._dropped_at,
+                    origin_label="this handle was already dropped",
+                )
+            return
+        inner = self._inner
+        hook = getattr(inner.value, "drop_arc", None)
+        if inner.refcount.read() == 1 and hook is not None and STATE.on:
+            # The destructor runs on this thread: check its context before any effect.
+            may = getattr(hook, "__ownership_may_sleep__", None)
+            if may is True:
+                from ..context import might_sleep
+
+                might_sleep()
+        last = inner.refcount.dec_and_test()
+        self._dropped_at = here()
+        if self._lt is not None:
+            self._lt.end(self._dropped_at, "the Arc handle was dropped")
+        if last:
+            inner.freed = True
+            with _live_lock:
+                _live[type(inner.value).__name__] -= 1
+            if hook is not None:
+                hook()
+
+    def into_raw(self) -> _ArcInner[T]:
+        """Give up the handle without dropping its count (`Arc::into_raw`)."""
+        self._check("into_raw")
+        self._dropped_at = here()
+        return self._inner
+
+    @classmethod
+    def from_raw(cls, inner: _ArcInner[T]) -> Arc[T]:
+        """Take back a count given up by `into_raw`."""
+        return cls(inner, here())
+
+    @staticmethod
+    def ptr_eq(a: Arc[Any] | ArcBorrow[Any], b: Arc[Any] | ArcBorrow[Any]) -> bool:
+        return a._inner is b._inner
+
+    def refcount(self) -> int:
+        return self._inner.refcount.read()
+
+    def __ownership_is_send__(self) -> bool:
+        v = self._inner.value
+        return is_send(v) and is_sync(v)
+
+    __ownership_is_sync__ = __ownership_is_send__
+
+    def describe(self) -> str:
+        return f"Arc<{type(self._inner.value).__name__}>"
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Deref: `arc.method()` reaches the contents (typed code uses `.get()`).
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(self.get(), name)
+
+
+class ArcBorrow(Generic[T]):
+    """`ArcBorrow<'a, T>`: a count-free borrow of an `Arc`, tied to its handle.
+
+    Invariants: `_lt` is the lifetime of the handle it was borrowed from; while it is
+    alive the value is kept alive by that handle's count.
+    """
+
+    __slots__ = ("_inner", "_lt")
+
+    def __init__(self, inner: _ArcInner[T], lt: Lifetime) -> None:
+        self._inner = inner
+        self._lt = lt
+
+    def get(self) -> T:
+        lt = self._lt
+        if not lt.alive and STATE.on:
+            lt.expired("dereference of an ArcBorrow")
+        return self._inner.value
+
+    def clone_arc(self) -> Arc[T]:
+        """`Arc::from(borrow)`: take a new count."""
+        self.get()
+        self._inner.refcount.inc()
+        return Arc(self._inner, here())
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(self.get(), name)

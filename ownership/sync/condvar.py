@@ -1,0 +1,74 @@
+"""`CondVar` (rust/kernel/sync/condvar.rs): wait for a condition with a lock released.
+
+`wait(guard)` atomically releases the guard's lock, sleeps until notified, and takes
+the lock again before returning; the guard stays valid across the wait. Waiting may
+sleep, so it is an `AtomicSleepError` when the thread is in atomic context for any
+reason *other than* the guard's own spinlock (which the wait releases): waiting while
+holding another spinlock, or under `rcu_read_lock()`, is a sleep in atomic context.
+Spurious wakeups are allowed, as in the kernel: callers wait in a loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import sched
+from ..config import STATE
+from ..context import might_sleep
+from ..errors import LifetimeError
+from ..pin import Pinned
+from ..site import here
+from .lock import Guard
+
+__all__ = ["CondVar"]
+
+
+class CondVar(Pinned):
+    """A condition variable; pinned in place like every kernel wait queue.
+
+    Invariants: a waiter is registered on `_wq` before its lock is released, so no
+    notification between the release and the sleep is lost.
+    """
+
+    __slots__ = ("__ownership_pinned_at__", "_wq", "name")
+
+    def __init__(self, name: str | None = None) -> None:
+        site = here()
+        self.name = name or f"CondVar@{site.short()}"
+        self._wq = sched.active().wait_queue()
+        # INVARIANT: pinned where built, as `new_condvar!` in `pin_init!`.
+        self._pin_here(site)
+
+    def wait(self, guard: Guard[Any]) -> None:
+        """Release `guard`'s lock, sleep until notified, re-take it."""
+        self.wait_timeout(guard, None)
+
+    def wait_timeout(self, guard: Guard[Any], timeout: float | None) -> bool:
+        """As `wait`, giving up after `timeout` seconds; False if it timed out."""
+        if not isinstance(guard, Guard):
+            raise TypeError(f"CondVar.wait takes a lock guard, got {type(guard).__name__}")
+        if not guard.is_held() and STATE.on:
+            raise LifetimeError(
+                "CondVar.wait on a guard that was already released",
+                obj=guard.lock.describe(),
+                site=here(),
+                origin=guard.origin_site,
+                origin_label="the lock was taken",
+            )
+        own = 1 if guard._sec is not None and guard._sec.kind == "spinlock" else 0
+        might_sleep(allow_preempt=own)
+        site = here()
+        w = self._wq.prepare()
+        guard._unlock_for_wait()
+        try:
+            woken = w.wait(timeout)
+        finally:
+            self._wq.cancel(w)
+            guard._relock_after_wait(site)
+        return woken
+
+    def notify_one(self) -> None:
+        self._wq.wake_one()
+
+    def notify_all(self) -> None:
+        self._wq.wake_all()

@@ -1,0 +1,263 @@
+"""Lock-order validation in the manner of the kernel's lockdep.
+
+Every lock belongs to a *lock class* (its name; unnamed locks get their construction
+site, as lockdep keys a `new_spinlock!()` by its call site). When a thread acquires a
+lock of class B while holding one of class A, the dependency A -> B is recorded in a
+graph shared by all threads. If B ->* A is already in the graph, the new order closes
+a cycle: `LockError` (rule `lock-order`) is raised the first time the inverted order
+is *attempted*, before blocking, whether or not the run would have deadlocked.
+
+Cost: like lockdep's chain cache, the sequence of held classes is hashed into a chain
+key kept per thread; a chain that was validated once is never walked again, so an
+acquisition along a known chain costs one hash and one set lookup. Trylocks add no
+dependency (they cannot block) but are part of the chain, as in lockdep.
+
+The model's own ordering facts ("the VMA read lock nests inside the mmap lock",
+Documentation/mm/process_addrs.rst) are seeded with `declare_order`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from ..context import ctx
+from ..errors import LockError
+from ..site import Site, here
+
+__all__ = ["HeldLock", "LockClass", "acquire", "declare_order", "lock_class", "release"]
+
+
+class LockClass:
+    """A lockdep class: all locks sharing a name are ordered as one.
+
+    Invariants: `id` is unique per class for the life of the process.
+    """
+
+    __slots__ = ("id", "kind", "name", "site")
+
+    def __init__(self, name: str, kind: str, site: Site | None, id_: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.site = site
+        self.id = id_
+
+    def __repr__(self) -> str:
+        return f"LockClass({self.kind} {self.name!r})"
+
+
+class HeldLock:
+    """One entry of a thread's held-lock stack (`struct held_lock`)."""
+
+    __slots__ = ("cls", "instance", "key", "nested", "prev_key", "read", "site", "trylock")
+
+    def __init__(
+        self,
+        cls: LockClass,
+        instance: object,
+        site: Site,
+        read: bool,
+        trylock: bool,
+        nested: int,
+        prev_key: int,
+        key: int,
+    ) -> None:
+        self.cls = cls
+        self.instance = instance
+        self.site = site
+        self.read = read
+        self.trylock = trylock
+        self.nested = nested
+        self.prev_key = prev_key
+        self.key = key
+
+    def describe(self) -> str:
+        mode = "read" if self.read else "write" if self.cls.kind.startswith("rw") else ""
+        how = "trylock" if self.trylock else "lock"
+        m = f", {mode}" if mode else ""
+        return f"{self.cls.kind} '{self.cls.name}'{m} ({how}) taken at {self.site}"
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """A recorded dependency `a -> b`: b was acquired while a was held."""
+
+    a_site: Site | None
+    b_site: Site | None
+    thread: str
+    declared: str | None = None
+
+
+_glock = threading.Lock()
+_classes: dict[str, LockClass] = {}
+_after: dict[int, dict[int, _Edge]] = {}
+_by_id: dict[int, LockClass] = {}
+_validated: set[int] = set()
+
+
+def lock_class(name: str, kind: str, site: Site | None = None) -> LockClass:
+    """The class named `name`, created on first use."""
+    cls = _classes.get(name)
+    if cls is None:
+        with _glock:
+            cls = _classes.get(name)
+            if cls is None:
+                cls = LockClass(name, kind, site, len(_classes) + 1)
+                _classes[name] = cls
+                _by_id[cls.id] = cls
+    return cls
+
+
+def declare_order(outer: LockClass, inner: LockClass, reason: str) -> None:
+    """Seed the graph with a documented order: `inner` nests inside `outer`."""
+    with _glock:
+        _after.setdefault(outer.id, {}).setdefault(
+            inner.id, _Edge(None, None, "(declared)", declared=reason)
+        )
+        _validated.clear()
+
+
+def _path(src: int, dst: int) -> list[tuple[int, int]] | None:
+    """A path src ->* dst in the dependency graph, as a list of edges."""
+    if src == dst:
+        return []
+    prev: dict[int, int] = {src: src}
+    q = deque([src])
+    while q:
+        n = q.popleft()
+        for m in _after.get(n, ()):
+            if m in prev:
+                continue
+            prev[m] = n
+            if m == dst:
+                path = []
+                while m != src:
+                    path.append((prev[m], m))
+                    m = prev[m]
+                path.reverse()
+                return path
+            q.append(m)
+    return None
+
+
+def _recursion(h: HeldLock, cls: LockClass, site: Site, read: bool, same: bool) -> LockError:
+    what = "lock" if same else "lock of the same class"
+    return LockError(
+        f"possible recursive locking detected: acquiring a {what} this thread already holds",
+        rule="recursive-lock",
+        obj=f"{cls.kind} '{cls.name}'" + (" (read)" if read else ""),
+        site=site,
+        origin=h.site,
+        origin_label="the lock is already held, taken",
+        details=(
+            ["hint: for two locks of one class taken in a defined order, pass nested=1"]
+            if not same
+            else []
+        ),
+    )
+
+
+def _inversion(h: HeldLock, cls: LockClass, site: Site, path: list[tuple[int, int]]) -> LockError:
+    notes: list[tuple[str, Site | None]] = []
+    details = ["the existing dependency chain (new lock first) is:"]
+    for a, b in path:
+        e = _after[a][b]
+        ca, cb = _by_id[a], _by_id[b]
+        if e.declared:
+            details.append(f"  -> '{cb.name}' nests inside '{ca.name}' (declared: {e.declared})")
+        else:
+            details.append(f"  -> '{cb.name}' taken while holding '{ca.name}' ({e.thread})")
+            notes.append((f"'{ca.name}' was held, taken", e.a_site))
+            notes.append((f"then '{cb.name}' was taken", e.b_site))
+    return LockError(
+        f"possible circular locking dependency detected: '{cls.name}' after '{h.cls.name}' "
+        f"inverts the recorded order",
+        rule="lock-order",
+        obj=f"{cls.kind} '{cls.name}'",
+        site=site,
+        origin=h.site,
+        origin_label=f"but this thread already holds '{h.cls.name}', taken",
+        notes=notes,
+        details=details,
+    )
+
+
+def acquire(
+    cls: LockClass,
+    instance: object,
+    site: Site,
+    *,
+    read: bool = False,
+    trylock: bool = False,
+    nested: int = 0,
+) -> HeldLock:
+    """Validate and record an acquisition; raises `LockError` before any effect."""
+    c = ctx
+    held = c.held
+    if not trylock:
+        for h in held:
+            if h.instance is instance:
+                raise _recursion(h, cls, site, read, True)
+    key = hash((c.chain_key, cls.id, trylock, nested))
+    if key not in _validated:
+        if not trylock:
+            _validate(held, cls, site, nested)
+        _validated.add(key)
+    entry = HeldLock(cls, instance, site, read, trylock, nested, c.chain_key, key)
+    held.append(entry)
+    c.chain_key = key
+    return entry
+
+
+def _validate(held: list[HeldLock], cls: LockClass, site: Site, nested: int) -> None:
+    thread = threading.current_thread().name
+    with _glock:
+        for h in held:
+            if h.cls is cls:
+                if nested or h.trylock:
+                    continue
+                raise _recursion(h, cls, site, False, False)
+            path = _path(cls.id, h.cls.id)
+            if path is not None:
+                raise _inversion(h, cls, site, path)
+        for h in held:
+            if h.cls is not cls:
+                _after.setdefault(h.cls.id, {}).setdefault(cls.id, _Edge(h.site, site, thread))
+
+
+def release(entry: HeldLock) -> None:
+    """Remove `entry` from the calling thread's held-lock stack."""
+    c = ctx
+    held = c.held
+    if held and held[-1] is entry:
+        held.pop()
+        c.chain_key = entry.prev_key
+        return
+    for i in range(len(held) - 1, -1, -1):
+        if held[i] is entry:
+            del held[i]
+            break
+    else:
+        raise LockError(
+            "releasing a lock this thread does not hold",
+            rule="unlock-not-held",
+            obj=f"{entry.cls.kind} '{entry.cls.name}'",
+            site=here(),
+            origin=entry.site,
+            origin_label="the lock was taken",
+        )
+    # Out-of-order release: recompute the chain keys of the entries above it.
+    key = held[i - 1].key if i > 0 else 0
+    for h in held[i:]:
+        h.prev_key = key
+        key = hash((key, h.cls.id, h.trylock, h.nested))
+        h.key = key
+    c.chain_key = key
+
+
+def reset_for_tests() -> None:
+    """Forget every recorded dependency (classes stay). Only for test isolation."""
+    with _glock:
+        _after.clear()
+        _validated.clear()
