@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite plus mypy --strict, with the runtime checks on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+py=.venv/bin/python
+echo "== mypy --strict"
+$py -m mypy --strict ownership binder proofs tests
+echo "== import contracts (binder never touches ownership.bindings)"
+.venv/bin/lint-imports
+echo "== pytest"
+$py -m pytest -q -n 2 "$@"
