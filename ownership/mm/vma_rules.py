@@ -53,7 +53,9 @@ __all__ = [
     "Var",
     "VmaOp",
     "VmaRule",
+    "CAN_MERGE",
     "apply",
+    "can_merge",
     "check_state",
     "check_transition",
     "evaluate",
@@ -700,3 +702,27 @@ def apply(
     if op.checked:
         check_transition(old, new, f"{op.name}()", ctx, origins)
     return new
+
+
+# --------------------------------------------------------------------------------------
+# Merging.
+
+MERGE_A = Var("a")
+MERGE_B = Var("b")
+
+CAN_MERGE: Expr = And(
+    Eq(BAnd(MERGE_A, Const(MASK64 & ~F.SOFTDIRTY)), BAnd(MERGE_B, Const(MASK64 & ~F.SOFTDIRTY))),
+    Not(Has(MERGE_A, F.SPECIAL)),
+    Not(Has(MERGE_B, F.SPECIAL)),
+)
+"""Whether two adjacent VMAs with flags `a` and `b` may merge (mm/vma.c).
+
+`is_mergeable_vma()`: the flags must be equal ignoring VM_SOFTDIRTY; `vma_merge()`:
+`if (vm_flags & VM_SPECIAL) return NULL` - VM_SPECIAL VMAs never merge. (The simulated
+kernel also requires the same file, vm_ops and private data, which are not flags.)
+"""
+
+
+def can_merge(a: int, b: int) -> bool:
+    """Concrete `CAN_MERGE`."""
+    return bool(evaluate(CAN_MERGE, {"a": a, "b": b}))
