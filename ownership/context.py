@@ -19,7 +19,7 @@ import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Protocol, TypeVar, overload
 
 from . import sched
 from .config import STATE
@@ -33,6 +33,7 @@ __all__ = [
     "AtomicSection",
     "ExecContext",
     "RcuReadGuard",
+    "ThreadState",
     "ctx",
     "in_atomic",
     "irqs_disabled",
@@ -76,63 +77,138 @@ class AtomicSection:
         return f"{self.what} at {self.site}"
 
 
-class ExecContext(threading.local):
-    """The calling thread's context. One instance per thread (a `threading.local`).
+class ThreadState:
+    """The per-thread record behind `ctx`: a plain object, so hot paths pay one
+    thread-local lookup (`ctx.st`) and then plain attribute accesses.
 
     Invariants: `preempt_count == len([s for s in sections if s.kind in
     ("spinlock", "preempt")])` while checks are on; `held` lists the locks held by this
-    thread in acquisition order, each with its site.
+    thread in acquisition order, each with its site; `chain_key` hashes the classes
+    in `held` (lockdep's chain key); `tid` is the owning thread's ident.
     """
 
-    preempt_count: int
-    rcu_depth: int
-    irq_depth: int
-    sections: list[AtomicSection]
-    held: list[HeldLock]
-    chain_key: int
-    unsafe_depth: int
-    task: TaskLike | None
+    __slots__ = (
+        "chain_key",
+        "held",
+        "irq_depth",
+        "preempt_count",
+        "rcu_depth",
+        "sections",
+        "task",
+        "tid",
+        "unsafe_depth",
+    )
 
     def __init__(self) -> None:
         self.preempt_count = 0
         self.rcu_depth = 0
         self.irq_depth = 0
-        self.sections = []
-        self.held = []
+        self.sections: list[AtomicSection] = []
+        self.held: list[HeldLock] = []
         self.chain_key = 0
         self.unsafe_depth = 0
-        self.task = None
+        self.task: TaskLike | None = None
+        self.tid = threading.get_ident()
+
+
+class ExecContext(threading.local):
+    """The calling thread's context. One instance per thread (a `threading.local`).
+
+    The fields live in a plain `ThreadState` (`ctx.st`); the properties below are the
+    public view. Invariants: those of `ThreadState`.
+    """
+
+    st: ThreadState
+
+    def __init__(self) -> None:
+        self.st = ThreadState()
+
+    @property
+    def preempt_count(self) -> int:
+        return self.st.preempt_count
+
+    @preempt_count.setter
+    def preempt_count(self, v: int) -> None:
+        self.st.preempt_count = v
+
+    @property
+    def rcu_depth(self) -> int:
+        return self.st.rcu_depth
+
+    @rcu_depth.setter
+    def rcu_depth(self, v: int) -> None:
+        self.st.rcu_depth = v
+
+    @property
+    def irq_depth(self) -> int:
+        return self.st.irq_depth
+
+    @irq_depth.setter
+    def irq_depth(self, v: int) -> None:
+        self.st.irq_depth = v
+
+    @property
+    def sections(self) -> list[AtomicSection]:
+        return self.st.sections
+
+    @property
+    def held(self) -> list[HeldLock]:
+        return self.st.held
+
+    @property
+    def chain_key(self) -> int:
+        return self.st.chain_key
+
+    @chain_key.setter
+    def chain_key(self, v: int) -> None:
+        self.st.chain_key = v
+
+    @property
+    def unsafe_depth(self) -> int:
+        return self.st.unsafe_depth
+
+    @unsafe_depth.setter
+    def unsafe_depth(self, v: int) -> None:
+        self.st.unsafe_depth = v
+
+    @property
+    def task(self) -> TaskLike | None:
+        return self.st.task
+
+    @task.setter
+    def task(self, v: TaskLike | None) -> None:
+        self.st.task = v
 
 
 ctx = ExecContext()
 
 
 def current_task_name() -> str | None:
-    t = ctx.task
+    t = ctx.st.task
     return f"{t.comm}:{t.pid}" if t is not None else None
 
 
 def held_lock_descriptions() -> list[str]:
-    return [h.describe() for h in ctx.held]
+    return [h.describe() for h in ctx.st.held]
 
 
 def in_atomic() -> bool:
     """Whether the calling thread may not sleep."""
-    c = ctx
+    c = ctx.st
     return c.preempt_count > 0 or c.rcu_depth > 0 or c.irq_depth > 0
 
 
 def preempt_count() -> int:
-    return ctx.preempt_count
+    return ctx.st.preempt_count
 
 
 def irqs_disabled() -> bool:
-    return ctx.irq_depth > 0
+    return ctx.st.irq_depth > 0
 
 
 def enter_atomic(kind: str, what: str, site: Site) -> AtomicSection:
     """Open an atomic section (used by spinlocks and the helpers below)."""
-    c = ctx
+    c = ctx.st
     sec = AtomicSection(kind, what, site)
     c.sections.append(sec)
     if kind == "rcu":
@@ -144,35 +220,49 @@ def enter_atomic(kind: str, what: str, site: Site) -> AtomicSection:
     return sec
 
 
-def exit_atomic(sec: AtomicSection) -> None:
-    """Close a section opened by `enter_atomic` on this thread."""
-    c = ctx
+def _unbalanced(sec: AtomicSection) -> LockError:
+    return LockError(
+        f"closing {sec.what} that this thread did not open",
+        rule="unbalanced-atomic",
+        obj=sec.what,
+        site=here(),
+        origin=sec.site,
+        origin_label="the section was opened",
+    )
+
+
+def exit_atomic(sec: AtomicSection, c: ThreadState | None = None) -> None:
+    """Close a section opened by `enter_atomic` on this thread.
+
+    `c` is the calling thread's state when the caller already has it (a fast path).
+    """
+    if c is None:
+        c = ctx.st
     secs = c.sections
     # Sections usually close in LIFO order; search from the end.
-    for i in range(len(secs) - 1, -1, -1):
-        if secs[i] is sec:
-            del secs[i]
-            break
+    if secs and secs[-1] is sec:
+        secs.pop()
     else:
-        raise LockError(
-            f"closing {sec.what} that this thread did not open",
-            rule="unbalanced-atomic",
-            obj=sec.what,
-            site=here(),
-            origin=sec.site,
-            origin_label="the section was opened",
-        )
-    if sec.kind == "rcu":
+        for i in range(len(secs) - 2, -1, -1):
+            if secs[i] is sec:
+                del secs[i]
+                break
+        else:
+            raise _unbalanced(sec)
+    kind = sec.kind
+    if kind == "rcu":
         c.rcu_depth -= 1
-    elif sec.kind == "irq":
+    elif kind == "irq":
         c.irq_depth -= 1
     else:
         c.preempt_count -= 1
-    sched.active().preempt_point()
+    hook = sched.preempt_hook
+    if hook is not None:
+        hook()
 
 
 def _atomic_report(own: int) -> list[str]:
-    c = ctx
+    c = ctx.st
     lines = [
         f"in_atomic(): {int(c.preempt_count - own > 0)}, irqs_disabled(): {int(c.irq_depth > 0)}, "
         f"rcu_read_lock depth: {c.rcu_depth}",
@@ -185,27 +275,31 @@ def might_sleep(*, allow_preempt: int = 0, what: str | None = None) -> None:
     """Raise `AtomicSleepError` if the calling thread is in atomic context.
 
     `allow_preempt` discounts sections the caller is about to close itself (a condvar
-    wait releases its own spinlock before sleeping).
+    wait releases its own spinlock before sleeping). Every call is a preemption point
+    of the scheduling seam.
     """
-    if not STATE.on:
-        sched.active().preempt_point()
-        return
-    c = ctx
-    if c.preempt_count > allow_preempt or c.rcu_depth or c.irq_depth:
-        secs = c.sections[: len(c.sections) - allow_preempt] if allow_preempt else c.sections
-        first = secs[0] if secs else None
-        notes = [(f"atomic section #{i}: {s.kind} {s.what} began", s.site) for i, s in enumerate(secs)]
-        raise AtomicSleepError(
-            "sleeping function called from invalid context"
-            + (f": {what} may sleep" if what else ""),
-            obj=first.what if first else None,
-            site=here(),
-            origin=first.site if first else None,
-            origin_label=f"atomic context began ({first.kind}: {first.what})" if first else "",
-            notes=notes[1:],
-            details=_atomic_report(allow_preempt),
-        )
-    sched.active().preempt_point()
+    if STATE.on:
+        c = ctx.st
+        if c.preempt_count > allow_preempt or c.rcu_depth or c.irq_depth:
+            _atomic_sleep(c, allow_preempt, what)
+    hook = sched.preempt_hook
+    if hook is not None:
+        hook()
+
+
+def _atomic_sleep(c: ThreadState, allow_preempt: int, what: str | None) -> NoReturn:
+    secs = c.sections[: len(c.sections) - allow_preempt] if allow_preempt else c.sections
+    first = secs[0] if secs else None
+    notes = [(f"atomic section #{i}: {s.kind} {s.what} began", s.site) for i, s in enumerate(secs)]
+    raise AtomicSleepError(
+        "sleeping function called from invalid context" + (f": {what} may sleep" if what else ""),
+        obj=first.what if first else None,
+        site=here(),
+        origin=first.site if first else None,
+        origin_label=f"atomic context began ({first.kind}: {first.what})" if first else "",
+        notes=notes[1:],
+        details=_atomic_report(allow_preempt),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -244,7 +338,14 @@ def may_sleep(
 
             @functools.wraps(f)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                might_sleep(what=name)
+                # The body of `might_sleep()`, inlined: `Mutex.lock` runs through here.
+                if STATE.on:
+                    c = ctx.st
+                    if c.preempt_count or c.rcu_depth or c.irq_depth:
+                        _atomic_sleep(c, 0, name)
+                hook = sched.preempt_hook
+                if hook is not None:
+                    hook()
                 return f(*args, **kwargs)
 
         else:
@@ -259,7 +360,13 @@ def may_sleep(
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
                 flags = args[idx] if len(args) > idx else kwargs.get(gfp, default)
                 if getattr(flags, "may_sleep", False):
-                    might_sleep(what=f"{name} with {flags!s}")
+                    if STATE.on:
+                        c = ctx.st
+                        if c.preempt_count or c.rcu_depth or c.irq_depth:
+                            _atomic_sleep(c, 0, f"{name} with {flags!s}")
+                    hook = sched.preempt_hook
+                    if hook is not None:
+                        hook()
                 return f(*args, **kwargs)
 
         wrapper.__ownership_may_sleep__ = gfp or True  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ __all__ = [
     "EFAULT",
     "EINTR",
     "EINVAL",
+    "ENODEV",
     "ENOENT",
     "ENOMEM",
     "ENOSPC",
@@ -66,6 +67,7 @@ EACCES = _errno.EACCES
 EFAULT = _errno.EFAULT
 EBUSY = _errno.EBUSY
 EEXIST = _errno.EEXIST
+ENODEV = _errno.ENODEV
 EINVAL = _errno.EINVAL
 ENOTTY = _errno.ENOTTY
 ENOSPC = _errno.ENOSPC

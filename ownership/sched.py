@@ -17,6 +17,20 @@ mutual-exclusion lock with `acquire(blocking=True, timeout=-1) -> bool` and
 and returns a handle whose `join()` waits for it. A deterministic scheduler in the
 manner of loom or shuttle can take control of interleavings by installing itself with
 `set_scheduler()` before the primitives are created, without touching them.
+
+Where the seam is used: `ownership.sync.lock` (raw lock words; every release is a
+preemption point), `ownership.sync.condvar` (wait queues), `ownership.context`
+(`might_sleep()` and the end of every atomic section are preemption points),
+`ownership.task.spawn` and `ownership.workqueue` (worker threads, the queue's lock and
+its wait queues), and the simulated C side's rw-semaphores. The model's internal
+bookkeeping locks (lockdep's graph, a refcount's atomic update, a borrow tracker's
+list) are plain `threading.Lock`s: they are leaves held for a few instructions, never
+across a seam call, so they are invisible to a scheduler that switches threads only at
+seam calls.
+
+Hot paths read `preempt_hook` (None while the default scheduler, whose preemption
+point does nothing, is installed) instead of calling `active().preempt_point()`;
+`set_scheduler()` keeps it in step, so an installed scheduler sees every point.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ from typing import Protocol
 
 __all__ = [
     "RawLock",
+    "preempt_hook",
+    "preempt_point",
     "Scheduler",
     "ThreadHandle",
     "ThreadScheduler",
@@ -149,14 +165,26 @@ class ThreadScheduler:
 
 _active: Scheduler = ThreadScheduler()
 
+preempt_hook: Callable[[], None] | None = None
+"""The installed scheduler's `preempt_point`, or None when it is the default no-op."""
+
 
 def active() -> Scheduler:
     """The scheduler in force."""
     return _active
 
 
+def preempt_point() -> None:
+    """A point where the running thread may be preempted."""
+    hook = preempt_hook
+    if hook is not None:
+        hook()
+
+
 def set_scheduler(s: Scheduler) -> Scheduler:
     """Install `s`, returning the previous one. Primitives made before keep theirs."""
-    global _active
+    global _active, preempt_hook
     prev, _active = _active, s
+    noop = type(s) is ThreadScheduler
+    preempt_hook = None if noop else s.preempt_point
     return prev

@@ -11,6 +11,12 @@ Frames are "internal" when their code lives in the `ownership` package (or in
 first frame that is not internal is the driver's call site. Modules inside the package
 that play the role of driver code (the demo, the benchmarks) opt out with
 `driver_module(__file__)`.
+
+Cost: the classification of a code object is cached by `id(code)` (hashing a code
+object hashes its bytecode and constants, which is slow), and the code object is kept
+alive so that its id is never reused. `Site`s are immutable and interned per call
+site (code object and bytecode offset), so recording a site that was seen before
+allocates nothing: one frame load, two dictionary lookups.
 """
 
 from __future__ import annotations
@@ -22,30 +28,42 @@ import sys
 import threading
 from types import CodeType, FrameType
 
-__all__ = ["Site", "caller", "driver_module", "here"]
+__all__ = ["Site", "caller", "driver_module", "here", "site_of_frame"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_BETWEEN = frozenset(
     os.path.abspath(m.__file__) for m in (contextlib, threading) if m.__file__ is not None
 )
 _driver_files: set[str] = set()
-# Cache of "is this code object internal?"; code objects are immortal for our purposes.
-_internal: dict[CodeType, bool] = {}
+_getframe = sys._getframe
+
+# id(code) -> None for internal code, else the interned sites of that code object by
+# bytecode offset. `_pinned` keeps every classified code object alive, so an id in
+# `_by_code` always denotes the same code object.
+_by_code: dict[int, dict[int, Site] | None] = {}
+_pinned: dict[int, CodeType] = {}
 
 
 def driver_module(file: str) -> None:
     """Mark a module of the package as driver code, so sites point into it."""
     _driver_files.add(os.path.abspath(file))
-    _internal.clear()
+    _by_code.clear()
+
+
+def _classify(code: CodeType) -> dict[int, Site] | None:
+    fn = os.path.abspath(code.co_filename)
+    internal = (fn.startswith(_PACKAGE_DIR) and fn not in _driver_files) or fn in _STDLIB_BETWEEN
+    sites: dict[int, Site] | None = None if internal else {}
+    _pinned[id(code)] = code
+    _by_code[id(code)] = sites
+    return sites
 
 
 def _is_internal(code: CodeType) -> bool:
-    res = _internal.get(code)
-    if res is None:
-        fn = os.path.abspath(code.co_filename)
-        res = (fn.startswith(_PACKAGE_DIR) and fn not in _driver_files) or fn in _STDLIB_BETWEEN
-        _internal[code] = res
-    return res
+    key = id(code)
+    if key in _by_code and _pinned.get(key) is code:
+        return _by_code[key] is None
+    return _classify(code) is None
 
 
 class Site:
@@ -53,6 +71,7 @@ class Site:
 
     Invariants: `code` is the code object of a non-internal frame (or None for an
     unknown site), `lineno` the line executing in it when the site was recorded.
+    Sites are immutable; equal sites may be the same object (they are interned).
     """
 
     __slots__ = ("code", "lineno")
@@ -104,21 +123,49 @@ class Site:
 UNKNOWN = Site(None, 0)
 
 
-def _walk(f: FrameType | None) -> Site:
+def site_of_frame(f: FrameType | None) -> Site:
+    """The first non-internal frame from `f` outwards, as an interned `Site`."""
+    by_code = _by_code
     while f is not None:
         code = f.f_code
-        if not _is_internal(code):
-            return Site(code, f.f_lineno)
+        key = id(code)
+        if key in by_code:
+            sites = by_code[key]
+        else:
+            sites = _classify(code)
+        if sites is not None:
+            lasti = f.f_lasti
+            s = sites.get(lasti)
+            if s is None:
+                s = sites[lasti] = Site(code, f.f_lineno)
+            return s
         f = f.f_back
     return UNKNOWN
 
 
 def here() -> Site:
     """The first call site outside the model, starting from the caller of `here`."""
-    return _walk(sys._getframe(1))
+    # The body of `site_of_frame`, inlined: this runs on every lock acquisition.
+    f: FrameType | None = _getframe(1)
+    by_code = _by_code
+    while f is not None:
+        code = f.f_code
+        key = id(code)
+        if key in by_code:
+            sites = by_code[key]
+        else:
+            sites = _classify(code)
+        if sites is not None:
+            lasti = f.f_lasti
+            s = sites.get(lasti)
+            if s is None:
+                s = sites[lasti] = Site(code, f.f_lineno)
+            return s
+        f = f.f_back
+    return UNKNOWN
 
 
 def caller(depth: int = 1) -> Site:
     """The exact frame `depth` levels above the caller (no skipping)."""
-    f = sys._getframe(depth + 1)
+    f = _getframe(depth + 1)
     return Site(f.f_code, f.f_lineno)

@@ -54,6 +54,8 @@ __all__ = [
     "VmaOp",
     "VmaRule",
     "CAN_MERGE",
+    "INSTALLS_PTES",
+    "MERGE_RESULT",
     "apply",
     "can_merge",
     "check_state",
@@ -640,6 +642,38 @@ OPS: tuple[VmaOp, ...] = (
         errno=None,
         source="kernel/fork.c dup_mmap(); fs/userfaultfd.c dup_userfaultfd()",
     ),
+    # The three operations below were added for proofs/ (claims 1, 4 and 6).
+    VmaOp(
+        "userfaultfd_register",
+        "UFFDIO_REGISTER: sets the requested VM_UFFD_* mode bits; refused unless "
+        "vma_can_userfault() and VM_MAYWRITE (one errno here; the kernel says EPERM for the latter)",
+        BOr(OLD, Var("mode")),
+        # vma_can_userfault() accepts only anonymous, shmem and hugetlb VMAs ("uffd_capable").
+        # A VM_MIXEDMAP VMA was set up by a driver's mmap handler, so it is none of those:
+        # "you can't attach userfaultfd contexts to VM_MIXEDMAP VMAs" (Jann Horn, seed 003).
+        guard=And(Ctx("uffd_capable"), Has(OLD, F.MAYWRITE), Not(Has(OLD, F.MIXEDMAP))),
+        errno=EINVAL,
+        params=(Param("mode", F.UFFD_MASK),),
+        ctx=("uffd_capable",),
+        source="fs/userfaultfd.c userfaultfd_register(); include/linux/userfaultfd_k.h "
+        "vma_can_userfault()",
+    ),
+    VmaOp(
+        "vm_insert_page",
+        "VmAreaMixedMap.vm_insert_page(): installs a PTE; flags unchanged (MIXEDMAP is the "
+        "type invariant, so as_mixedmap_vma() gives no handle otherwise)",
+        OLD,
+        guard=Has(OLD, F.MIXEDMAP),
+        errno=None,
+        actor="driver",
+        source="rust/kernel/mm/virt.rs VmaMixedMap::vm_insert_page; mm/memory.c vm_insert_page()",
+    ),
+    VmaOp(
+        "split_vma",
+        "__split_vma (munmap/mprotect/madvise of a sub-range): each piece copies vm_flags",
+        OLD,
+        source="mm/vma.c __split_vma(): new = vm_area_dup(vma)",
+    ),
 )
 
 OPS_BY_NAME: dict[str, VmaOp] = {op.name: op for op in OPS}
@@ -726,3 +760,18 @@ kernel also requires the same file, vm_ops and private data, which are not flags
 def can_merge(a: int, b: int) -> bool:
     """Concrete `CAN_MERGE`."""
     return bool(evaluate(CAN_MERGE, {"a": a, "b": b}))
+
+
+MERGE_RESULT: Expr = BOr(MERGE_A, MERGE_B)
+"""The flags of the VMA that results from merging `a` and `b` (when `CAN_MERGE` holds).
+
+The flags agree except for VM_SOFTDIRTY (`is_mergeable_vma()`), and the merged VMA is
+soft-dirty if either piece was: soft-dirty tracking may over-report, never under-report
+(mm/vma.c `vma_merge_existing_range()`; mm/mmap.c `__mmap_complete()`:
+`vm_flags_set(vma, VM_SOFTDIRTY)`).
+"""
+
+INSTALLS_PTES: frozenset[str] = frozenset({"vm_insert_page", "v6_vm_insert_page", "remap_pfn_range"})
+"""Operations after which the VMA has PTEs installed: the `ptes_installed` context fact
+becomes (and stays) true. "Clearing VM_MIXEDMAP after calling vm_insert_page()" and
+"set VM_PFNMAP (only valid if ... no PTEs have been installed yet)" refer to it."""

@@ -17,27 +17,40 @@ Each acquisition goes through lockdep (`ownership.sync.lockdep`) before blocking
 AB-BA order is reported even when the run does not deadlock. Locks are `Pinned`: they
 are built in place (`SpinLock(value, name="...")`) and never move.
 
+Cost: lock and unlock are the model's hottest path, so they are written flat: one
+thread-local lookup (`ctx.st`), interned call sites (`ownership.site`), lockdep's chain
+cache, and objects built without Python-level `__init__` calls. A guard made with
+checks off carries no lockdep entry and no atomic section, and stays unchecked for
+its whole life even if checks are switched on meanwhile.
+
 Lock order: none taken here; each lock is independent.
 """
 
 from __future__ import annotations
 
-import threading
+import sys
+from types import FrameType
 from typing import Any, Generic, Self, TypeVar
 
 from .. import sched
 from ..borrow import Lifetime, Ref
 from ..config import STATE
-from ..context import AtomicSection, enter_atomic, exit_atomic, may_sleep
+from ..context import AtomicSection, ThreadState, ctx, exit_atomic, may_sleep
 from ..errors import LifetimeError, LockError, SendError
 from ..marker import NotThreadSafe
 from ..pin import Pinned
-from ..site import Site, here
+from ..site import _by_code  # The interned sites, read on the lock fast path.
+from ..site import UNKNOWN, Site, here, site_of_frame
 from . import lockdep
+from .lockdep import _validated  # lockdep's chain cache, read on the fast path.
+from .lockdep import HeldLock
 
 __all__ = ["Guard", "Lock", "Mutex", "MutexGuard", "SpinLock", "SpinLockGuard"]
 
 T = TypeVar("T")
+
+_new = object.__new__
+_getframe = sys._getframe
 
 
 class Lock(Pinned, Generic[T]):
@@ -49,14 +62,16 @@ class Lock(Pinned, Generic[T]):
 
     kind = "lock"
     _guard_type: type[Guard[Any]]
+    _atomic = False
 
-    __slots__ = ("__ownership_pinned_at__", "_cls", "_data", "_name", "_raw")
+    __slots__ = ("__ownership_pinned_at__", "_cls", "_data", "_name", "_raw", "_what")
 
     def __init__(self, data: T, name: str | None = None) -> None:
         site = here()
         if name is not None and not isinstance(name, str):
             raise TypeError(f"lock name must be a str, got {type(name).__name__}")
         self._name = name if name is not None else f"{type(self).__name__}@{site.short()}"
+        self._what = f"{self.kind} '{self._name}'"
         self._data = data
         self._raw = sched.active().raw_lock()
         self._cls = lockdep.lock_class(self._name, self.kind, site)
@@ -68,41 +83,108 @@ class Lock(Pinned, Generic[T]):
         return self._name
 
     def describe(self) -> str:
-        return f"{self.kind} '{self._name}'"
+        return self._what
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
 
-    def _make_guard(
-        self, site: Site, held: lockdep.HeldLock | None, sec: AtomicSection | None
-    ) -> Guard[T]:
-        return self._guard_type(self, site, held, sec)
+    def _acquire(self, f: FrameType, nested: int, trylock: bool) -> Guard[T] | None:
+        """Take the lock for a caller whose frame is `f`; None if a trylock failed.
 
-    def _lock(self, site: Site, nested: int) -> Guard[T]:
+        With checks on, lockdep validates the acquisition *before* the lock word is
+        touched (so an inversion is reported instead of deadlocking), then the atomic
+        section opens (spinlocks), then the raw lock is taken.
+        """
+        raw = self._raw
+        g: Guard[T] = _new(self._guard_type)
+        g._lock = self
+        g._released = False
+        g._lt = None
+        g._end_site = None
         if not STATE.on:
-            self._raw.acquire()
-            return self._make_guard(site, None, None)
-        sec = self._enter(site)
-        try:
-            held = lockdep.acquire(self._cls, self, site, nested=nested)
-        except BaseException:
-            if sec is not None:
-                exit_atomic(sec)
-            raise
-        self._raw.acquire()
-        return self._make_guard(site, held, sec)
-
-    def _try_lock(self, site: Site) -> Guard[T] | None:
-        if not self._raw.acquire(False):
-            return None
-        if not STATE.on:
-            return self._make_guard(site, None, None)
-        sec = self._enter(site)
-        held = lockdep.acquire(self._cls, self, site, trylock=True)
-        return self._make_guard(site, held, sec)
+            if trylock:
+                if not raw.acquire(False):
+                    return None
+            else:
+                raw.acquire()
+            # INVARIANT: an unchecked guard: no lockdep entry, no atomic section.
+            g.origin_site = UNKNOWN
+            g._held = None
+            g._sec = None
+            g._st = None
+            return g
+        # The call site, interned (the fast path of `site_of_frame`, inlined).
+        code = f.f_code
+        k = id(code)
+        site: Site | None = None
+        if k in _by_code:
+            sites = _by_code[k]
+            if sites is not None:
+                site = sites.get(f.f_lasti)
+        if site is None:
+            site = site_of_frame(f)
+        st = ctx.st
+        if trylock:
+            if not raw.acquire(False):
+                return None
+        # lockdep (the fast path of `lockdep.acquire_in`, inlined): the recursion check,
+        # then the chain key; only a chain never seen before is validated.
+        held_stack = st.held
+        cls = self._cls
+        prev = st.chain_key
+        if trylock or nested:
+            key = lockdep.chain_key(prev, cls.id, trylock, nested)
+        else:
+            for h in held_stack:
+                if h.instance is self:
+                    lockdep.acquire_in(st, cls, self, site)  # Raises the recursion report.
+            key = hash((prev, cls.id))
+        if key not in _validated:
+            try:
+                lockdep.validate_chain(held_stack, cls, site, trylock, nested, key)
+            except BaseException:
+                if trylock:
+                    raw.release()
+                raise
+        # INVARIANT: the held-lock entry; for a spinlock it is also the atomic section.
+        e: lockdep.HeldLock = _new(HeldLock)
+        e.what = self._what
+        e.cls = cls
+        e.instance = self
+        e.site = site
+        e.read = False
+        e.trylock = trylock
+        e.nested = nested
+        e.prev_key = prev
+        e.key = key
+        held_stack.append(e)
+        st.chain_key = key
+        if self._atomic:
+            e.kind = "spinlock"
+            st.sections.append(e)
+            st.preempt_count += 1
+            sec: AtomicSection | None = e
+        else:
+            e.kind = "lock"
+            sec = None
+        if not trylock:
+            raw.acquire()
+        # INVARIANT: the lock word is held by this thread, recorded in `held` (and `sec`).
+        g.origin_site = site
+        g._held = e
+        g._sec = sec
+        g._st = st
+        return g
 
     def _enter(self, site: Site) -> AtomicSection | None:
-        return None
+        """Open the atomic section this lock's holder runs in (spinlocks only)."""
+        if not self._atomic:
+            return None
+        st = ctx.st
+        sec = AtomicSection("spinlock", self._what, site)
+        st.sections.append(sec)
+        st.preempt_count += 1
+        return sec
 
     def __ownership_is_send__(self) -> bool:
         from ..marker import is_send
@@ -118,11 +200,21 @@ class Lock(Pinned, Generic[T]):
 class Guard(NotThreadSafe, Generic[T]):
     """Proof that a lock is held; the data is reachable only through it.
 
-    Invariants: while `_released` is False, the calling thread `_tid` holds `_lock`;
-    `_held` is its lockdep entry (None when made with checks off).
+    Invariants: while `_released` is False, the thread whose state is `_st` holds
+    `_lock`; `_held` is its lockdep entry and `_sec` its atomic section (both None, and
+    `_st` None, when the guard was made with checks off).
     """
 
-    __slots__ = ("_end_site", "_held", "_lock", "_lt", "_released", "_sec", "_tid", "origin_site")
+    __slots__ = ("_end_site", "_held", "_lock", "_lt", "_released", "_sec", "_st", "origin_site")
+
+    _lock: Lock[T]
+    _released: bool
+    _lt: Lifetime | None
+    _end_site: Site | None
+    _held: lockdep.HeldLock | None
+    _sec: AtomicSection | None
+    _st: ThreadState | None
+    origin_site: Site
 
     def __init__(
         self,
@@ -135,10 +227,10 @@ class Guard(NotThreadSafe, Generic[T]):
         self.origin_site = site
         self._held = held
         self._sec = sec
-        self._tid = threading.get_ident()
+        self._st = ctx.st if held is not None else None
         self._released = False
-        self._lt: Lifetime | None = None
-        self._end_site: Site | None = None
+        self._lt = None
+        self._end_site = None
 
     # --- data access -------------------------------------------------------
 
@@ -196,45 +288,87 @@ class Guard(NotThreadSafe, Generic[T]):
 
     def drop(self) -> None:
         """Release the lock (`drop(guard)`)."""
-        if self._released:
-            if STATE.on:
-                raise LockError(
-                    "guard released twice (unlock of a lock not held)",
-                    rule="double-unlock",
-                    obj=self._lock.describe(),
-                    site=here(),
-                    origin=self._end_site,
-                    origin_label="the guard was already released",
-                    notes=[("the lock was taken", self.origin_site)],
-                )
-            return
-        if self._held is not None:
-            if threading.get_ident() != self._tid:
-                raise SendError(
-                    f"{type(self).__name__} released on another thread than the one that locked",
-                    obj=self._lock.describe(),
-                    site=here(),
-                    origin=self.origin_site,
-                    origin_label=f"the lock was taken on thread {self._tid}",
-                )
-            lockdep.release(self._held)
-        self._released = True
-        if STATE.on:
-            self._end_site = here()
-            if self._lt is not None:
-                self._lt.end(self._end_site, "the guard was released")
-        self._lock._raw.release()
-        if self._sec is not None:
-            exit_atomic(self._sec)
-        else:
-            sched.active().preempt_point()
+        self._release(_getframe(1))
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if not self._released:
-            self.drop()
+            self._release(_getframe(1))
+
+    def _release(self, f: FrameType) -> None:
+        """Release for a caller whose frame is `f`; violations are raised before any effect."""
+        if self._released:
+            if STATE.on:
+                raise LockError(
+                    "guard released twice (unlock of a lock not held)",
+                    rule="double-unlock",
+                    obj=self._lock.describe(),
+                    site=site_of_frame(f),
+                    origin=self._end_site,
+                    origin_label="the guard was already released",
+                    notes=[("the lock was taken", self.origin_site)],
+                )
+            return
+        held = self._held
+        if held is None:
+            # Made with checks off: nothing was recorded, so nothing to undo.
+            self._released = True
+            if STATE.on:
+                self._end_site = site_of_frame(f)
+                if self._lt is not None:
+                    self._lt.end(self._end_site, "the guard was released")
+            self._lock._raw.release()
+            hook = sched.preempt_hook
+            if hook is not None:
+                hook()
+            return
+        st = ctx.st
+        if st is not self._st:
+            raise SendError(
+                f"{type(self).__name__} released on another thread than the one that locked",
+                obj=self._lock.describe(),
+                site=site_of_frame(f),
+                origin=self.origin_site,
+                origin_label=f"the lock was taken on thread {self._st.tid if self._st else '?'}",
+            )
+        code = f.f_code
+        k = id(code)
+        site: Site | None = None
+        if k in _by_code:
+            sites = _by_code[k]
+            if sites is not None:
+                site = sites.get(f.f_lasti)
+        if site is None:
+            site = site_of_frame(f)
+        hs = st.held
+        if hs and hs[-1] is held:
+            hs.pop()
+            st.chain_key = held.prev_key
+        else:
+            lockdep.release_in(st, held)
+        self._released = True
+        self._end_site = site
+        lt = self._lt
+        if lt is not None:
+            lt.end(site, "the guard was released")
+        self._lock._raw.release()
+        sec = self._sec
+        if sec is not None:
+            secs = st.sections
+            if secs and secs[-1] is sec:
+                secs.pop()
+                st.preempt_count -= 1
+                hook = sched.preempt_hook
+                if hook is not None:
+                    hook()
+            else:
+                exit_atomic(sec, st)
+        else:
+            hook = sched.preempt_hook
+            if hook is not None:
+                hook()
 
     # --- condvar support -------------------------------------------------------
 
@@ -248,8 +382,8 @@ class Guard(NotThreadSafe, Generic[T]):
     def _relock_after_wait(self, site: Site) -> None:
         lk = self._lock
         if self._held is not None:
-            self._sec = lk._enter(site)
             self._held = lockdep.acquire(lk._cls, lk, site)
+            self._sec = lk._enter(site)
         lk._raw.acquire()
 
     def describe(self) -> str:
@@ -276,18 +410,15 @@ class SpinLock(Lock[T]):
 
     kind = "SpinLock"
     _guard_type = SpinLockGuard
+    _atomic = True
     __slots__ = ()
 
     def lock(self, *, nested: int = 0) -> SpinLockGuard[T]:
         """Acquire; never sleeps, but the holder may not sleep either."""
-        g = self._lock(here(), nested)
-        return g  # type: ignore[return-value]
+        return self._acquire(_getframe(1), nested, False)  # type: ignore[return-value]
 
     def try_lock(self) -> SpinLockGuard[T] | None:
-        return self._try_lock(here())  # type: ignore[return-value]
-
-    def _enter(self, site: Site) -> AtomicSection | None:
-        return enter_atomic("spinlock", f"SpinLock '{self._name}'", site)
+        return self._acquire(_getframe(1), 0, True)  # type: ignore[return-value]
 
 
 class Mutex(Lock[T]):
@@ -300,8 +431,8 @@ class Mutex(Lock[T]):
     @may_sleep
     def lock(self, *, nested: int = 0) -> MutexGuard[T]:
         """Acquire, sleeping if contended. Must not be called in atomic context."""
-        return self._lock(here(), nested)  # type: ignore[return-value]
+        return self._acquire(_getframe(1), nested, False)  # type: ignore[return-value]
 
     def try_lock(self) -> MutexGuard[T] | None:
         """Acquire if free; never sleeps (usable from a shrinker)."""
-        return self._try_lock(here())  # type: ignore[return-value]
+        return self._acquire(_getframe(1), 0, True)  # type: ignore[return-value]

@@ -22,11 +22,22 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from ..context import ctx
+from ..context import AtomicSection, ThreadState, ctx
 from ..errors import LockError
 from ..site import Site, here
 
-__all__ = ["HeldLock", "LockClass", "acquire", "declare_order", "lock_class", "release"]
+__all__ = [
+    "HeldLock",
+    "LockClass",
+    "acquire",
+    "acquire_in",
+    "chain_key",
+    "declare_order",
+    "lock_class",
+    "release",
+    "release_in",
+    "validate_chain",
+]
 
 
 class LockClass:
@@ -47,10 +58,18 @@ class LockClass:
         return f"LockClass({self.kind} {self.name!r})"
 
 
-class HeldLock:
-    """One entry of a thread's held-lock stack (`struct held_lock`)."""
+class HeldLock(AtomicSection):
+    """One entry of a thread's held-lock stack (`struct held_lock`).
 
-    __slots__ = ("cls", "instance", "key", "nested", "prev_key", "read", "site", "trylock")
+    A spinlock's entry is also the atomic section its holder runs in (`kind ==
+    "spinlock"`), so one acquisition records one object in both per-thread stacks; any
+    other lock's entry has `kind == "lock"` and is only on the held stack.
+
+    Invariants: `key` is the chain key of the held stack up to and including this entry
+    (`chain_key(prev_key, ...)`); `what` describes the lock, `site` is where it was taken.
+    """
+
+    __slots__ = ("cls", "instance", "key", "nested", "prev_key", "read", "trylock")
 
     def __init__(
         self,
@@ -63,9 +82,9 @@ class HeldLock:
         prev_key: int,
         key: int,
     ) -> None:
+        super().__init__("lock", f"{cls.kind} '{cls.name}'", site)
         self.cls = cls
         self.instance = instance
-        self.site = site
         self.read = read
         self.trylock = trylock
         self.nested = nested
@@ -77,6 +96,16 @@ class HeldLock:
         how = "trylock" if self.trylock else "lock"
         m = f", {mode}" if mode else ""
         return f"{self.cls.kind} '{self.cls.name}'{m} ({how}) taken at {self.site}"
+
+
+def chain_key(prev: int, cls_id: int, trylock: bool, nested: int) -> int:
+    """The chain key after taking a lock of class `cls_id` on a stack keyed `prev`.
+
+    `ownership.sync.lock` inlines the plain case (`hash((prev, cls_id))`).
+    """
+    if trylock or nested:
+        return hash((prev, cls_id, trylock, nested))
+    return hash((prev, cls_id))
 
 
 @dataclass(frozen=True)
@@ -109,9 +138,17 @@ def lock_class(name: str, kind: str, site: Site | None = None) -> LockClass:
     return cls
 
 
+_declared: dict[tuple[int, int], str] = {}
+
+
 def declare_order(outer: LockClass, inner: LockClass, reason: str) -> None:
-    """Seed the graph with a documented order: `inner` nests inside `outer`."""
+    """Seed the graph with a documented order: `inner` nests inside `outer`.
+
+    Declared orders are facts about the code, not observations of a run: they survive
+    `reset_for_tests()`.
+    """
     with _glock:
+        _declared[(outer.id, inner.id)] = reason
         _after.setdefault(outer.id, {}).setdefault(
             inner.id, _Edge(None, None, "(declared)", declared=reason)
         )
@@ -193,21 +230,67 @@ def acquire(
     nested: int = 0,
 ) -> HeldLock:
     """Validate and record an acquisition; raises `LockError` before any effect."""
-    c = ctx
+    return acquire_in(ctx.st, cls, instance, site, read, trylock, nested)
+
+
+_new = object.__new__
+
+
+def acquire_in(
+    c: ThreadState,
+    cls: LockClass,
+    instance: object,
+    site: Site,
+    read: bool = False,
+    trylock: bool = False,
+    nested: int = 0,
+) -> HeldLock:
+    """`acquire` for a caller that already has the thread's state `c`.
+
+    Cost on a validated chain: a scan of the held locks for this instance (as lockdep's
+    recursion check; the stack is a few entries deep), one tuple hash and one set lookup.
+    """
     held = c.held
     if not trylock:
         for h in held:
             if h.instance is instance:
                 raise _recursion(h, cls, site, read, True)
-    key = hash((c.chain_key, cls.id, trylock, nested))
+    prev = c.chain_key
+    key = hash((prev, cls.id)) if not (trylock or nested) else hash((prev, cls.id, trylock, nested))
     if key not in _validated:
-        if not trylock:
-            _validate(held, cls, site, nested)
-        _validated.add(key)
-    entry = HeldLock(cls, instance, site, read, trylock, nested, c.chain_key, key)
+        validate_chain(held, cls, site, trylock, nested, key)
+    # INVARIANT: a new held-lock entry, built without a Python-level __init__ (hot path).
+    entry: HeldLock = _new(HeldLock)
+    entry.kind = "lock"
+    entry.what = f"{cls.kind} '{cls.name}'"
+    entry.cls = cls
+    entry.instance = instance
+    entry.site = site
+    entry.read = read
+    entry.trylock = trylock
+    entry.nested = nested
+    entry.prev_key = prev
+    entry.key = key
     held.append(entry)
     c.chain_key = key
     return entry
+
+
+def validate_chain(
+    held: list[HeldLock], cls: LockClass, site: Site, trylock: bool, nested: int, key: int
+) -> None:
+    """The slow path of an acquisition along a chain not seen before (chain `key`).
+
+    Raises `LockError` for recursion or an order inversion (before any effect);
+    otherwise records the new dependencies and caches the chain.
+    """
+    if not trylock:
+        _validate(held, cls, site, nested)
+    _validated.add(key)
+
+
+def is_validated(key: int) -> bool:
+    return key in _validated
 
 
 def _validate(held: list[HeldLock], cls: LockClass, site: Site, nested: int) -> None:
@@ -228,7 +311,11 @@ def _validate(held: list[HeldLock], cls: LockClass, site: Site, nested: int) -> 
 
 def release(entry: HeldLock) -> None:
     """Remove `entry` from the calling thread's held-lock stack."""
-    c = ctx
+    release_in(ctx.st, entry)
+
+
+def release_in(c: ThreadState, entry: HeldLock) -> None:
+    """`release` for a caller that already has the thread's state `c`."""
     held = c.held
     if held and held[-1] is entry:
         held.pop()
@@ -251,7 +338,7 @@ def release(entry: HeldLock) -> None:
     key = held[i - 1].key if i > 0 else 0
     for h in held[i:]:
         h.prev_key = key
-        key = hash((key, h.cls.id, h.trylock, h.nested))
+        key = chain_key(key, h.cls.id, h.trylock, h.nested)
         h.key = key
     c.chain_key = key
 
@@ -261,3 +348,5 @@ def reset_for_tests() -> None:
     with _glock:
         _after.clear()
         _validated.clear()
+        for (a, b), reason in _declared.items():
+            _after.setdefault(a, {})[b] = _Edge(None, None, "(declared)", declared=reason)

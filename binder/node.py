@@ -1,0 +1,737 @@
+"""Binder nodes, references to them, and death notifications (drivers/android/binder/node.rs).
+
+A `Node` is a binder object that a process exports (a local `BBinder` in libbinder),
+identified in its owner by `(ptr, cookie)`. Other processes reach it through a
+`NodeRef` held in their handle table; the node counts how many strong and weak
+`NodeRef` counts point at it and tells its owner, with `BR_INCREFS`/`BR_ACQUIRE` (and
+later `BR_RELEASE`/`BR_DECREFS`), whether the kernel holds a reference, so userspace
+keeps the object alive exactly while someone remote may still use it.
+
+The types are split as upstream splits them:
+
+* `Node`: the object, with its state `LockedBy` its owner's `Process.inner` lock
+  (`NodeInner`: the two `CountState`s, the `DeliveryState` of its refcount work item,
+  the queue of pending oneway transactions, the death list). A `Node` is itself a work
+  item: delivered, it writes the refcount requests its counts call for.
+* `NodeWrapper` (upstream `CritIncrWrapper`): a second work item for a "critical"
+  zero-to-one strong increment that must be delivered to the thread doing it.
+* `NodeRef`: one holder's counts on a node; dropping it gives them back.
+* `NodeDeath`: a `BC_REQUEST_DEATH_NOTIFICATION` registration; a work item that
+  delivers `BR_DEAD_BINDER` and `BR_CLEAR_DEATH_NOTIFICATION_DONE`.
+
+Lock order (upstream, observed nesting): `Process.node_refs` (Mutex) ->
+`Process.inner` (SpinLock, of the node's owner) -> `NodeDeath.inner` (SpinLock) and
+`Thread.inner` (SpinLock). `NodeDeath.set_cleared` takes `NodeDeath.inner` and releases
+it before taking the owner's `Process.inner`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ownership.config import STATE
+from ownership.errors import EINVAL, KernelError, RefcountError
+from ownership.marker import impl_send, impl_sync
+from ownership.site import Site, here
+from ownership.sync import LockedBy, SpinLock, SpinLockGuard
+
+from .defs import next_debug_id
+from .uapi import (
+    BR_ACQUIRE,
+    BR_CLEAR_DEATH_NOTIFICATION_DONE,
+    BR_DEAD_BINDER,
+    BR_DECREFS,
+    BR_INCREFS,
+    BR_RELEASE,
+    binder_ptr_cookie,
+)
+from .work import BinderReturnWriter, DeliverToRead, ListTracker
+
+if TYPE_CHECKING:
+    from .process import Process, ProcessInner
+    from .thread import Thread
+    from .transaction import Transaction
+
+__all__ = [
+    "CouldNotDeliverCriticalIncrement",
+    "CountState",
+    "DeliveryState",
+    "Node",
+    "NodeDeath",
+    "NodeRef",
+    "NodeWrapper",
+]
+
+InnerGuard = SpinLockGuard["ProcessInner"]
+
+
+class CouldNotDeliverCriticalIncrement(Exception):
+    """A zero-to-one strong increment needs a `NodeWrapper`: allocate one and retry."""
+
+
+class DeliveryState:
+    """How the node's refcount work is currently scheduled (node.rs `DeliveryState`).
+
+    Invariants (protected by the owner's `Process.inner`): `has_pushed_wrapper`
+    implies `has_strong_zero2one`; a weak zero-to-one is only ever scheduled through
+    the node itself.
+    """
+
+    __slots__ = ("has_pushed_node", "has_pushed_wrapper", "has_strong_zero2one", "has_weak_zero2one")
+
+    def __init__(self) -> None:
+        self.has_pushed_node = False
+        self.has_pushed_wrapper = False
+        self.has_weak_zero2one = False
+        self.has_strong_zero2one = False
+
+    def should_normal_push(self) -> bool:
+        return not self.has_pushed_node and not self.has_pushed_wrapper
+
+    def did_normal_push(self) -> None:
+        assert self.should_normal_push()
+        self.has_pushed_node = True
+
+    def should_push_weak_zero2one(self) -> bool:
+        return not self.has_weak_zero2one and not self.has_strong_zero2one
+
+    def can_push_weak_zero2one_normally(self) -> bool:
+        return not self.has_pushed_node
+
+    def did_push_weak_zero2one(self) -> None:
+        assert self.should_push_weak_zero2one() and self.can_push_weak_zero2one_normally()
+        self.has_pushed_node = True
+        self.has_weak_zero2one = True
+
+    def should_push_strong_zero2one(self) -> bool:
+        return not self.has_strong_zero2one
+
+    def can_push_strong_zero2one_normally(self) -> bool:
+        return not self.has_pushed_node
+
+    def did_push_strong_zero2one(self) -> None:
+        assert self.should_push_strong_zero2one() and self.can_push_strong_zero2one_normally()
+        self.has_pushed_node = True
+        self.has_strong_zero2one = True
+
+    def did_push_strong_zero2one_wrapper(self) -> None:
+        assert self.should_push_strong_zero2one() and not self.can_push_strong_zero2one_normally()
+        self.has_pushed_wrapper = True
+        self.has_strong_zero2one = True
+
+
+class CountState:
+    """One kind (strong or weak) of count on a node.
+
+    Invariants: `count` is the number of `NodeRef` counts; `has_count` is whether the
+    owner process believes the kernel holds a reference (it was sent `BR_INCREFS` or
+    `BR_ACQUIRE` and not yet the matching release).
+    """
+
+    __slots__ = ("count", "has_count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.has_count = False
+
+
+class NodeInner:
+    """The part of a `Node` protected by its owner's `Process.inner` lock."""
+
+    __slots__ = (
+        "active_inc_refs",
+        "death_list",
+        "delivery_state",
+        "has_oneway_transaction",
+        "oneway_todo",
+        "refs",
+        "strong",
+        "weak",
+    )
+
+    def __init__(self) -> None:
+        self.strong = CountState()
+        self.weak = CountState()
+        self.delivery_state = DeliveryState()
+        # Pending oneway transactions: delivered one at a time, in order, each after
+        # userspace freed the previous one's buffer (BC_FREE_BUFFER).
+        self.oneway_todo: deque[Transaction] = deque()
+        self.has_oneway_transaction = False
+        self.death_list: list[NodeDeath] = []
+        # BR_INCREFS/BR_ACQUIRE sent but not yet acknowledged with *_DONE.
+        self.active_inc_refs = 0
+        # The processes holding a handle to this node (`NodeRefInfo`s), by debug id.
+        self.refs: dict[int, Process] = {}
+
+
+@impl_send("every field is either immutable or protected by the owner's Process.inner lock")
+@impl_sync("all mutable state is reached through LockedBy with the owner's lock held")
+class Node:
+    """A binder object exported by `owner` (node.rs `Node`).
+
+    Invariants: `inner` is reachable only with `owner.inner` held; `(ptr, cookie)` is
+    the node's identity in its owner and never changes. The node is a work item
+    (`DeliverToRead`): pushed at most once at a time, as `inner.delivery_state` records.
+    """
+
+    __slots__ = ("cookie", "debug_id", "flags", "inner", "owner", "ptr")
+
+    def __init__(self, ptr: int, cookie: int, flags: int, owner: Process) -> None:
+        self.debug_id = next_debug_id()
+        self.ptr = ptr
+        self.cookie = cookie
+        self.flags = flags
+        self.owner = owner
+        # INVARIANT: the node's state is protected by its owner's inner lock.
+        self.inner: LockedBy[NodeInner, ProcessInner] = LockedBy(owner.inner, NodeInner())
+
+    def __repr__(self) -> str:
+        return f"Node({self.debug_id}: u{self.ptr:016x} c{self.cookie:016x})"
+
+    def global_id(self) -> int:
+        """An id unique across all nodes of the system (the `by_node` key)."""
+        return id(self)
+
+    def get_id(self) -> tuple[int, int]:
+        return (self.ptr, self.cookie)
+
+    def has_oneway_transaction(self, guard: InnerGuard) -> bool:
+        return self.inner.access(guard).has_oneway_transaction
+
+    def counts(self, guard: InnerGuard) -> tuple[int, int, bool, bool]:
+        """(strong count, weak count, has strong, has weak), for tests and debug output."""
+        inner = self.inner.access(guard)
+        return (inner.strong.count, inner.weak.count, inner.strong.has_count, inner.weak.has_count)
+
+    # --- refs list --------------------------------------------------------
+
+    def insert_node_info(self, key: int, process: Process) -> None:
+        """Record that `process` holds a handle to this node (`refs.push_front`)."""
+        with self.owner.inner.lock() as guard:
+            self.inner.access(guard).refs[key] = process
+
+    def remove_node_info(self, key: int) -> None:
+        with self.owner.inner.lock() as guard:
+            self.inner.access(guard).refs.pop(key, None)
+
+    # --- deaths -------------------------------------------------------------
+
+    def add_death(self, death: NodeDeath, guard: InnerGuard) -> None:
+        if death.node is not self:
+            raise KernelError(EINVAL, "attempt to add NodeDeath to the wrong death list")
+        self.inner.access(guard).death_list.append(death)
+
+    # --- refcounts (all with the owner's inner lock held) -------------------
+
+    def _try_push_self(self, inner: NodeInner) -> Node | None:
+        if inner.delivery_state.should_normal_push():
+            inner.delivery_state.did_normal_push()
+            return self
+        return None
+
+    def inc_ref_done_locked(self, strong: bool, guard: InnerGuard) -> Node | None:
+        """`BC_INCREFS_DONE`/`BC_ACQUIRE_DONE`: one active increment is acknowledged."""
+        inner = self.inner.access(guard)
+        if inner.active_inc_refs == 0:
+            return None
+        inner.active_inc_refs -= 1
+        if inner.active_inc_refs != 0:
+            return None
+        strong_now = inner.strong.count > 0
+        weak_now = strong_now or inner.weak.count > 0
+        need_push = (not weak_now and inner.weak.has_count) or (
+            not strong_now and inner.strong.has_count
+        )
+        return self._try_push_self(inner) if need_push else None
+
+    def update_refcount_locked(
+        self, inc: bool, strong: bool, count: int, guard: InnerGuard
+    ) -> Node | None:
+        """Change a count; returns the node if it must now be pushed as work."""
+        is_dead = guard.data.is_dead
+        inner = self.inner.access(guard)
+        state = inner.strong if strong else inner.weak
+        if inc:
+            state.count += count
+            need_push = not is_dead and not state.has_count
+        else:
+            if state.count < count:
+                # pr_err!("Failure: refcount underflow!") upstream; the model makes it loud.
+                raise RefcountError(
+                    f"binder node {'strong' if strong else 'weak'} refcount underflow "
+                    f"({state.count} - {count})",
+                    rule="binder-node-underflow",
+                    obj=repr(self),
+                    site=here(),
+                )
+            state.count -= count
+            need_push = not is_dead and state.count == 0 and state.has_count
+        return self._try_push_self(inner) if need_push else None
+
+    def incr_refcount_allow_zero2one(self, strong: bool, guard: InnerGuard) -> DeliverToRead | None:
+        """Increment, delivering a zero-to-one to the calling thread.
+
+        Raises `CouldNotDeliverCriticalIncrement` when a strong zero-to-one cannot be
+        scheduled through the node (it is already queued elsewhere): the caller
+        allocates a `NodeWrapper` outside the lock and retries.
+        """
+        is_dead = guard.data.is_dead
+        inner = self.inner.access(guard)
+        state = inner.strong if strong else inner.weak
+        state.count += 1
+        if is_dead or state.has_count:
+            return None
+        ds = inner.delivery_state
+        if not strong and ds.should_push_weak_zero2one():
+            ds.did_push_weak_zero2one()
+            return self
+        if strong and ds.should_push_strong_zero2one():
+            if ds.can_push_strong_zero2one_normally():
+                ds.did_push_strong_zero2one()
+                return self
+            state.count -= 1
+            raise CouldNotDeliverCriticalIncrement()
+        return None
+
+    def incr_refcount_allow_zero2one_with_wrapper(
+        self, strong: bool, wrapper: NodeWrapper, guard: InnerGuard
+    ) -> DeliverToRead | None:
+        try:
+            return self.incr_refcount_allow_zero2one(strong, guard)
+        except CouldNotDeliverCriticalIncrement:
+            assert strong
+            inner = self.inner.access(guard)
+            inner.strong.count += 1
+            inner.delivery_state.did_push_strong_zero2one_wrapper()
+            wrapper.init(self)
+            return wrapper
+
+    def update_refcount(self, inc: bool, count: int, strong: bool) -> None:
+        """Change a count, taking the owner's lock (and pushing work if needed)."""
+        with self.owner.inner.lock() as guard:
+            guard.data.update_node_refcount(guard, self, inc, strong, count, None)
+
+    def force_has_count(self, guard: InnerGuard) -> None:
+        """The context manager's node: never send it BR_INCREFS/BR_ACQUIRE."""
+        inner = self.inner.access(guard)
+        inner.strong.has_count = True
+        inner.weak.has_count = True
+
+    # --- oneway transactions ----------------------------------------------
+
+    def submit_oneway(
+        self, transaction: Transaction, guard: InnerGuard
+    ) -> tuple[KernelError, DeliverToRead] | None:
+        """Queue a oneway transaction: to the owner, or behind the one in flight."""
+        from .error import BinderError
+
+        if guard.data.is_dead:
+            return (BinderError.new_dead(), transaction)
+        inner = self.inner.access(guard)
+        if inner.has_oneway_transaction:
+            inner.oneway_todo.append(transaction)
+            return None
+        inner.has_oneway_transaction = True
+        return guard.data.push_work(transaction)
+
+    def pending_oneway_finished(self) -> None:
+        """The buffer of the oneway transaction in flight was freed: deliver the next."""
+        undelivered: DeliverToRead | None = None
+        with self.owner.inner.lock() as guard:
+            if guard.data.is_dead:
+                # Cleanup happens in `Process.deferred_release`.
+                return
+            inner = self.inner.access(guard)
+            transaction = inner.oneway_todo.popleft() if inner.oneway_todo else None
+            inner.has_oneway_transaction = transaction is not None
+            if transaction is not None:
+                res = guard.data.push_work(transaction)
+                if res is not None:
+                    undelivered = res[1]
+        # The process died under us: drop the work after releasing the lock.
+        if undelivered is not None:
+            undelivered.drop_undelivered()
+
+    def take_outdated_transaction(self, new: Transaction, guard: InnerGuard) -> Transaction | None:
+        """A queued oneway transaction that `new` supersedes (TF_UPDATE_TXN), removed."""
+        inner = self.inner.access(guard)
+        for t in inner.oneway_todo:
+            if new.can_replace(t):
+                inner.oneway_todo.remove(t)
+                return t
+        return None
+
+    def release(self) -> None:
+        """The owner died: cancel queued oneway work, fire the death notifications."""
+        guard = self.owner.inner.lock()
+        try:
+            while True:
+                inner = self.inner.access(guard)
+                if inner.oneway_todo:
+                    work = inner.oneway_todo.popleft()
+                    guard.drop()
+                    work.cancel()
+                    guard = self.owner.inner.lock()
+                    continue
+                if inner.death_list:
+                    death = inner.death_list.pop(0)
+                    guard.drop()
+                    death.set_dead()
+                    guard = self.owner.inner.lock()
+                    continue
+                break
+        finally:
+            if guard.is_held():
+                guard.drop()
+
+    # --- DeliverToRead ---------------------------------------------------------
+
+    def _do_work_locked(self, writer: BinderReturnWriter, guard: InnerGuard) -> bool:
+        inner = self.inner.access(guard)
+        strong = inner.strong.count > 0
+        has_strong = inner.strong.has_count
+        weak = strong or inner.weak.count > 0
+        has_weak = inner.weak.has_count
+        if weak and not has_weak:
+            inner.weak.has_count = True
+            inner.active_inc_refs += 1
+        if strong and not has_strong:
+            inner.strong.has_count = True
+            inner.active_inc_refs += 1
+        no_active = inner.active_inc_refs == 0
+        should_drop_weak = no_active and (not weak and has_weak)
+        should_drop_strong = no_active and (not strong and has_strong)
+        if should_drop_weak:
+            inner.weak.has_count = False
+        if should_drop_strong:
+            inner.strong.has_count = False
+        if no_active and not weak:
+            # Nobody references the node any more: forget it.
+            guard.data.remove_node(self.ptr)
+        guard.drop()
+        # Writing to userspace may fault (and sleep): only after the spinlock is gone.
+        payload = binder_ptr_cookie(self.ptr, self.cookie).pack()
+        if weak and not has_weak:
+            writer.write_code(BR_INCREFS)
+            writer.write_payload(payload)
+        if strong and not has_strong:
+            writer.write_code(BR_ACQUIRE)
+            writer.write_payload(payload)
+        if should_drop_strong:
+            writer.write_code(BR_RELEASE)
+            writer.write_payload(payload)
+        if should_drop_weak:
+            writer.write_code(BR_DECREFS)
+            writer.write_payload(payload)
+        return True
+
+    def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
+        guard = self.owner.inner.lock()
+        try:
+            ds = self.inner.access(guard).delivery_state
+            assert ds.has_pushed_node
+            if ds.has_pushed_wrapper:
+                # The wrapper carries a strong zero-to-one and takes precedence.
+                ds.has_pushed_node = False
+                ds.has_weak_zero2one = False
+                return True
+            ds.has_pushed_node = False
+            ds.has_weak_zero2one = False
+            ds.has_strong_zero2one = False
+            return self._do_work_locked(writer, guard)
+        finally:
+            if guard.is_held():
+                guard.drop()
+
+    def cancel(self) -> None:
+        return None
+
+    def should_sync_wakeup(self) -> bool:
+        return False
+
+    def drop_undelivered(self) -> None:
+        return None
+
+
+@impl_send("holds only an Arc-like reference to a Send + Sync Node")
+@impl_sync("immutable after init")
+class NodeWrapper:
+    """A work item delivering a node's critical strong zero-to-one (`CritIncrWrapper`).
+
+    Invariants: allocated outside any lock (`NodeWrapper.new`), initialised with its
+    node exactly once, under the owner's inner lock.
+    """
+
+    __slots__ = ("node",)
+
+    def __init__(self) -> None:
+        self.node: Node | None = None
+
+    @classmethod
+    def new(cls) -> NodeWrapper:
+        """Allocate the wrapper (may sleep; `ENOMEM`)."""
+        from ownership.alloc import GFP_KERNEL, alloc_check
+
+        alloc_check(GFP_KERNEL, "CritIncrWrapper::new")
+        return cls()
+
+    def init(self, node: Node) -> None:
+        self.node = node
+
+    def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
+        node = self.node
+        assert node is not None
+        guard = node.owner.inner.lock()
+        try:
+            ds = node.inner.access(guard).delivery_state
+            assert ds.has_pushed_wrapper and ds.has_strong_zero2one
+            ds.has_pushed_wrapper = False
+            ds.has_strong_zero2one = False
+            return node._do_work_locked(writer, guard)
+        finally:
+            if guard.is_held():
+                guard.drop()
+
+    def cancel(self) -> None:
+        return None
+
+    def should_sync_wakeup(self) -> bool:
+        return False
+
+    def drop_undelivered(self) -> None:
+        return None
+
+
+class NodeRef:
+    """Counts held on a `Node` by one holder (a handle, a transaction's target).
+
+    Invariants: `strong_node_count`/`weak_node_count` are the counts this object owns
+    on the node (at most one of each after `absorb`); `strong_count`/`weak_count` are
+    the counts userspace holds on it. Until `drop()`, the node counts are owned; a
+    second `drop()` is a `RefcountError`.
+    """
+
+    __slots__ = (
+        "_dropped_at",
+        "node",
+        "origin_site",
+        "strong_count",
+        "strong_node_count",
+        "weak_count",
+        "weak_node_count",
+    )
+
+    def __init__(self, node: Node, strong_count: int, weak_count: int) -> None:
+        self.node = node
+        self.strong_node_count = strong_count
+        self.weak_node_count = weak_count
+        self.strong_count = strong_count
+        self.weak_count = weak_count
+        self._dropped_at: Site | None = None
+        self.origin_site = here() if STATE.on else None
+
+    def __repr__(self) -> str:
+        return f"NodeRef({self.node!r}, s {self.strong_count} w {self.weak_count})"
+
+    def _check(self, use: str) -> None:
+        if self._dropped_at is not None and STATE.on:
+            raise RefcountError(
+                f"{use} of a NodeRef after it was dropped",
+                rule="noderef-use-after-drop",
+                obj=repr(self),
+                site=here(),
+                origin=self._dropped_at,
+                origin_label="the NodeRef was dropped",
+                notes=[("the NodeRef was made", self.origin_site)],
+            )
+
+    def absorb(self, other: NodeRef) -> None:
+        """Take over `other`'s counts (it is consumed), keeping one node count of each."""
+        self._check("absorb into")
+        other._check("absorb")
+        if other.node is not self.node:
+            raise KernelError(EINVAL, "absorb called with differing nodes")
+        self.strong_node_count += other.strong_node_count
+        self.weak_node_count += other.weak_node_count
+        self.strong_count += other.strong_count
+        self.weak_count += other.weak_count
+        other.strong_count = other.weak_count = 0
+        other.strong_node_count = other.weak_node_count = 0
+        other._dropped_at = here()
+        if self.strong_node_count >= 2 or self.weak_node_count >= 2:
+            with self.node.owner.inner.lock() as guard:
+                inner = self.node.inner.access(guard)
+                if self.strong_node_count >= 2:
+                    inner.strong.count -= self.strong_node_count - 1
+                    self.strong_node_count = 1
+                if self.weak_node_count >= 2:
+                    inner.weak.count -= self.weak_node_count - 1
+                    self.weak_node_count = 1
+
+    def get_count(self) -> tuple[int, int]:
+        return (self.strong_count, self.weak_count)
+
+    def clone(self, strong: bool) -> NodeRef:
+        """A new `NodeRef` with one count; `EINVAL` for a strong clone of a weak ref."""
+        self._check("clone")
+        if strong and self.strong_count == 0:
+            raise KernelError(EINVAL, "tried to use weak ref as strong ref")
+        with self.node.owner.inner.lock() as guard:
+            return guard.data.new_node_ref(guard, self.node, strong, None)
+
+    def update(self, inc: bool, strong: bool) -> bool:
+        """BC_INCREFS ... BC_DECREFS on the handle; True when both counts reached zero."""
+        self._check("update")
+        if strong and self.strong_count == 0:
+            return False
+        if strong:
+            count, node_count, other = self.strong_count, self.strong_node_count, self.weak_count
+        else:
+            count, node_count, other = self.weak_count, self.weak_node_count, self.strong_count
+        if inc:
+            if count == 0:
+                node_count = 1
+                self.node.update_refcount(True, 1, strong)
+            count += 1
+            removed = False
+        else:
+            if count == 0:
+                return False
+            count -= 1
+            removed = False
+            if count == 0:
+                self.node.update_refcount(False, node_count, strong)
+                node_count = 0
+                removed = other == 0
+        if strong:
+            self.strong_count, self.strong_node_count = count, node_count
+        else:
+            self.weak_count, self.weak_node_count = count, node_count
+        return removed
+
+    def drop(self) -> None:
+        """Give back the node counts this object owns."""
+        if self._dropped_at is not None:
+            if STATE.on:
+                raise RefcountError(
+                    "double drop of a NodeRef",
+                    rule="double-drop",
+                    obj=repr(self),
+                    site=here(),
+                    origin=self._dropped_at,
+                    origin_label="the NodeRef was already dropped",
+                    notes=[("the NodeRef was made", self.origin_site)],
+                )
+            return
+        self._dropped_at = here()
+        if self.strong_node_count > 0:
+            self.node.update_refcount(False, self.strong_node_count, True)
+        if self.weak_node_count > 0:
+            self.node.update_refcount(False, self.weak_node_count, False)
+        self.strong_node_count = self.weak_node_count = 0
+
+    def is_dropped(self) -> bool:
+        return self._dropped_at is not None
+
+
+class NodeDeathInner:
+    __slots__ = ("aborted", "cleared", "dead", "notification_done")
+
+    def __init__(self) -> None:
+        self.dead = False
+        self.cleared = False
+        self.notification_done = False
+        # The handle was released with the registration still active: deliver nothing.
+        self.aborted = False
+
+
+@impl_send("all mutable state is behind the NodeDeath.inner spinlock")
+@impl_sync("all mutable state is behind the NodeDeath.inner spinlock")
+class NodeDeath:
+    """A death-notification registration of `process` on `node` (node.rs `NodeDeath`).
+
+    Invariants: `tracker` is claimed while the item is on a todo list;
+    `delivered_tracker` while it is on its process's `delivered_deaths` list.
+    """
+
+    __slots__ = ("cookie", "delivered_tracker", "inner", "node", "process", "tracker")
+
+    def __init__(self, node: Node, process: Process, cookie: int) -> None:
+        self.node = node
+        self.process = process
+        self.cookie = cookie
+        self.tracker = ListTracker()
+        self.delivered_tracker = ListTracker()
+        self.inner: SpinLock[NodeDeathInner] = SpinLock(NodeDeathInner(), name="NodeDeath::inner")
+
+    def __repr__(self) -> str:
+        return f"NodeDeath(cookie={self.cookie:#x}, {self.node!r})"
+
+    def set_cleared(self, abort: bool) -> bool:
+        """`BC_CLEAR_DEATH_NOTIFICATION` (or the handle went away): True to queue it."""
+        with self.inner.lock() as g:
+            inner = g.data
+            if abort:
+                inner.aborted = True
+            if inner.cleared:
+                return False
+            inner.cleared = True
+            needs_removal = not inner.dead
+            needs_queueing = not inner.dead or inner.notification_done
+        if needs_removal:
+            with self.node.owner.inner.lock() as og:
+                deaths = self.node.inner.access(og).death_list
+                if self in deaths:
+                    deaths.remove(self)
+        return needs_queueing
+
+    def set_notification_done(self, thread: Thread) -> None:
+        """`BC_DEAD_BINDER_DONE`: if already cleared, deliver the CLEAR_..._DONE now."""
+        with self.inner.lock() as g:
+            g.data.notification_done = True
+            needs_queueing = g.data.cleared
+        if needs_queueing and self.tracker.try_claim():
+            thread.push_work_if_looper(self)
+
+    def set_dead(self) -> None:
+        """The node's owner died: queue `BR_DEAD_BINDER` to the registered process."""
+        with self.inner.lock() as g:
+            if g.data.cleared:
+                return
+            g.data.dead = True
+        if self.tracker.try_claim():
+            try:
+                self.process.push_work(self)
+            except KernelError:
+                # The registered process is dead too: nothing to deliver.
+                self.tracker.release()
+
+    def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
+        self.tracker.release()
+        with self.inner.lock() as g:
+            if g.data.aborted:
+                return True
+            done = g.data.cleared and (not g.data.dead or g.data.notification_done)
+        if done:
+            cmd = BR_CLEAR_DEATH_NOTIFICATION_DONE
+        else:
+            with self.process.inner.lock() as pg, self.inner.lock() as g:
+                if g.data.aborted:
+                    return True
+                # Still under our own lock: it cannot be aborted while we record it.
+                pg.data.death_delivered(self)
+            cmd = BR_DEAD_BINDER
+        writer.write_code(cmd)
+        writer.write_payload(self.cookie.to_bytes(8, "little"))
+        # A dead binder may make userspace start transactions: return to it now.
+        return cmd != BR_DEAD_BINDER
+
+    def cancel(self) -> None:
+        self.tracker.release()
+
+    def should_sync_wakeup(self) -> bool:
+        return False
+
+    def drop_undelivered(self) -> None:
+        self.tracker.release()

@@ -1,0 +1,599 @@
+"""One VMA's flags as a transition system built from the rule table, and its checkers.
+
+A `System` says how a VMA comes to exist (an initial operation such as `mmap`, then
+the driver's mmap handler: a fixed sequence of `Call`s and `RefuseIf` checks) and what
+may happen to it afterwards (any sequence of operations, each any number of times).
+Every operation is encoded from its `VmaOp` entry: parameters restricted to their
+`Param` masks, its guard, its result, and, for a `checked` driver operation, every
+rule `check_transition` evaluates at run time. The state is the 64-bit flags plus one
+ghost fact, whether a PTE has been installed (set by the operations in
+`INSTALLS_PTES`, read by rules as `Ctx("ptes_installed")`); every other context fact
+is chosen freely at every step, which over-approximates what the kernel can do.
+
+Two checkers decide a `Property` (bad states or bad steps):
+
+* `prove` - unbounded: an inductive invariant found by Houdini from candidate
+  conjuncts (the state rules, plus claim-specific ones): every candidate that an
+  initial state or a step can falsify is dropped until the rest is inductive; the
+  property must follow from what is left. Every precondition is checked satisfiable.
+* `bmc` - bounded model checking: the shortest operation sequence that reaches a bad
+  state or takes a bad step, printed with flag names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ownership.mm import flags as F
+from ownership.mm import vma_rules as R
+
+from .encode import Env, ctx_names, formula, masks, term
+from .table import Table
+from .z3api import (
+    BV,
+    MASK,
+    Bool,
+    Model,
+    Solver,
+    and_,
+    bool_val,
+    bool_var,
+    bv_and,
+    bv_eq,
+    bv_val,
+    bv_var,
+    has,
+    iff,
+    not_,
+    or_,
+)
+
+__all__ = [
+    "GHOST_PTES",
+    "Call",
+    "Candidate",
+    "DriverStep",
+    "Outcome",
+    "Property",
+    "RefuseIf",
+    "Step",
+    "SymState",
+    "System",
+    "Trace",
+    "bmc",
+    "decide",
+    "encode_op",
+    "fmt_value",
+    "prove",
+    "rule_holds",
+]
+
+GHOST_PTES = "ptes_installed"
+
+Verdict = Literal["proved", "counterexample", "unknown"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a checker concluded, with a counterexample or the invariant it used."""
+
+    verdict: Verdict
+    counterexample: str | None = None
+    detail: str = ""
+    queries: int = 0
+
+
+@dataclass(frozen=True)
+class SymState:
+    """A VMA's symbolic state: `vm_flags` and the ghost fact "a PTE was installed"."""
+
+    flags: BV
+    ptes: Bool
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation applied to a symbolic state.
+
+    Invariants: `post` is the operation's result on `pre` with `params` and `ctx`;
+    it is meaningful only where `enabled` holds.
+    """
+
+    op: R.VmaOp
+    tag: str
+    pre: SymState
+    params: dict[str, BV]
+    ctx: dict[str, Bool]
+    guard: Bool
+    domain: Bool
+    check: Bool
+    post: SymState
+
+    @property
+    def enabled(self) -> Bool:
+        return and_(self.guard, self.domain, self.check)
+
+
+def rule_holds(rule: R.VmaRule, old: BV, new: BV, ctx: dict[str, Bool] | None = None) -> Bool:
+    """The table's formula for `rule`, for the change `old -> new` (a state rule reads `new`)."""
+    return formula(rule.expr, Env({"old": old, "new": new}, ctx or {}))
+
+
+def encode_op(table: Table, op: R.VmaOp, pre: SymState, tag: str) -> Step:
+    """Encode `op` on `pre`; fresh variables are named `tag.<name>`."""
+    names = set(op.ctx) | ctx_names(op.guard) | ctx_names(op.result)
+    if op.checked:
+        for r in table.check_rules:
+            names |= ctx_names(r.expr)
+    ctx: dict[str, Bool] = {}
+    for n in sorted(names):
+        ctx[n] = pre.ptes if n == GHOST_PTES else bool_var(f"{tag}.{n}")
+    params = {p.name: bv_var(f"{tag}.{p.name}") for p in op.params}
+    domain = and_(
+        *[bv_eq(bv_and(params[p.name], bv_val(MASK & ~p.mask)), bv_val(0)) for p in op.params]
+    )
+    env = Env({"old": pre.flags, **params}, ctx)
+    guard = formula(op.guard, env)
+    new = term(op.result, env)
+    if op.checked:
+        check_env = env.extend(new=new)
+        check = and_(*[formula(r.expr, check_env) for r in table.check_rules])
+    else:
+        check = bool_val(True)
+    ptes = bool_val(True) if op.name in table.installs_ptes else pre.ptes
+    # INVARIANT: `post` is the table's result term and the ghost update, unconstrained
+    # by `enabled` (callers conjoin it).
+    return Step(op, tag, pre, params, ctx, guard, domain, check, SymState(new, ptes))
+
+
+# --------------------------------------------------------------------------------------
+# Systems and properties.
+
+
+@dataclass(frozen=True)
+class Call:
+    """The mmap handler calls an operation; if it fails, so does the mmap."""
+
+    op: str
+
+
+@dataclass(frozen=True)
+class RefuseIf:
+    """The mmap handler refuses the VMA when any bit of `mask` is set (`query` names
+    the `VmAreaNew` query, e.g. `writable()`)."""
+
+    mask: int
+    query: str
+
+
+DriverStep = Call | RefuseIf
+
+
+@dataclass(frozen=True)
+class System:
+    """How a VMA is created and what may happen to it afterwards."""
+
+    init_ops: tuple[R.VmaOp, ...]
+    handler: tuple[DriverStep, ...] = ()
+    ops: tuple[R.VmaOp, ...] = ()
+
+
+@dataclass(frozen=True)
+class Property:
+    """What must never happen: a bad state, or a bad step (`Step` with its op)."""
+
+    label: str
+    bad_state: Callable[[SymState], Bool] | None = None
+    bad_step: Callable[[Step], Bool] | None = None
+    bad_created: Callable[[SymState], Bool] | None = None
+    """A state that must not be the result of creating the VMA (mmap plus handler)."""
+    attempt: Callable[[Step], Bool] | None = None
+    """Vacuity guard for a step property: some reachable state must let an operation
+    be *attempted* (guard and parameters satisfied, before the runtime check) with this
+    formula true, or the proof would hold for want of a case."""
+    headline: Callable[[int, int], str] = field(default=lambda pre, post: F.names(post))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A conjunct the invariant may contain."""
+
+    label: str
+    holds: Callable[[SymState], Bool]
+
+
+# --------------------------------------------------------------------------------------
+# Traces.
+
+
+def fmt_value(param: str, value: int) -> str:
+    """A parameter value the way the kernel spells it (`prot` as PROT_* bits)."""
+    if param == "prot":
+        if value == 0:
+            return "PROT_NONE"
+        return F.names(value).replace("VM_", "PROT_")
+    return F.names(value)
+
+
+@dataclass(frozen=True)
+class _Event:
+    """One entry of a run: a step chosen among `choices` by `sel`, or a refusal check."""
+
+    choices: tuple[Step, ...] = ()
+    sel: BV | None = None
+    refuse: RefuseIf | None = None
+
+    def chosen(self, m: Model) -> Step:
+        if self.sel is None:
+            return self.choices[0]
+        return self.choices[m.int_of(self.sel)]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A concrete run: one label per operation and the flags after it."""
+
+    labels: tuple[str, ...]
+    flags: tuple[int, ...]
+
+    def path(self) -> str:
+        return " -> ".join(self.labels)
+
+
+def _label(ev: _Event, m: Model) -> str:
+    if ev.refuse is not None:
+        return f"!{ev.refuse.query}"
+    st = ev.chosen(m)
+    args = [f"{n}={fmt_value(n, m.int_of(v))}" for n, v in st.params.items()]
+    facts = [
+        n for n, b in st.ctx.items() if n != GHOST_PTES and n in st.op.ctx and m.bool_of(b)
+    ]
+    inner = ", ".join(args)
+    if facts:
+        inner += ("; " if inner else "") + ", ".join(facts)
+    return f"{st.op.name}({inner})"
+
+
+def _trace(events: Sequence[tuple[_Event, SymState]], m: Model) -> Trace:
+    return Trace(
+        tuple(_label(ev, m) for ev, _ in events),
+        tuple(m.int_of(s.flags) for _, s in events),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Encoding a system.
+
+
+@dataclass
+class _Unrolled:
+    conds: list[Bool]
+    events: list[tuple[_Event, SymState]]
+    states: list[SymState]
+    params: list[BV]
+    handler_steps: list[Step]
+
+
+def _choose(
+    steps: Sequence[Step], nxt: SymState, tag: str
+) -> tuple[Bool, BV | None]:
+    """`nxt` is the result of one enabled step among `steps` (a selector picks it)."""
+    if len(steps) == 1:
+        st = steps[0]
+        return and_(st.enabled, bv_eq(nxt.flags, st.post.flags), iff(nxt.ptes, st.post.ptes)), None
+    sel = bv_var(f"{tag}.sel", 8)
+    return (
+        or_(
+            *[
+                and_(
+                    bv_eq(sel, bv_val(j, 8)),
+                    st.enabled,
+                    bv_eq(nxt.flags, st.post.flags),
+                    iff(nxt.ptes, st.post.ptes),
+                )
+                for j, st in enumerate(steps)
+            ]
+        ),
+        sel,
+    )
+
+
+def _encode_creation(table: Table, system: System, prefix: str) -> _Unrolled:
+    """The initial operation (a choice among `init_ops`) followed by the handler."""
+    if not system.init_ops:
+        raise ValueError("a system needs an initial operation")
+    pre = SymState(bv_var(f"{prefix}.none"), bool_val(False))
+    steps = [encode_op(table, op, pre, f"{prefix}.{op.name}") for op in system.init_ops]
+    s0 = SymState(bv_var(f"{prefix}.s0"), bool_var(f"{prefix}.s0.ptes"))
+    cond, sel = _choose(steps, s0, f"{prefix}.init")
+    u = _Unrolled([cond], [(_Event(tuple(steps), sel), s0)], [s0], [], [])
+    for st in steps:
+        u.params.extend(st.params.values())
+    state = s0
+    for i, ds in enumerate(system.handler):
+        if isinstance(ds, RefuseIf):
+            u.conds.append(not_(has(state.flags, ds.mask)))
+            u.events.append((_Event(refuse=ds), state))
+            continue
+        step = encode_op(table, table.op(ds.op), state, f"{prefix}.h{i}.{ds.op}")
+        u.conds.append(step.enabled)
+        u.params.extend(step.params.values())
+        u.handler_steps.append(step)
+        state = step.post
+        u.events.append((_Event((step,)), state))
+        u.states.append(state)
+    return u
+
+
+def _quiet_mask(table: Table, extra: int) -> int:
+    """Bits a readable counterexample may use: those the rules look at (small masks
+    only: a complement mask such as the allowlists' names nearly every bit)."""
+    q = extra
+    for r in table.check_rules:
+        for mk in masks(r.expr):
+            if 0 < mk and bin(mk).count("1") <= 16:
+                q |= mk
+    return q
+
+
+def _quiet(table: Table, u: _Unrolled, states: Sequence[SymState], extra: int) -> list[Bool]:
+    q = bv_val(MASK & ~_quiet_mask(table, extra))
+    out = [bv_eq(bv_and(s.flags, q), bv_val(0)) for s in states]
+    out.extend(bv_eq(bv_and(p, q), bv_val(0)) for p in u.params)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Bounded model checking.
+
+
+def bmc(
+    table: Table,
+    system: System,
+    prop: Property,
+    max_depth: int = 4,
+    timeout_ms: int = 20_000,
+    show: int = 0,
+) -> tuple[Outcome, int]:
+    """Search operation sequences of length 0..max_depth for a violation of `prop`.
+
+    Returns `counterexample` with the shortest trace, or `unknown` if none exists up to
+    the bound (this checker alone never proves anything), and the number of queries.
+    """
+    s = Solver(timeout_ms)
+    u = _encode_creation(table, system, "c")
+    s.add(*u.conds)
+    events = list(u.events)
+    states = list(u.states)
+    last = u.states[-1]
+    for depth in range(max_depth + 1):
+        bad: list[Bool] = []
+        if depth == 0:
+            if prop.bad_state is not None:
+                bad.extend(prop.bad_state(st) for st in u.states)
+            if prop.bad_step is not None:
+                bad.extend(prop.bad_step(st) for st in u.handler_steps)
+            if prop.bad_created is not None:
+                bad.append(prop.bad_created(last))
+        else:
+            nxt = SymState(bv_var(f"d{depth}.flags"), bool_var(f"d{depth}.ptes"))
+            steps = [encode_op(table, op, last, f"d{depth}.{op.name}") for op in system.ops]
+            if not steps:
+                break
+            cond, sel = _choose(steps, nxt, f"d{depth}")
+            s.add(cond)
+            for st in steps:
+                u.params.extend(st.params.values())
+            events.append((_Event(tuple(steps), sel), nxt))
+            states.append(nxt)
+            if prop.bad_state is not None:
+                bad.append(prop.bad_state(nxt))
+            if prop.bad_step is not None:
+                for j, st in enumerate(steps):
+                    picked = bool_val(True) if sel is None else bv_eq(sel, bv_val(j, 8))
+                    bad.append(and_(picked, prop.bad_step(st)))
+            last = nxt
+        if not bad:
+            continue
+        with s.scope():
+            s.add(or_(*bad))
+            r = s.check()
+            if r == "unknown":
+                return Outcome("unknown", detail=f"solver gave up at depth {depth}"), s.queries
+            if r == "unsat":
+                continue
+            m = s.model()
+            with s.scope():
+                s.add(*_quiet(table, u, states, show))
+                if s.check() == "sat":
+                    m = s.model()
+            tr = _trace(events, m)
+            pre = tr.flags[-2] if len(tr.flags) > 1 else tr.flags[-1]
+            post = tr.flags[-1]
+            cex = f"{prop.headline(pre, post)} via {tr.path()} => {F.names(post)}"
+            return Outcome("counterexample", cex, f"depth {depth}"), s.queries
+    return Outcome("unknown", detail=f"no counterexample up to depth {max_depth}"), s.queries
+
+
+# --------------------------------------------------------------------------------------
+# Inductive proofs.
+
+
+def prove(
+    table: Table,
+    system: System,
+    prop: Property,
+    candidates: Sequence[Candidate],
+    timeout_ms: int = 20_000,
+    require_all_enabled: bool = False,
+) -> tuple[Outcome, int]:
+    """Prove `prop` for every reachable state with an inductive invariant.
+
+    The invariant is the largest inductive subset of `candidates` (plus the property
+    itself for a state property), found by Houdini. Vacuity guards: the creation
+    sequence must be satisfiable, and some step (with `require_all_enabled`, every
+    step) must be enabled in some state satisfying the invariant.
+    """
+    queries = 0
+    cands = list(candidates)
+    if prop.bad_state is not None:
+        bs = prop.bad_state
+        cands.append(Candidate(f"never {prop.label}", lambda st: not_(bs(st))))
+
+    # Initiation: drop what a created VMA can falsify.
+    s0 = Solver(timeout_ms)
+    u = _encode_creation(table, system, "i")
+    s0.add(*u.conds)
+    r = s0.check()
+    queries += 1
+    if r != "sat":
+        return Outcome("unknown", detail="vacuous: no VMA can be created" if r == "unsat"
+                       else "solver gave up on the creation sequence"), queries
+    init = u.states[-1]
+    live = cands
+    while live:
+        with s0.scope():
+            s0.add(not_(and_(*[c.holds(init) for c in live])))
+            r = s0.check()
+            queries += 1
+            if r == "unknown":
+                return Outcome("unknown", detail="solver gave up on initiation"), queries
+            if r == "unsat":
+                break
+            m = s0.model()
+            live = [c for c in live if m.bool_of(c.holds(init))]
+
+    # Consecution: Houdini over every step operation.
+    pre = SymState(bv_var("h.old"), bool_var("h.ptes"))
+    solvers: list[tuple[Step, Solver]] = []
+    for op in system.ops:
+        st = encode_op(table, op, pre, f"h.{op.name}")
+        sv = Solver(timeout_ms)
+        sv.add(st.enabled)
+        solvers.append((st, sv))
+    changed = True
+    while changed and live:
+        changed = False
+        for st, sv in solvers:
+            while live:
+                with sv.scope():
+                    sv.add(*[c.holds(pre) for c in live])
+                    sv.add(not_(and_(*[c.holds(st.post) for c in live])))
+                    r = sv.check()
+                    queries += 1
+                    if r == "unknown":
+                        return Outcome("unknown", detail=f"solver gave up on {st.op.name}"), queries
+                    if r == "unsat":
+                        break
+                    m = sv.model()
+                    keep = [c for c in live if m.bool_of(c.holds(st.post))]
+                    changed = True
+                    live = keep
+
+    inv = and_(*[c.holds(pre) for c in live])
+    labels = ", ".join(c.label for c in live) or "true"
+    # The property must follow from the invariant.
+    cti: str | None = None
+    if prop.bad_state is not None:
+        chk = Solver(timeout_ms)
+        chk.add(inv, prop.bad_state(pre))
+        queries += 1
+        if chk.check() != "unsat":
+            cti = f"the invariant ({labels}) does not exclude {prop.label}"
+    if prop.bad_created is not None:
+        with s0.scope():
+            s0.add(prop.bad_created(init))
+            queries += 1
+            if s0.check() != "unsat":
+                cti = f"creating the VMA may end {prop.label}"
+    if prop.bad_state is not None and cti is None:
+        for hstate in u.states[:-1]:
+            with s0.scope():
+                s0.add(prop.bad_state(hstate))
+                queries += 1
+                if s0.check() != "unsat":
+                    cti = f"the mmap handler passes through a state that may be {prop.label}"
+                    break
+    if prop.bad_step is not None and cti is None:
+        for hs in u.handler_steps:
+            with s0.scope():
+                s0.add(prop.bad_step(hs))
+                queries += 1
+                if s0.check() != "unsat":
+                    cti = f"the mmap handler's {hs.op.name} may {prop.label}"
+                    break
+    if prop.bad_step is not None and cti is None:
+        for st, sv in solvers:
+            with sv.scope():
+                sv.add(inv, prop.bad_step(st))
+                queries += 1
+                if sv.check() != "unsat":
+                    cti = f"{st.op.name} may {prop.label} under the invariant ({labels})"
+                    break
+    if cti is not None:
+        return Outcome("unknown", detail=cti), queries
+
+    # Vacuity: the steps the proof quantifies over must be possible.
+    never: list[str] = []
+    for st, sv in solvers:
+        with sv.scope():
+            sv.add(inv)
+            queries += 1
+            if sv.check() != "sat":
+                never.append(st.op.name)
+    if solvers and (len(never) == len(solvers) or (require_all_enabled and never)):
+        return Outcome("unknown", detail="vacuous: never enabled: " + ", ".join(never)), queries
+    if prop.attempt is not None:
+        possible = False
+        for st, _ in solvers:
+            chk = Solver(timeout_ms)
+            chk.add(inv, st.guard, st.domain, prop.attempt(st))
+            queries += 1
+            if chk.check() == "sat":
+                possible = True
+                break
+        if not possible:
+            return Outcome("unknown", detail=f"vacuous: no reachable attempt to {prop.label}"), queries
+    n_ops = len(solvers)
+    detail = f"inductive invariant: {labels}; {n_ops} operations"
+    if never:
+        detail += f" (never enabled under it: {', '.join(never)})"
+    return Outcome("proved", detail=detail, queries=queries), queries
+
+
+def decide(
+    table: Table,
+    system: System,
+    prop: Property,
+    candidates: Sequence[Candidate],
+    *,
+    expect_holds: bool,
+    max_depth: int = 4,
+    require_all_enabled: bool = False,
+    show: int = 0,
+) -> Outcome:
+    """Run both checkers (the likelier one first) and report what they establish."""
+    total = 0
+
+    def run_prove() -> Outcome:
+        nonlocal total
+        o, q = prove(table, system, prop, candidates, require_all_enabled=require_all_enabled)
+        total += q
+        return o
+
+    def run_bmc() -> Outcome:
+        nonlocal total
+        o, q = bmc(table, system, prop, max_depth, show=show)
+        total += q
+        return o
+
+    first, second = (run_prove, run_bmc) if expect_holds else (run_bmc, run_prove)
+    o1 = first()
+    if o1.verdict != "unknown":
+        return Outcome(o1.verdict, o1.counterexample, o1.detail, total)
+    o2 = second()
+    if o2.verdict != "unknown":
+        return Outcome(o2.verdict, o2.counterexample, o2.detail, total)
+    return Outcome("unknown", None, f"{o1.detail}; {o2.detail}", total)
