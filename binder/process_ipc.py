@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -209,9 +210,10 @@ class ProcessIpcInner:
 class _IdPool:
     """`kernel::id_pool::IdPool`: the lowest unused handle, with a capacity that grows.
 
-    Invariants: `used` is the set of acquired ids; `free` (a heap) holds released ids
-    below `high`; every id below `high` is either used or in `free`; `capacity` is
-    the bitmap size, grown by an allocation made outside the lock.
+    Invariants: `used` is the set of acquired ids; id 0 (the context manager's handle)
+    is tracked by `used` alone; every id in `1..high` not in `used` is in the heap
+    `free` (which may also hold stale, re-acquired entries, skipped lazily);
+    `capacity` is the bitmap size, grown by an allocation made outside the lock.
     """
 
     BITS_PER_LONG = 64
@@ -219,31 +221,28 @@ class _IdPool:
     def __init__(self) -> None:
         self.used: set[int] = set()
         self.free: list[int] = []
-        self.high = 0
+        self.high = 1
         self.capacity = self.BITS_PER_LONG
 
     def find_unused_id(self, start: int) -> int | None:
+        if start == 0 and 0 not in self.used:
+            return 0
         while self.free and self.free[0] in self.used:
             heapq.heappop(self.free)
-        if start == 0 and 0 not in self.used:
-            return 0 if self.capacity > 0 else None
-        candidates = [i for i in self.free[:1] if i >= start]
-        cand = candidates[0] if candidates else max(self.high, start)
+        cand = self.free[0] if self.free else self.high
         return cand if cand < self.capacity else None
 
     def acquire(self, id_: int) -> None:
         self.used.add(id_)
         if id_ >= self.high:
             for i in range(self.high, id_):
-                if i not in self.used:
-                    heapq.heappush(self.free, i)
+                heapq.heappush(self.free, i)
             self.high = id_ + 1
-        elif self.free and self.free[0] == id_:
-            heapq.heappop(self.free)
 
     def release_id(self, id_: int) -> None:
         self.used.discard(id_)
-        heapq.heappush(self.free, id_)
+        if id_ != 0:
+            heapq.heappush(self.free, id_)
 
     def grow_request(self) -> int:
         return self.capacity * 2
@@ -363,9 +362,10 @@ class ProcessIpc:
         """(process id, thread id, task) of the calling thread."""
         from ownership.task import current
 
-        cur: Any = current()
-        tid = int(getattr(cur, "tid", cur.pid))
-        return (int(cur.pid), tid, cur)
+        cur = current()
+        # The simulated tasks are single-threaded: each Python thread running as the
+        # task is one userspace thread of it, identified by its native thread id.
+        return (cur.tgid, threading.get_native_id(), cur.task())
 
     def register_thread(self) -> bool:
         with self.inner.lock() as g:

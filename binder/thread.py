@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
-from ownership.errors import EAGAIN, EINVAL, ENOMEM, EPERM, KernelError
+from ownership.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, KernelError
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import CondVar, SpinLock
 
@@ -420,13 +420,17 @@ class Thread:
                     raise KernelError(EAGAIN)
                 return work
             while True:
-                work = g.data.pop_work()
+                inner = g.data
+                work = inner.pop_work()
                 if work is not None:
                     return work
-                g.data.looper_flags |= LooperFlag.WAITING
+                inner.looper_flags |= LooperFlag.WAITING
                 self.work_condvar.wait(g)
-                g.data.looper_flags &= ~LooperFlag.WAITING
-                if g.data.looper_need_return:
+                inner.looper_flags &= ~LooperFlag.WAITING
+                if inner.is_dead:
+                    # The process is dying: the model's fatal signal (`EINTR`).
+                    raise KernelError(EINTR, "binder thread released while waiting")
+                if inner.looper_need_return:
                     return None
 
     @may_sleep
@@ -448,22 +452,28 @@ class Thread:
         if not isinstance(got, Registration):
             return got
         reg = got
+        signal_pending = False
         try:
             with self.inner.lock() as g:
                 while True:
-                    work = g.data.pop_work()
+                    inner = g.data
+                    work = inner.pop_work()
                     if work is not None:
                         return work
-                    g.data.looper_flags |= LooperFlag.WAITING | LooperFlag.WAITING_PROC
+                    inner.looper_flags |= LooperFlag.WAITING | LooperFlag.WAITING_PROC
                     self.work_condvar.wait(g)
-                    g.data.looper_flags &= ~(LooperFlag.WAITING | LooperFlag.WAITING_PROC)
-                    if g.data.looper_need_return:
+                    inner.looper_flags &= ~(LooperFlag.WAITING | LooperFlag.WAITING_PROC)
+                    signal_pending = inner.is_dead
+                    if signal_pending or inner.looper_need_return:
                         break
         finally:
             # Off the ready list first, then look again: work may have come meanwhile.
             reg.drop()
         with self.inner.lock() as g:
-            return g.data.pop_work()
+            work = g.data.pop_work()
+        if work is None and signal_pending:
+            raise KernelError(EINTR, "binder thread released while waiting")
+        return work
 
     # --- pushing work --------------------------------------------------------------------
 
@@ -967,6 +977,8 @@ class Thread:
         """The thread exits (BINDER_THREAD_EXIT or process death)."""
         with self.inner.lock() as g:
             g.data.is_dead = True
+        # A thread still sleeping in the driver wakes up as if killed.
+        self.work_condvar.notify_all()
         self.unwind_transaction_stack()
         while True:
             try:

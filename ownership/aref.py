@@ -12,12 +12,13 @@ effect: a refused drop has not dropped.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .config import STATE
 from .errors import RefcountError
 from .marker import is_send, is_sync
-from .site import Site, here
+from .site import UNKNOWN, Site, here, site_of_frame
 from .unsafe import unsafe_fn
 
 __all__ = ["ARef", "AlwaysRefCounted"]
@@ -32,6 +33,9 @@ class AlwaysRefCounted(Protocol):
 
 
 T = TypeVar("T", bound=AlwaysRefCounted)
+
+_new = object.__new__
+_getframe = sys._getframe
 
 
 class ARef(Generic[T]):
@@ -85,9 +89,18 @@ class ARef(Generic[T]):
         return self._obj
 
     def clone(self) -> ARef[T]:
-        self._check("clone")
-        type(self._obj).inc_ref(self._obj)
-        return type(self)(self._obj, here())
+        """Take another increment (`ARef::clone`)."""
+        if self._dropped_at is not None:
+            self._check("clone")
+        obj = self._obj
+        type(obj).inc_ref(obj)
+        # INVARIANT: the new handle owns the increment just taken (built without a
+        # Python-level __init__: clone+drop is a hot path).
+        a: ARef[T] = _new(type(self))
+        a._obj = obj
+        a._dropped_at = None
+        a.origin_site = site_of_frame(_getframe(1)) if STATE.on else UNKNOWN
+        return a
 
     def drop(self) -> None:
         """Give back the increment via `type(obj).dec_ref` (may sleep if that does)."""
@@ -104,8 +117,9 @@ class ARef(Generic[T]):
                 )
             return
         # `dec_ref` raises (e.g. AtomicSleepError) before any effect; only then mark.
-        type(self._obj).dec_ref(self._obj)
-        self._dropped_at = here()
+        obj = self._obj
+        type(obj).dec_ref(obj)
+        self._dropped_at = site_of_frame(_getframe(1)) if STATE.on else UNKNOWN
 
     def into_raw(self) -> T:
         """Give up the handle, keeping the increment (`ARef::into_raw`)."""

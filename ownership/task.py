@@ -7,20 +7,31 @@ the hand-off, naming where the value was made. The handle's `join()` waits and
 re-raises an exception from the thread.
 
 `current()` returns the task the calling thread runs as (set by the simulated kernel
-with `task.as_current()`); see `ownership.task.CurrentTask`.
+with `task.as_current()`): a `CurrentTask`, valid only while the thread still runs as
+that task (`LifetimeError` otherwise) and only on that thread (`!Send`), whose `mm()` is
+the task's address space without touching its refcount (it borrows from `current`).
+`Task` is a refcounted task (`ARef[Task]` holds a `get_task_struct` count), for a driver
+that must remember which process opened it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import sched
-from .marker import check_send
-from .site import here
+from .config import STATE
+from .context import ctx
+from .errors import KernelBug, LifetimeError, SendError
+from .marker import NotThreadSafe, check_send, impl_send, impl_sync, not_send, not_sync
+from .site import Site, here
 
-__all__ = ["JoinHandle", "spawn"]
+if TYPE_CHECKING:
+    from .bindings.task import Task as _CTask
+    from .mm import MmWithUser
+
+__all__ = ["CurrentTask", "JoinHandle", "Task", "current", "spawn"]
 
 R = TypeVar("R")
 
@@ -71,3 +82,151 @@ def spawn(fn: Callable[..., R], *args: Any, name: str | None = None) -> JoinHand
         n = _counter
     h._handle = sched.active().spawn(body, name or f"kthread-{n}")
     return h
+
+
+# ---------------------------------------------------------------------------------------
+# current and tasks
+
+
+@impl_send("get_task_struct/put_task_struct may be called on any thread")
+@impl_sync("a Task's methods only read immutable fields")
+class Task:
+    """A `struct task_struct`, refcounted with `get_task_struct`/`put_task_struct`.
+
+    Invariants: values of this type are always refcounted; `_task` is the simulated task.
+    """
+
+    __slots__ = ("_task",)
+
+    def __init__(self, raw: _CTask) -> None:
+        self._task = raw
+
+    @classmethod
+    def _view(cls, raw: _CTask) -> Task:
+        v = raw.wrappers.get(cls)
+        if v is None:
+            v = raw.wrappers.setdefault(cls, cls(raw))
+        assert isinstance(v, Task)
+        return v
+
+    @property
+    def pid(self) -> int:
+        return self._task.pid
+
+    @property
+    def tgid(self) -> int:
+        return self._task.tgid
+
+    @property
+    def comm(self) -> str:
+        return self._task.comm
+
+    def as_ptr(self) -> _CTask:
+        return self._task
+
+    def inc_ref(self) -> None:
+        """`get_task_struct`."""
+        self._task.usage.inc()
+
+    def dec_ref(self) -> None:
+        """`put_task_struct` (never sleeps)."""
+        self._task.usage.dec_and_test()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and other._task is self._task
+
+    def __hash__(self) -> int:
+        return id(self._task)
+
+    def __repr__(self) -> str:
+        return f"<Task {self._task.comm}:{self._task.pid}>"
+
+
+@not_send("current is a property of the calling thread")
+@not_sync("current is a property of the calling thread")
+class CurrentTask(NotThreadSafe):
+    """The task the calling thread runs as (`&CurrentTask`, from `current!()`).
+
+    Invariants: valid while thread `_tid` runs as `_task` (`task.as_current()` still in
+    force); every method checks it.
+    """
+
+    __slots__ = ("_task", "_tid", "origin_site")
+
+    def __init__(self, raw: _CTask, site: Site) -> None:
+        self._task = raw
+        self._tid = threading.get_ident()
+        self.origin_site = site
+
+    def _check(self, use: str) -> _CTask:
+        if STATE.on:
+            if threading.get_ident() != self._tid:
+                raise SendError(
+                    f"CurrentTask.{use}() on another thread than the one it describes",
+                    obj=f"current ({self._task.comm}:{self._task.pid})",
+                    site=here(),
+                    origin=self.origin_site,
+                    origin_label="current() was read",
+                )
+            if ctx.task is not self._task:
+                raise LifetimeError(
+                    f"CurrentTask.{use}() after the thread stopped running as that task",
+                    rule="current-task-expired",
+                    obj=f"current ({self._task.comm}:{self._task.pid})",
+                    site=here(),
+                    origin=self.origin_site,
+                    origin_label="current() was read",
+                )
+        return self._task
+
+    @property
+    def pid(self) -> int:
+        return self._check("pid").pid
+
+    @property
+    def tgid(self) -> int:
+        return self._check("tgid").tgid
+
+    @property
+    def comm(self) -> str:
+        return self._check("comm").comm
+
+    def mm(self) -> MmWithUser | None:
+        """The address space of the current task, or None for a kernel thread.
+
+        The refcount is not touched: the reference borrows from `current`, whose
+        `mm_users` count keeps the address space alive. Take `ARef.from_ref(...)` to keep it.
+        """
+        t = self._check("mm")
+        mm = t.mm
+        if mm is None:
+            return None
+        from .mm import MmWithUser
+
+        # SAFETY: the current task holds an mm_users count of its mm while it runs.
+        return MmWithUser._view(mm)
+
+    def group_leader(self) -> Task:
+        """The thread-group leader (the process); in the model, the task itself."""
+        return Task._view(self._check("group_leader"))
+
+    def task(self) -> Task:
+        """This task as a refcountable `Task` (take `ARef.from_ref(...)` to keep it)."""
+        return Task._view(self._check("task"))
+
+    def __repr__(self) -> str:
+        return f"<CurrentTask {self._task.comm}:{self._task.pid}>"
+
+
+def current() -> CurrentTask:
+    """The task the calling thread runs as (`current!()`)."""
+    from .bindings.task import Task as CTask
+
+    t = ctx.task
+    if not isinstance(t, CTask):
+        raise KernelBug(
+            "no-current-task",
+            "current() on a thread that runs as no task of the simulated kernel "
+            "(use `with task.as_current():`)",
+        )
+    return CurrentTask(t, here())

@@ -18,9 +18,12 @@ from typing import Literal
 from .system import Outcome, Verdict
 from .table import TABLE, Mutation, Table
 
-__all__ = ["Claim", "Expect", "Result", "run_claims"]
+__all__ = ["Check", "Claim", "Expect", "Result", "run_claims"]
 
 Expect = Literal["holds", "fails"]
+Check = Callable[[Table, Expect], Outcome]
+"""A claim's decision procedure, run on the (possibly mutated) table. The expectation
+is only a hint (which checker to try first); the verdict never depends on it."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Claim:
     name: str
     expect: Expect
     doc: str
-    check: Callable[[Table], Outcome]
+    check: Check
     rules: tuple[str, ...] = ()
     kind: Literal["flags", "merge"] = "flags"
     table: Table = field(default=TABLE, repr=False)
@@ -70,7 +73,7 @@ class Claim:
     def run(self) -> Result:
         t0 = time.perf_counter()
         try:
-            out = self.check(self.table)
+            out = self.check(self.table, self.expect)
         except Exception as e:  # A crashing claim must never look proved.
             out = Outcome("unknown", detail=f"{type(e).__name__}: {e}")
         dt = time.perf_counter() - t0
@@ -89,7 +92,7 @@ class Claim:
             twin_of=self.name,
         )
 
-    def variant(self, tag: str, description: str, check: Callable[[Table], Outcome]) -> Claim:
+    def variant(self, tag: str, description: str, check: Check) -> Claim:
         """A twin that changes the claim's own premise (e.g. drops a step of the driver's
         mmap handler) rather than the table: it must find a counterexample."""
         return Claim(

@@ -24,6 +24,7 @@ from .z3api import (
     and_,
     bool_ite,
     bool_val,
+    bool_var,
     bv_and,
     bv_eq,
     bv_ite,
@@ -35,6 +36,8 @@ from .z3api import (
     implies,
     not_,
     or_,
+    bv_var,
+    substitute,
 )
 
 __all__ = ["Env", "ctx_names", "formula", "is_term", "masks", "term", "var_names"]
@@ -71,8 +74,67 @@ def is_term(e: R.Expr) -> bool:
     raise TypeError(f"not a rule expression: {e!r}")
 
 
+@dataclass(frozen=True)
+class _Template:
+    """An expression built once over placeholder variables, instantiated by substitution.
+
+    Invariants: `expr` is kept alive so that its `id` stays a valid cache key.
+    """
+
+    expr: R.Expr
+    z: object
+    bvs: tuple[tuple[str, BV], ...]
+    ctx: tuple[tuple[str, Bool], ...]
+
+
+_TEMPLATES: dict[int, _Template] = {}
+
+
+def _template(e: R.Expr) -> _Template:
+    t = _TEMPLATES.get(id(e))
+    if t is None or t.expr is not e:
+        bvs = tuple((n, bv_var(f"$tmpl.{n}")) for n in sorted(var_names(e)))
+        ctx = tuple((n, bool_var(f"$tmpl.ctx.{n}")) for n in sorted(ctx_names(e)))
+        env = Env(dict(bvs), dict(ctx))
+        z: object = _term(e, env) if is_term(e) else _formula(e, env)
+        t = _Template(e, z, bvs, ctx)
+        _TEMPLATES[id(e)] = t
+    return t
+
+
+def _instantiate(e: R.Expr, env: Env) -> object:
+    t = _template(e)
+    bvs: list[tuple[BV, BV]] = []
+    for n, v in t.bvs:
+        try:
+            bvs.append((v, env.bvs[n]))
+        except KeyError:
+            raise KeyError(f"no value for variable {n!r}") from None
+    ctx = [(v, env.ctx.get(n, bool_val(False))) for n, v in t.ctx]
+    return substitute(BV(t.z), bvs, ctx)
+
+
 def term(e: R.Expr, env: Env) -> BV:
-    """The 64-bit Z3 term for a bit-vector node."""
+    """The 64-bit Z3 term for a bit-vector node.
+
+    Each table expression is built once, over placeholders, and instantiated by one
+    substitution per use: building Z3 terms through the Python API is the dominant
+    cost of the proofs, substitution is a single native call.
+    """
+    if not is_term(e):
+        raise TypeError(f"not a bit-vector expression: {e!r}")
+    return BV(_instantiate(e, env))
+
+
+def formula(e: R.Expr, env: Env) -> Bool:
+    """The Z3 formula for a boolean node (built once, instantiated as `term` is)."""
+    if is_term(e):
+        raise TypeError(f"not a boolean expression: {e!r}")
+    return Bool(_instantiate(e, env))
+
+
+def _term(e: R.Expr, env: Env) -> BV:
+    """Build the 64-bit Z3 term for a bit-vector node, node by node."""
     if isinstance(e, R.Var):
         try:
             return env.bvs[e.name]
@@ -81,41 +143,41 @@ def term(e: R.Expr, env: Env) -> BV:
     if isinstance(e, R.Const):
         return bv_val(e.value)
     if isinstance(e, R.BAnd):
-        return bv_and(term(e.a, env), term(e.b, env))
+        return bv_and(_term(e.a, env), _term(e.b, env))
     if isinstance(e, R.BOr):
-        return bv_or(term(e.a, env), term(e.b, env))
+        return bv_or(_term(e.a, env), _term(e.b, env))
     if isinstance(e, R.BNot):
-        return bv_not(term(e.a, env))
+        return bv_not(_term(e.a, env))
     if isinstance(e, R.Ite) and is_term(e.a):
-        return bv_ite(formula(e.cond, env), term(e.a, env), term(e.b, env))
+        return bv_ite(_formula(e.cond, env), _term(e.a, env), _term(e.b, env))
     raise TypeError(f"not a bit-vector expression: {e!r}")
 
 
-def formula(e: R.Expr, env: Env) -> Bool:
-    """The Z3 formula for a boolean node."""
+def _formula(e: R.Expr, env: Env) -> Bool:
+    """Build the Z3 formula for a boolean node, node by node."""
     if isinstance(e, R.Has):
-        return has(term(e.term, env), e.mask)
+        return has(_term(e.term, env), e.mask)
     if isinstance(e, R.Eq):
         ta, tb = is_term(e.a), is_term(e.b)
         if ta and tb:
-            return bv_eq(term(e.a, env), term(e.b, env))
+            return bv_eq(_term(e.a, env), _term(e.b, env))
         if not ta and not tb:
-            return iff(formula(e.a, env), formula(e.b, env))
+            return iff(_formula(e.a, env), _formula(e.b, env))
         raise TypeError(f"Eq compares a bit-vector with a boolean: {e!r}")
     if isinstance(e, R.And):
-        return and_(*[formula(a, env) for a in e.args])
+        return and_(*[_formula(a, env) for a in e.args])
     if isinstance(e, R.Or):
-        return or_(*[formula(a, env) for a in e.args])
+        return or_(*[_formula(a, env) for a in e.args])
     if isinstance(e, R.Not):
-        return not_(formula(e.a, env))
+        return not_(_formula(e.a, env))
     if isinstance(e, R.Implies):
-        return implies(formula(e.a, env), formula(e.b, env))
+        return implies(_formula(e.a, env), _formula(e.b, env))
     if isinstance(e, R.Ctx):
         return env.ctx.get(e.name, bool_val(False))
     if isinstance(e, R.Lit):
         return bool_val(e.value)
     if isinstance(e, R.Ite) and not is_term(e.a):
-        return bool_ite(formula(e.cond, env), formula(e.a, env), formula(e.b, env))
+        return bool_ite(_formula(e.cond, env), _formula(e.a, env), _formula(e.b, env))
     raise TypeError(f"not a boolean expression: {e!r}")
 
 

@@ -46,6 +46,7 @@ from .z3api import (
     bv_var,
     has,
     iff,
+    implies,
     not_,
     or_,
 )
@@ -66,7 +67,9 @@ __all__ = [
     "decide",
     "encode_op",
     "fmt_value",
+    "greedy",
     "prove",
+    "quiet_mask",
     "rule_holds",
 ]
 
@@ -121,6 +124,19 @@ def rule_holds(rule: R.VmaRule, old: BV, new: BV, ctx: dict[str, Bool] | None = 
     return formula(rule.expr, Env({"old": old, "new": new}, ctx or {}))
 
 
+_CONJ: dict[int, tuple[tuple[R.VmaRule, ...], R.Expr]] = {}
+
+
+def _conjunction(rules: tuple[R.VmaRule, ...]) -> R.Expr:
+    """`And` of the rules' formulas: what `check_transition` evaluates, as one
+    expression (so that it is built once and instantiated by one substitution)."""
+    hit = _CONJ.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        hit = (rules, R.And(*[r.expr for r in rules]))
+        _CONJ[id(rules)] = hit
+    return hit[1]
+
+
 def encode_op(table: Table, op: R.VmaOp, pre: SymState, tag: str) -> Step:
     """Encode `op` on `pre`; fresh variables are named `tag.<name>`."""
     names = set(op.ctx) | ctx_names(op.guard) | ctx_names(op.result)
@@ -138,8 +154,7 @@ def encode_op(table: Table, op: R.VmaOp, pre: SymState, tag: str) -> Step:
     guard = formula(op.guard, env)
     new = term(op.result, env)
     if op.checked:
-        check_env = env.extend(new=new)
-        check = and_(*[formula(r.expr, check_env) for r in table.check_rules])
+        check = formula(_conjunction(table.check_rules), env.extend(new=new))
     else:
         check = bool_val(True)
     ptes = bool_val(True) if op.name in table.installs_ptes else pre.ptes
@@ -178,6 +193,9 @@ class System:
     init_ops: tuple[R.VmaOp, ...]
     handler: tuple[DriverStep, ...] = ()
     ops: tuple[R.VmaOp, ...] = ()
+    init_facts: tuple[tuple[str, bool], ...] = ()
+    """Context facts fixed for the initial operation (a driver's mmap handler only runs
+    for a mapping of the driver's file: `("file", True)`)."""
 
 
 @dataclass(frozen=True)
@@ -247,9 +265,7 @@ def _label(ev: _Event, m: Model) -> str:
         return f"!{ev.refuse.query}"
     st = ev.chosen(m)
     args = [f"{n}={fmt_value(n, m.int_of(v))}" for n, v in st.params.items()]
-    facts = [
-        n for n, b in st.ctx.items() if n != GHOST_PTES and n in st.op.ctx and m.bool_of(b)
-    ]
+    facts = [n for n in st.op.ctx if n != GHOST_PTES and n in st.ctx and m.bool_of(st.ctx[n])]
     inner = ", ".join(args)
     if facts:
         inner += ("; " if inner else "") + ", ".join(facts)
@@ -310,6 +326,11 @@ def _encode_creation(table: Table, system: System, prefix: str) -> _Unrolled:
     cond, sel = _choose(steps, s0, f"{prefix}.init")
     u = _Unrolled([cond], [(_Event(tuple(steps), sel), s0)], [s0], [], [])
     for st in steps:
+        for name, value in system.init_facts:
+            if name not in st.ctx:
+                raise KeyError(f"{st.op.name} has no context fact {name!r}")
+            u.conds.append(iff(st.ctx[name], bool_val(value)))
+    for st in steps:
         u.params.extend(st.params.values())
     state = s0
     for i, ds in enumerate(system.handler):
@@ -327,22 +348,87 @@ def _encode_creation(table: Table, system: System, prefix: str) -> _Unrolled:
     return u
 
 
-def _quiet_mask(table: Table, extra: int) -> int:
-    """Bits a readable counterexample may use: those the rules look at (small masks
-    only: a complement mask such as the allowlists' names nearly every bit)."""
+def quiet_mask(table: Table, extra: int) -> int:
+    """Bits a readable counterexample may use: those the rules and operations name.
+
+    A small mask names its bits; a complement mask (the allowlists, `fork`'s clearing)
+    names the bits it leaves out.
+    """
     q = extra
-    for r in table.check_rules:
-        for mk in masks(r.expr):
-            if 0 < mk and bin(mk).count("1") <= 16:
+    exprs: list[R.Expr] = [r.expr for r in table.check_rules]
+    for op in (*table.ops, *table.v6_ops):
+        exprs.extend((op.guard, op.result))
+    for e in exprs:
+        for mk in masks(e):
+            n = bin(mk).count("1")
+            if 0 < n <= 16:
                 q |= mk
+            elif n >= F.VM_FLAGS_BITS - 16:
+                q |= MASK & ~mk
     return q
 
 
-def _quiet(table: Table, u: _Unrolled, states: Sequence[SymState], extra: int) -> list[Bool]:
-    q = bv_val(MASK & ~_quiet_mask(table, extra))
+def _clear_everywhere(u: _Unrolled, states: Sequence[SymState], mask: int) -> Bool:
+    q = bv_val(mask)
     out = [bv_eq(bv_and(s.flags, q), bv_val(0)) for s in states]
     out.extend(bv_eq(bv_and(p, q), bv_val(0)) for p in u.params)
-    return out
+    return and_(*out)
+
+
+def _readable_model(
+    table: Table,
+    s: Solver,
+    u: _Unrolled,
+    states: Sequence[SymState],
+    show: int,
+    events: Sequence[tuple[_Event, SymState]],
+) -> Model:
+    """A model of the current (satisfiable) query that reads well.
+
+    Bits no rule looks at are cleared outright when possible; then, as preferences
+    kept only when the counterexample survives them: each step uses a named operation
+    rather than one with parameters (`set_mixedmap()` rather than `set_flags(value)`),
+    each bit outside `show` stays clear, and each context fact is false.
+    """
+    m = s.model()
+    with s.scope():
+        s.add(_clear_everywhere(u, states, MASK & ~quiet_mask(table, show)))
+        if s.check() != "sat":
+            return m
+        m = s.model()
+        prefs: list[Bool] = []
+        for ev, _ in events:
+            if ev.sel is None:
+                continue
+            plain = [j for j, st in enumerate(ev.choices) if not st.op.params]
+            if plain and len(plain) < len(ev.choices):
+                prefs.append(or_(*[bv_eq(ev.sel, bv_val(j, 8)) for j in plain]))
+        rest = quiet_mask(table, show) & ~show
+        bits = sorted((1 << i for i in range(F.VM_FLAGS_BITS) if rest >> i & 1), reverse=True)
+        prefs.extend(_clear_everywhere(u, states, b) for b in bits)
+        for ev, _ in events:
+            if ev.choices:
+                st = ev.chosen(m)
+                prefs.extend(not_(v) for n, v in st.ctx.items() if n != GHOST_PTES)
+        # In priority order: named operations, then rare (high) bits, then low bits,
+        # then context facts.
+        return greedy(s, m, prefs)
+
+
+def greedy(s: Solver, m: Model, prefs: Sequence[Bool]) -> Model:
+    """Keep each preference, in order, if the query stays satisfiable with it.
+
+    `m` is a model of the current assertions; a preference it already satisfies costs
+    no query. The caller scopes the solver: preferences are asserted into it.
+    """
+    for p in prefs:
+        if m.bool_of(p):
+            s.add(p)
+            continue
+        if s.check(p) == "sat":
+            m = s.model()
+            s.add(p)
+    return m
 
 
 # --------------------------------------------------------------------------------------
@@ -404,11 +490,7 @@ def bmc(
                 return Outcome("unknown", detail=f"solver gave up at depth {depth}"), s.queries
             if r == "unsat":
                 continue
-            m = s.model()
-            with s.scope():
-                s.add(*_quiet(table, u, states, show))
-                if s.check() == "sat":
-                    m = s.model()
+            m = _readable_model(table, s, u, states, show, events)
             tr = _trace(events, m)
             pre = tr.flags[-2] if len(tr.flags) > 1 else tr.flags[-1]
             post = tr.flags[-1]
@@ -441,6 +523,15 @@ def prove(
     if prop.bad_state is not None:
         bs = prop.bad_state
         cands.append(Candidate(f"never {prop.label}", lambda st: not_(bs(st))))
+    memo: dict[tuple[int, int], Bool] = {}
+
+    def holds(c: Candidate, st: SymState) -> Bool:
+        # Each (candidate, state) formula is built once: building is the dominant cost.
+        key = (id(c), id(st))
+        f = memo.get(key)
+        if f is None:
+            f = memo[key] = c.holds(st)
+        return f
 
     # Initiation: drop what a created VMA can falsify.
     s0 = Solver(timeout_ms)
@@ -455,7 +546,7 @@ def prove(
     live = cands
     while live:
         with s0.scope():
-            s0.add(not_(and_(*[c.holds(init) for c in live])))
+            s0.add(not_(and_(*[holds(c, init) for c in live])))
             r = s0.check()
             queries += 1
             if r == "unknown":
@@ -463,7 +554,7 @@ def prove(
             if r == "unsat":
                 break
             m = s0.model()
-            live = [c for c in live if m.bool_of(c.holds(init))]
+            live = [c for c in live if m.bool_of(holds(c, init))]
 
     # Consecution: Houdini over every step operation.
     pre = SymState(bv_var("h.old"), bool_var("h.ptes"))
@@ -479,8 +570,8 @@ def prove(
         for st, sv in solvers:
             while live:
                 with sv.scope():
-                    sv.add(*[c.holds(pre) for c in live])
-                    sv.add(not_(and_(*[c.holds(st.post) for c in live])))
+                    sv.add(*[holds(c, pre) for c in live])
+                    sv.add(not_(and_(*[holds(c, st.post) for c in live])))
                     r = sv.check()
                     queries += 1
                     if r == "unknown":
@@ -488,11 +579,11 @@ def prove(
                     if r == "unsat":
                         break
                     m = sv.model()
-                    keep = [c for c in live if m.bool_of(c.holds(st.post))]
+                    keep = [c for c in live if m.bool_of(holds(c, st.post))]
                     changed = True
                     live = keep
 
-    inv = and_(*[c.holds(pre) for c in live])
+    inv = and_(*[holds(c, pre) for c in live])
     labels = ", ".join(c.label for c in live) or "true"
     # The property must follow from the invariant.
     cti: str | None = None
@@ -557,6 +648,8 @@ def prove(
         if not possible:
             return Outcome("unknown", detail=f"vacuous: no reachable attempt to {prop.label}"), queries
     n_ops = len(solvers)
+    if not solvers:
+        return Outcome("proved", detail="holds for every VMA the creation can produce"), queries
     detail = f"inductive invariant: {labels}; {n_ops} operations"
     if never:
         detail += f" (never enabled under it: {', '.join(never)})"

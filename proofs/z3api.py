@@ -46,7 +46,10 @@ __all__ = [
     "lookup_bit",
     "not_",
     "or_",
+    "index_bit",
+    "output_bit",
     "spread",
+    "substitute",
 ]
 
 WIDTH = 64
@@ -77,10 +80,25 @@ def bv_var(name: str, width: int = WIDTH) -> BV:
     return BV(z3.BitVec(name, width))
 
 
+_CONSTS: dict[tuple[int, int], Any] = {}
+
+
+def _const(v: int, width: int) -> Any:
+    """A cached Z3 constant (building one through the Python API is not free)."""
+    key = (v, width)
+    c = _CONSTS.get(key)
+    if c is None:
+        _check_const(v, width)
+        c = z3.BitVecVal(v, width)
+        if len(_CONSTS) < 4096:
+            _CONSTS[key] = c
+    return c
+
+
 def bv_val(v: int, width: int = WIDTH) -> BV:
     """A constant; a value outside `[0, 2**width)` is a TypeError, never truncated."""
     _check_const(v, width)
-    return BV(z3.BitVecVal(v, width))
+    return BV(_const(v, width))
 
 
 def bv_and(a: BV, b: BV) -> BV:
@@ -119,7 +137,7 @@ def bv_ule(a: BV, b: BV) -> Bool:
 def has(t: BV, mask: int) -> Bool:
     """`(t & mask) != 0`."""
     _check_const(mask, WIDTH)
-    return Bool((_z(t) & mask) != 0)
+    return Bool((_z(t) & _const(mask, WIDTH)) != _const(0, WIDTH))
 
 
 def bool_var(name: str) -> Bool:
@@ -191,6 +209,21 @@ def output_bit(t: BV, k: int) -> Bool:
     return Bool(z3.Extract(k, k, _z(t)) == 1)
 
 
+_CHUNK = 1024
+
+
+def _wide_const(v: int, width: int) -> Any:
+    """A constant of any width, built from 1024-bit pieces (Z3 parses numerals through
+    `str`, which Python limits to 4300 digits)."""
+    if width <= _CHUNK:
+        return z3.BitVecVal(v, width)
+    parts = []
+    for lo in range(0, width, _CHUNK):
+        w = min(_CHUNK, width - lo)
+        parts.append(z3.BitVecVal((v >> lo) & ((1 << w) - 1), w))
+    return z3.Concat(*reversed(parts))
+
+
 def lookup_bit(table: int, index: BV, index_width: int) -> Bool:
     """Bit `index` of the `2**index_width`-bit constant `table`, as a formula.
 
@@ -199,7 +232,7 @@ def lookup_bit(table: int, index: BV, index_width: int) -> Bool:
     """
     n = 1 << index_width
     _check_const(table, n)
-    shifted = z3.LShR(z3.BitVecVal(table, n), z3.ZeroExt(n - index_width, _z(index)))
+    shifted = z3.LShR(_wide_const(table, n), z3.ZeroExt(n - index_width, _z(index)))
     return Bool(z3.Extract(0, 0, shifted) == 1)
 
 
@@ -231,6 +264,7 @@ class Solver:
     def __init__(self, timeout_ms: int = 10_000) -> None:
         s = z3.SolverFor("QF_BV")
         s.set("timeout", int(timeout_ms))
+        s.set("core.minimize", True)
         self._s: Any = s
         self.queries = 0
 
@@ -256,6 +290,10 @@ class Solver:
     def model(self) -> Model:
         return Model(self._s.model())
 
+    def core(self) -> frozenset[str]:
+        """The names of the assumption literals in the last unsat core."""
+        return frozenset(str(c) for c in self._s.unsat_core())
+
     def scope(self) -> _Scope:
         """`with solver.scope(): ...` pushes a frame and pops it on exit."""
         return _Scope(self)
@@ -271,6 +309,14 @@ class _Scope:
 
     def __exit__(self, *exc: object) -> None:
         self._s.pop()
+
+
+def substitute(e: BV | Bool, bvs: Sequence[tuple[BV, BV]], bools: Sequence[tuple[Bool, Bool]]) -> Any:
+    """`e` with each variable of a pair replaced by its partner (one Z3 call)."""
+    pairs = [(_z(a), _z(b)) for a, b in bvs] + [(_z(a), _z(b)) for a, b in bools]
+    if not pairs:
+        return e
+    return z3.substitute(_z(e), *pairs)
 
 
 def closed_value(

@@ -111,6 +111,7 @@ __all__ = [
     "mmput",
     "mmput_async",
     "remap_pfn_range",
+    "userfaultfd_register",
     "vm_insert_page",
     "vma_end_read",
     "vma_lookup",
@@ -488,7 +489,9 @@ def _dup_vma(vma: VmAreaStruct, mm: MmStruct, flags: int) -> VmAreaStruct:
 def _split_vma(vma: VmAreaStruct, addr: int) -> VmAreaStruct:
     """Split `vma` at `addr`: it keeps `[start, addr)`, the returned VMA gets the rest."""
     mm = vma.vm_mm
-    new = _dup_vma(vma, mm, vma.vm_flags)
+    flags = vma_rules.apply(vma_rules.OPS_BY_NAME["split_vma"], vma.vm_flags)
+    assert flags is not None
+    new = _dup_vma(vma, mm, flags)
     new.vm_start = addr
     new.vm_pgoff = vma.vm_pgoff + (addr - vma.vm_start) // PAGE_SIZE
     new.vm_lock_seq = mm.mm_lock_seq
@@ -543,6 +546,12 @@ def _mergeable(a: VmAreaStruct, b: VmAreaStruct) -> bool:
     return True
 
 
+def _merged_flags(a: VmAreaStruct, b: VmAreaStruct) -> int:
+    for bit, site in b.flag_origins.items():
+        a.flag_origins.setdefault(bit, site)
+    return int(vma_rules.evaluate(vma_rules.MERGE_RESULT, {"a": a.vm_flags, "b": b.vm_flags}))
+
+
 def _try_merge(mm: MmStruct, vma: VmAreaStruct) -> VmAreaStruct:
     """Merge `vma` with its neighbours where allowed; returns the surviving VMA."""
     with locked(mm.tree_lock):
@@ -555,12 +564,14 @@ def _try_merge(mm: MmStruct, vma: VmAreaStruct) -> VmAreaStruct:
         with locked(mm.tree_lock):
             mm.remove_vma(nxt)
             vma.vm_end = nxt.vm_end
+            vma.vm_flags = _merged_flags(vma, nxt)
         victims.append(nxt)
     if prev is not None and _mergeable(prev, vma):
         vma_start_write(prev)
         with locked(mm.tree_lock):
             mm.remove_vma(vma)
             prev.vm_end = vma.vm_end
+            prev.vm_flags = _merged_flags(prev, vma)
         victims.append(vma)
         vma = prev
     for v in victims:
@@ -674,7 +685,8 @@ def do_mmap(
             _unmap_range(mm, addr, addr + length, site)
         else:
             addr = _get_unmapped_area(mm, addr, length)
-        vma = VmAreaStruct(mm, addr, addr + length, vm_flags, pgoff)
+        vma = VmAreaStruct(mm, addr, addr + length, 0, pgoff)
+        set_vm_flags(vma, vm_flags, site)
         vma.created_site = site
         # INVARIANT: a VMA under construction is write-locked until mmap_write_unlock.
         vma.vm_lock_seq = mm.mm_lock_seq
@@ -792,7 +804,7 @@ def do_mprotect(mm: MmStruct, start: int, length: int, prot: int) -> None:
                 continue
             piece = _isolate(vma, start, end)
             removed_write = piece.vm_flags & F.WRITE and not new & F.WRITE
-            piece.vm_flags = new
+            set_vm_flags(piece, new, site)
             if removed_write:
                 with locked(mm.ptl):
                     for a, pte in mm.ptes.items():
@@ -842,10 +854,42 @@ def do_madvise(mm: MmStruct, start: int, length: int, advice: int) -> None:
                 assert new is not None
                 if new != vma.vm_flags:
                     piece = _isolate(vma, start, end)
-                    piece.vm_flags = new
+                    set_vm_flags(piece, new, site)
                     _try_merge(mm, piece)
         if _covered(mm, start, end) is None:
             raise KernelError(ENOMEM, "madvise: range not fully mapped")
+    finally:
+        mmap_write_unlock(mm, token, site)
+
+
+def userfaultfd_register(mm: MmStruct, start: int, length: int, mode: int) -> None:
+    """`ioctl(uffd, UFFDIO_REGISTER)`: attach a userfaultfd context to `[start, start + len)`.
+
+    Only anonymous and shmem VMAs can have one (`vma_can_userfault`), never a driver's
+    VM_MIXEDMAP mapping; `mode` is VM_UFFD_* bits. `EINVAL` otherwise.
+    """
+    start = user_ulong(start, "start")
+    length = user_ulong(length, "len")
+    mode = user_ulong(mode, "mode")
+    if start & ~PAGE_MASK or length & ~PAGE_MASK or length == 0 or start + length > TASK_SIZE:
+        raise KernelError(EINVAL, "UFFDIO_REGISTER: bad range")
+    end = start + length
+    site = here()
+    token = mmap_write_lock(mm, site)
+    try:
+        vmas = _covered(mm, start, end)
+        if vmas is None:
+            raise KernelError(EINVAL, "UFFDIO_REGISTER: range not fully mapped")
+        op = vma_rules.OPS_BY_NAME["userfaultfd_register"]
+        news = [
+            vma_rules.apply(op, v.vm_flags, params={"mode": mode}, ctx={"uffd_capable": v.anon or v.shmem is not None})
+            for v in vmas
+        ]
+        for vma, new in zip(vmas, news, strict=True):
+            assert new is not None
+            if new != vma.vm_flags:
+                piece = _isolate(vma, start, end)
+                set_vm_flags(piece, new, site)
     finally:
         mmap_write_unlock(mm, token, site)
 

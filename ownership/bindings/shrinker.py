@@ -3,9 +3,11 @@
 `Kernel.register_shrinker(name, count_objects, scan_objects)` registers one;
 `Kernel.shrink(nr_to_scan)` runs every registered shrinker as memory pressure would,
 and the page allocator runs them too when a reclaiming allocation finds no free page.
-The callbacks run in atomic context (as a `list_lru` walk callback runs under the lru
-spinlock): a shrinker may only trylock, never sleep, which is what Rust Binder's
-shrinker is written for.
+`count_objects` runs in atomic context. `scan_objects` runs in reclaim context, as
+`do_shrink_slab` calls it; a shrinker built on a `list_lru` walks it with the lru
+spinlock held around each isolate callback, so the callback is in atomic context and
+may only trylock until it drops that lock (Rust Binder's shrinker drops it before
+zapping the page, which may sleep).
 
 Lock order: `_lock` (the shrinker list) is a leaf and is not held while callbacks run.
 """
@@ -80,7 +82,7 @@ class ShrinkerList:
             return [s.name for s in self._list]
 
     def shrink(self, nr_to_scan: int, site: Site | None = None) -> int:
-        """Run every shrinker (in atomic context); returns the number of objects freed."""
+        """Run every shrinker; returns the number of objects freed."""
         if not isinstance(nr_to_scan, int) or isinstance(nr_to_scan, bool) or nr_to_scan < 0:
             raise TypeError(f"nr_to_scan must be an int >= 0, got {nr_to_scan!r}")
         s_site = site if site is not None else here()
@@ -90,13 +92,17 @@ class ShrinkerList:
         for s in shrinkers:
             if not s.registered:
                 continue
-            sec = enter_atomic("spinlock", f"shrinker '{s.name}' (list_lru lock)", s_site)
+            sec = enter_atomic("spinlock", f"shrinker '{s.name}' count_objects()", s_site)
             try:
-                if s.count_objects() <= 0:
-                    continue
-                n = s.scan_objects(nr_to_scan)
+                count = s.count_objects()
             finally:
                 exit_atomic(sec)
+            if count <= 0:
+                continue
+            # scan_objects runs in reclaim context: a list_lru walk takes the lru spinlock
+            # around each isolate callback itself, and a callback may drop it (as Rust
+            # Binder's does before zapping, which may sleep).
+            n = s.scan_objects(nr_to_scan)
             if not isinstance(n, int) or n < 0:
                 raise TypeError(f"shrinker '{s.name}' returned {n!r} from scan_objects")
             freed += n

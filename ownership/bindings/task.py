@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..context import TaskLike, ctx, might_sleep
 from ..errors import EBADF, ENOENT, ESRCH, KernelError
 from ..site import Site, here
+from ..sync.refcount import Refcount
 from . import mm as mmops
 from .consts import MAP_SHARED, O_RDWR
 from .fs import File
@@ -52,6 +53,8 @@ class Task:
         self.exited = False
         self.exited_at: Site | None = None
         self.wrappers: dict[type, object] = {}
+        # `task_struct::usage` (get_task_struct/put_task_struct); the task holds one itself.
+        self.usage = Refcount(f"task_struct {comm}:{pid}", 1)
 
     def describe(self) -> str:
         return f"task {self.comm}:{self.pid}"
@@ -111,6 +114,12 @@ class Task:
         mm = self._alive_mm("madvise")
         with self.as_current():
             mmops.do_madvise(mm, addr, length, advice)
+
+    def userfaultfd_register(self, addr: int, length: int, mode: int) -> None:
+        """Register `[addr, addr + length)` with a userfaultfd (`UFFDIO_REGISTER`, `mode` = VM_UFFD_* bits)."""
+        mm = self._alive_mm("userfaultfd_register")
+        with self.as_current():
+            mmops.userfaultfd_register(mm, addr, length, mode)
 
     def read_user(self, addr: int, n: int) -> bytes:
         """Read `n` bytes of this process's memory, faulting pages in (`EFAULT` on failure)."""

@@ -1,5 +1,484 @@
-"""Memory management (rust/kernel/mm.rs): `Mm`, `MmWithUser`, the mmap lock guards.
+"""Memory management (rust/kernel/mm.rs): `Mm`, `MmWithUser`, `MmWithUserAsync` and the
+guards of the mmap lock and the per-VMA lock.
 
-(The abstractions are added by the mm work; `flags` and `vma_rules` are the shared
-rule table read by the runtime and by `proofs/`.)
+One `struct mm_struct`, three Rust types, because the refcount you hold decides what you
+may do (seed 003):
+
+* `Mm` - kept alive by `mmgrab`/`mmdrop` (`mm_count`): the struct exists, but the address
+  space may already be gone. Safe even when `mm_users == 0`: `mmget_not_zero()`.
+* `MmWithUser` - kept alive by `mmget`/`mmput` (`mm_users > 0`): the address space exists,
+  so only here are the locks: `mmap_read_lock`, `mmap_read_trylock`, `mmap_write_lock`,
+  `lock_vma_under_rcu`. Dropping an `ARef[MmWithUser]` runs `mmput`, which may tear the
+  address space down and so may sleep.
+* `MmWithUserAsync` (in `mmput_async`) - the same count, dropped with `mmput_async`,
+  which defers the teardown to a workqueue and is safe in atomic context.
+
+`MmWithUser` is an `Mm` (Rust's `Deref`), `ARef.from_ref(x)` takes the reference kind of
+`type(x)`, and `mm_with_user.as_mm()` is the plain `Mm` view for an `mmgrab` reference.
+The views of one `mm_struct` are cached, so `a.mm() is b.mm()` compares address spaces
+(`ptr::eq`); `==` does the same across view types.
+
+The guards (`MmapReadGuard`, `MmapWriteGuard`, `VmaReadGuard`) are `!Send` (Boqun Feng's
+review: an rw_semaphore has strict owner semantics), context managers with `drop()`,
+record where they were taken (`origin_site`) and own the `Lifetime` that every
+`VmAreaRef` they hand out holds. Using an `Mm` after its last `mmdrop` is a
+`RefcountError`; using an `MmWithUser` after the last `mmput` too.
+
+Lock order (Documentation/mm/process_addrs.rst, declared to lockdep by the simulated
+kernel): mmap lock -> VMA lock. A VMA read lock taken under the mmap read lock is fine;
+`mmap_read_lock` while holding a VMA read lock is reported as a lock-order inversion.
 """
+
+from __future__ import annotations
+
+# The simulated kernel first: its mm core reads `ownership.mm.flags`/`vma_rules`.
+from .. import bindings as _bindings  # noqa: F401 - import order, see above.
+
+import threading
+from typing import Self
+
+from ..aref import ARef
+from ..bindings import mm as _c
+from ..bindings.mm_types import MmStruct, VmAreaStruct
+from ..borrow import Lifetime
+from ..config import STATE
+from ..context import may_sleep
+from ..errors import LockError, RefcountError, SendError, UnsafeError
+from ..marker import NotThreadSafe, impl_send, impl_sync, not_send, not_sync
+from ..site import Site, here
+from ..sync import lockdep
+from ..unsafe import unsafe, unsafe_fn
+from .virt import VmAreaMut, VmAreaRef
+
+__all__ = [
+    "Mm",
+    "MmWithUser",
+    "MmWithUserAsync",
+    "MmapReadGuard",
+    "MmapWriteGuard",
+    "VmaReadGuard",
+]
+
+
+@impl_send("It is safe to call mmdrop on another thread than where mmgrab was called")
+@impl_sync("All methods on Mm can be called in parallel from several threads")
+class Mm:
+    """A `struct mm_struct`, refcounted with `mmgrab`.
+
+    Invariants: values of this type are always refcounted using `mmgrab`; `_mm` is not
+    freed while a reference exists (checked: a use after the last `mmdrop` is a
+    `RefcountError`).
+    """
+
+    __slots__ = ("_mm",)
+
+    def __init__(self, raw: MmStruct) -> None:
+        self._mm = raw
+
+    @classmethod
+    def _view(cls, raw: MmStruct) -> Self:
+        """The cached view of type `cls` of `raw` (`&*ptr.cast()`)."""
+        v = raw.wrappers.get(cls)
+        if v is None:
+            v = raw.wrappers.setdefault(cls, cls(raw))
+        assert isinstance(v, cls)
+        return v
+
+    @classmethod
+    @unsafe_fn(
+        safety="`ptr` points at an mm_struct that is not deallocated during the lifetime "
+        "the caller uses the result for.",
+        checked="an mm_struct already freed is an UnsafeError; a later use after the last "
+        "mmdrop is a RefcountError",
+    )
+    def from_raw(cls, ptr: MmStruct) -> Self:
+        """Obtain a reference from a raw `mm_struct`."""
+        if not isinstance(ptr, MmStruct):
+            raise TypeError(f"{cls.__name__}.from_raw takes an mm_struct, got {type(ptr).__name__}")
+        if STATE.on:
+            cls._check_from_raw(ptr)
+        return cls._view(ptr)
+
+    @classmethod
+    def _check_from_raw(cls, ptr: MmStruct) -> None:
+        if ptr.freed:
+            raise UnsafeError(
+                f"{cls.__name__}::from_raw on a freed mm_struct",
+                rule="mm-from-raw-invalid",
+                obj=ptr.describe(),
+                site=here(),
+                origin=ptr.freed_at,
+                origin_label="the mm_struct was freed by the last mmdrop()",
+            )
+
+    def _live(self, use: str) -> MmStruct:
+        mm = self._mm
+        if mm.freed_at is not None and STATE.on:
+            raise RefcountError(
+                f"{use} on an mm_struct after its last mmdrop (use after free)",
+                rule="mm-use-after-free",
+                obj=mm.describe(),
+                site=here(),
+                origin=mm.freed_at,
+                origin_label="the mm_struct was freed by the last mmdrop()",
+            )
+        return mm
+
+    def as_raw(self) -> MmStruct:
+        """The raw `struct mm_struct *`."""
+        return self._live("as_raw")
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}({self._mm.describe()})"
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mm) and other._mm is self._mm
+
+    def __hash__(self) -> int:
+        return id(self._mm)
+
+    # --- AlwaysRefCounted ---------------------------------------------------------
+
+    def inc_ref(self) -> None:
+        """`mmgrab`."""
+        # SAFETY: the existence of `&self` means the mm_struct is alive (checked).
+        _c.mmgrab(self._live("mmgrab"))
+
+    @may_sleep
+    def dec_ref(self) -> None:
+        """`mmdrop`; the destructor of `ARef[Mm]` may sleep."""
+        # SAFETY: the caller owns the mmgrab reference it gives back.
+        _c.mmdrop(self._live("mmdrop"))
+
+    # --- methods that are safe even when mm_users == 0 ------------------------------
+
+    def mmget_not_zero(self) -> ARef[MmWithUser] | None:
+        """An `mmget` reference, unless `mm_users` already reached zero (never sleeps)."""
+        mm = self._live("mmget_not_zero")
+        # SAFETY: the mm_struct is alive (we hold a reference to it).
+        if not _c.mmget_not_zero(mm):
+            return None
+        # SAFETY: we just took an mmget reference, which the new ARef takes over.
+        with unsafe("SAFETY: mmget_not_zero() succeeded; the ARef owns that mm_users count"):
+            return ARef.from_raw(MmWithUser._view(mm))
+
+
+@impl_send("It is safe to call mmput on another thread than where mmget was called")
+@impl_sync("All methods on MmWithUser can be called in parallel from several threads")
+class MmWithUser(Mm):
+    """A `struct mm_struct` with `mm_users > 0`, refcounted with `mmget`.
+
+    Invariants: values of this type are always refcounted using `mmget`; `mm_users` is
+    non-zero while it is used (checked: a use after the last `mmput` is a `RefcountError`).
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def _check_from_raw(cls, ptr: MmStruct) -> None:
+        super()._check_from_raw(ptr)
+        if ptr.mm_users.read() == 0:
+            raise UnsafeError(
+                f"{cls.__name__}::from_raw on an mm_struct whose mm_users is zero",
+                rule="mm-from-raw-invalid",
+                obj=ptr.describe(),
+                site=here(),
+                origin=ptr.mm_users.zero_site,
+                origin_label="mm_users reached zero (the last mmput)",
+            )
+
+    def _live(self, use: str) -> MmStruct:
+        mm = super()._live(use)
+        if STATE.on and mm.mm_users.read() == 0 and not mm.mm_users.saturated:
+            raise RefcountError(
+                f"{use} on an MmWithUser after the last mmput (mm_users is zero)",
+                rule="mm-users-zero",
+                obj=mm.describe(),
+                site=here(),
+                origin=mm.mm_users.zero_site,
+                origin_label="mm_users reached zero (the last mmput)",
+            )
+        return mm
+
+    def as_mm(self) -> Mm:
+        """The `Mm` view (`&**self`), for an `mmgrab` reference with `ARef.from_ref`."""
+        return Mm._view(self._live("as_mm"))
+
+    def inc_ref(self) -> None:
+        """`mmget`."""
+        # SAFETY: `&self` implies mm_users > 0, so mmget is allowed (checked in `_live`).
+        _c.mmget(self._live("mmget"))
+
+    @may_sleep
+    def dec_ref(self) -> None:
+        """`mmput`; the last one tears the address space down, so it may sleep."""
+        # SAFETY: the caller owns the mmget reference it gives back.
+        _c.mmput(self._live("mmput"))
+
+    @staticmethod
+    def into_mmput_async(me: ARef[MmWithUser]) -> ARef[MmWithUserAsync]:
+        """Keep the same `mmget` count, but drop it with `mmput_async`."""
+        if not isinstance(me, ARef) or not isinstance(me.get(), MmWithUser):
+            raise TypeError("into_mmput_async takes an ARef[MmWithUser]")
+        raw = me.into_raw()._live("into_mmput_async")
+        from .mmput_async import MmWithUserAsync
+
+        # SAFETY: the layouts and invariants are the same; the count moves to the new ARef.
+        with unsafe("SAFETY: into_raw() gave up the mmget count; MmWithUserAsync takes it over"):
+            return ARef.from_raw(MmWithUserAsync._view(raw))
+
+    # --- locks ----------------------------------------------------------------------
+
+    @may_sleep
+    def mmap_read_lock(self) -> MmapReadGuard:
+        """Take the mmap read lock (sleeps while a writer holds or waits for it)."""
+        mm = self._live("mmap_read_lock")
+        site = here()
+        # SAFETY: `&self` keeps mm_users > 0, so the mm_struct and its lock are valid.
+        token = _c.mmap_read_lock(mm, site)
+        # INVARIANT: we just acquired the read lock.
+        return MmapReadGuard(self, token, site)
+
+    def mmap_read_trylock(self) -> MmapReadGuard | None:
+        """Take the mmap read lock if that needs no sleeping; never sleeps."""
+        mm = self._live("mmap_read_trylock")
+        site = here()
+        ok, token = _c.mmap_read_trylock(mm, site)
+        if not ok:
+            return None
+        # INVARIANT: we just acquired the read lock.
+        return MmapReadGuard(self, token, site)
+
+    @may_sleep
+    def mmap_write_lock(self) -> MmapWriteGuard:
+        """Take the mmap write lock (sleeps until every holder is gone)."""
+        mm = self._live("mmap_write_lock")
+        site = here()
+        token = _c.mmap_write_lock(mm, site)
+        # INVARIANT: we just acquired the write lock.
+        return MmapWriteGuard(self, token, site)
+
+    def lock_vma_under_rcu(self, vma_addr: int) -> VmaReadGuard | None:
+        """Read-lock the VMA at `vma_addr` without the mmap lock; None under contention.
+
+        An optimistic trylock: it fails while the VMA is write-locked or being written,
+        and always without `CONFIG_PER_VMA_LOCK` (`Kernel(per_vma_lock=False)`); fall
+        back to `mmap_read_lock`. Never sleeps.
+        """
+        from ..page import usize
+
+        a = usize(vma_addr, "vma_addr")
+        mm = self._live("lock_vma_under_rcu")
+        site = here()
+        got = _c.lock_vma_under_rcu(mm, a, site)
+        if got is None:
+            return None
+        vma, token = got
+        # INVARIANT: we just acquired the VMA read lock of `vma`.
+        return VmaReadGuard(vma, token, site)
+
+
+class _GuardState:
+    """The release bookkeeping shared by the three guards."""
+
+    __slots__ = ()
+
+    def _release_checks(self, released: bool, end_site: Site | None, tid: int, origin: Site, what: str) -> None:
+        if not STATE.on:
+            return
+        if released:
+            raise LockError(
+                f"{type(self).__name__} released twice",
+                rule="double-unlock",
+                obj=what,
+                site=here(),
+                origin=end_site,
+                origin_label="the guard was already released",
+                notes=[("the lock was taken", origin)],
+            )
+        if threading.get_ident() != tid:
+            raise SendError(
+                f"{type(self).__name__} released on another thread than the one that locked "
+                "(rw_semaphore owner semantics)",
+                obj=what,
+                site=here(),
+                origin=origin,
+                origin_label=f"the lock was taken on thread {tid}",
+            )
+
+
+@not_send("mmap_read_lock and mmap_read_unlock must be called on the same thread")
+@not_sync("a guard is used only by the thread holding the lock")
+class MmapReadGuard(NotThreadSafe, _GuardState):
+    """Owns the mmap read lock of an address space.
+
+    Invariants: until released, the thread `_tid` holds the mmap read lock of `_mm`;
+    `_lt` ends when it is released.
+    """
+
+    __slots__ = ("_end_site", "_lt", "_mm", "_released", "_tid", "_token", "origin_site")
+
+    def __init__(self, mm: MmWithUser, token: lockdep.HeldLock | None, site: Site) -> None:
+        self._mm = mm
+        self._token = token
+        self.origin_site = site
+        self._tid = threading.get_ident()
+        self._released = False
+        self._end_site: Site | None = None
+        self._lt = Lifetime(f"mmap read lock of {mm._mm.owner_comm}:{mm._mm.owner_pid}", site)
+
+    @property
+    def lifetime(self) -> Lifetime:
+        """The critical section; references from `vma_lookup` hold it."""
+        return self._lt
+
+    def mm(self) -> MmWithUser:
+        return self._mm
+
+    def is_held(self) -> bool:
+        return not self._released
+
+    def describe(self) -> str:
+        return f"MmapReadGuard of {self._mm._mm.mmap_lock.describe()}"
+
+    def _check_held(self, use: str) -> None:
+        if self._released and STATE.on:
+            self._lt.expired(f"{use} on a released MmapReadGuard", made=self.origin_site)
+
+    def vma_lookup(self, vma_addr: int) -> VmAreaRef | None:
+        """The VMA containing `vma_addr`, valid until this guard is released; any address is accepted."""
+        from ..page import usize
+
+        self._check_held("vma_lookup")
+        a = usize(vma_addr, "vma_addr")
+        # SAFETY: we hold the mmap read lock, so the tree is stable; any address is okay.
+        vma = _c.vma_lookup(self._mm._mm, a)
+        if vma is None:
+            return None
+        # INVARIANT: the VmAreaRef holds our lifetime, so it is used only while we hold the lock.
+        return VmAreaRef(vma, self._lt, here())
+
+    def drop(self) -> None:
+        """`mmap_read_unlock` (never sleeps); on another thread, a `SendError`."""
+        self._release_checks(self._released, self._end_site, self._tid, self.origin_site, self.describe())
+        site = here()
+        _c.mmap_read_unlock(self._mm._mm, self._token, site)
+        self._released = True
+        self._end_site = site
+        self._lt.end(site, "the MmapReadGuard was released")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._released:
+            self.drop()
+
+
+@not_send("mmap_write_lock and mmap_write_unlock must be called on the same thread")
+@not_sync("a guard is used only by the thread holding the lock")
+class MmapWriteGuard(NotThreadSafe, _GuardState):
+    """Owns the mmap write lock of an address space.
+
+    Invariants: until released, the thread `_tid` holds the mmap write lock of `_mm`;
+    VMAs it hands out are write-locked until then; `_lt` ends when it is released.
+    """
+
+    __slots__ = ("_end_site", "_lt", "_mm", "_released", "_tid", "_token", "origin_site")
+
+    def __init__(self, mm: MmWithUser, token: lockdep.HeldLock | None, site: Site) -> None:
+        self._mm = mm
+        self._token = token
+        self.origin_site = site
+        self._tid = threading.get_ident()
+        self._released = False
+        self._end_site: Site | None = None
+        self._lt = Lifetime(f"mmap write lock of {mm._mm.owner_comm}:{mm._mm.owner_pid}", site)
+
+    @property
+    def lifetime(self) -> Lifetime:
+        return self._lt
+
+    def mm(self) -> MmWithUser:
+        return self._mm
+
+    def is_held(self) -> bool:
+        return not self._released
+
+    def describe(self) -> str:
+        return f"MmapWriteGuard of {self._mm._mm.mmap_lock.describe()}"
+
+    def vma_lookup(self, vma_addr: int) -> VmAreaMut | None:
+        """The VMA containing `vma_addr`, write-locked (`vma_start_write`); valid until release."""
+        from ..page import usize
+
+        if self._released and STATE.on:
+            self._lt.expired("vma_lookup on a released MmapWriteGuard", made=self.origin_site)
+        a = usize(vma_addr, "vma_addr")
+        vma = _c.vma_lookup(self._mm._mm, a)
+        if vma is None:
+            return None
+        # SAFETY: we hold the mmap write lock, which vma_start_write requires.
+        _c.vma_start_write(vma, here())
+        # INVARIANT: the mmap write lock is held and the VMA is write-locked for our lifetime.
+        return VmAreaMut(vma, self._lt, here())
+
+    def drop(self) -> None:
+        """`mmap_write_unlock`, which also ends every VMA write lock."""
+        self._release_checks(self._released, self._end_site, self._tid, self.origin_site, self.describe())
+        site = here()
+        _c.mmap_write_unlock(self._mm._mm, self._token, site)
+        self._released = True
+        self._end_site = site
+        self._lt.end(site, "the MmapWriteGuard was released")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._released:
+            self.drop()
+
+
+@not_send("vma_end_read must be called on the same thread as where the lock was taken")
+@not_sync("a guard is used only by the thread holding the lock")
+class VmaReadGuard(NotThreadSafe, VmAreaRef, _GuardState):
+    """Owns the VMA read lock of one VMA; it is a `VmAreaRef` to that VMA (Rust's `Deref`).
+
+    Invariants: until released, the thread `_tid` holds the VMA read lock of `_vma`;
+    `_lt` (the `VmAreaRef` lifetime) ends when it is released.
+    """
+
+    __slots__ = ("_end_site", "_released", "_tid", "_token")
+
+    def __init__(self, vma: VmAreaStruct, token: lockdep.HeldLock | None, site: Site) -> None:
+        super().__init__(vma, Lifetime(f"VMA read lock of {vma.describe()}", site), site)
+        self._token = token
+        self._tid = threading.get_ident()
+        self._released = False
+        self._end_site: Site | None = None
+
+    def is_held(self) -> bool:
+        return not self._released
+
+    def drop(self) -> None:
+        """`vma_end_read` (never sleeps); on another thread, a `SendError`."""
+        self._release_checks(self._released, self._end_site, self._tid, self.origin_site, self._vma.describe())
+        site = here()
+        _c.vma_end_read(self._vma, self._token, site)
+        self._released = True
+        self._end_site = site
+        self._lt.end(site, "the VmaReadGuard was released")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._released:
+            self.drop()
+
+
+from .mmput_async import MmWithUserAsync  # noqa: E402 - it subclasses MmWithUser.

@@ -64,7 +64,7 @@ class Lock(Pinned, Generic[T]):
     _guard_type: type[Guard[Any]]
     _atomic = False
 
-    __slots__ = ("__ownership_pinned_at__", "_cls", "_data", "_name", "_raw", "_what")
+    __slots__ = ("__ownership_pinned_at__", "_cls", "_data", "_entry", "_name", "_raw", "_what")
 
     def __init__(self, data: T, name: str | None = None) -> None:
         site = here()
@@ -75,6 +75,11 @@ class Lock(Pinned, Generic[T]):
         self._data = data
         self._raw = sched.active().raw_lock()
         self._cls = lockdep.lock_class(self._name, self.kind, site)
+        # INVARIANT: one held-lock entry per lock, filled by whichever thread holds the
+        # lock word (an exclusive lock has at most one holder).
+        self._entry = lockdep.HeldLock(self._cls, self, site, False, False, 0, 0, 0)
+        if self._atomic:
+            self._entry.kind = "spinlock"
         # INVARIANT: the lock is pinned where it is built, as `new_spinlock!` in `pin_init!`.
         self._pin_here(site)
 
@@ -92,15 +97,15 @@ class Lock(Pinned, Generic[T]):
         """Take the lock for a caller whose frame is `f`; None if a trylock failed.
 
         With checks on, lockdep validates the acquisition *before* the lock word is
-        touched (so an inversion is reported instead of deadlocking), then the atomic
-        section opens (spinlocks), then the raw lock is taken.
+        touched (so an inversion is reported instead of deadlocking); once the lock word
+        is held, the acquisition is recorded (for a spinlock, the atomic section opens).
+        This is `_order_key` and `_push` inlined: the model's hottest path.
         """
         raw = self._raw
         g: Guard[T] = _new(self._guard_type)
         g._lock = self
-        g._released = False
-        g._lt = None
         g._end_site = None
+        g._lt = None
         if not STATE.on:
             if trylock:
                 if not raw.acquire(False):
@@ -110,13 +115,11 @@ class Lock(Pinned, Generic[T]):
             # INVARIANT: an unchecked guard: no lockdep entry, no atomic section.
             g.origin_site = UNKNOWN
             g._held = None
-            g._sec = None
             g._st = None
             return g
         # The call site, interned (the fast path of `site_of_frame`, inlined).
-        code = f.f_code
-        k = id(code)
-        site: Site | None = None
+        k = id(f.f_code)
+        site = None
         if k in _by_code:
             sites = _by_code[k]
             if sites is not None:
@@ -124,11 +127,8 @@ class Lock(Pinned, Generic[T]):
         if site is None:
             site = site_of_frame(f)
         st = ctx.st
-        if trylock:
-            if not raw.acquire(False):
-                return None
-        # lockdep (the fast path of `lockdep.acquire_in`, inlined): the recursion check,
-        # then the chain key; only a chain never seen before is validated.
+        # lockdep (the fast path of `lockdep.acquire_in`): the recursion check, then the
+        # chain key; only a chain never seen before is validated (and may raise).
         held_stack = st.held
         cls = self._cls
         prev = st.chain_key
@@ -140,19 +140,16 @@ class Lock(Pinned, Generic[T]):
                     lockdep.acquire_in(st, cls, self, site)  # Raises the recursion report.
             key = hash((prev, cls.id))
         if key not in _validated:
-            try:
-                lockdep.validate_chain(held_stack, cls, site, trylock, nested, key)
-            except BaseException:
-                if trylock:
-                    raw.release()
-                raise
-        # INVARIANT: the held-lock entry; for a spinlock it is also the atomic section.
-        e: lockdep.HeldLock = _new(HeldLock)
-        e.what = self._what
-        e.cls = cls
-        e.instance = self
+            lockdep.validate_chain(held_stack, cls, site, trylock, nested, key)
+        if trylock:
+            if not raw.acquire(False):
+                return None
+        else:
+            raw.acquire()
+        # INVARIANT: this thread holds the lock word, so it is the only user of the
+        # lock's one held-lock entry; for a spinlock that entry is also the atomic section.
+        e = self._entry
         e.site = site
-        e.read = False
         e.trylock = trylock
         e.nested = nested
         e.prev_key = prev
@@ -160,31 +157,38 @@ class Lock(Pinned, Generic[T]):
         held_stack.append(e)
         st.chain_key = key
         if self._atomic:
-            e.kind = "spinlock"
             st.sections.append(e)
             st.preempt_count += 1
-            sec: AtomicSection | None = e
-        else:
-            e.kind = "lock"
-            sec = None
-        if not trylock:
-            raw.acquire()
-        # INVARIANT: the lock word is held by this thread, recorded in `held` (and `sec`).
         g.origin_site = site
         g._held = e
-        g._sec = sec
         g._st = st
         return g
 
-    def _enter(self, site: Site) -> AtomicSection | None:
-        """Open the atomic section this lock's holder runs in (spinlocks only)."""
-        if not self._atomic:
-            return None
-        st = ctx.st
-        sec = AtomicSection("spinlock", self._what, site)
-        st.sections.append(sec)
-        st.preempt_count += 1
-        return sec
+    def _order_key(self, st: ThreadState, site: Site) -> tuple[int, int]:
+        """Validate a plain acquisition by this thread; its (previous, new) chain keys."""
+        prev = st.chain_key
+        for h in st.held:
+            if h.instance is self:
+                lockdep.acquire_in(st, self._cls, self, site)  # Raises the recursion report.
+        key = lockdep.chain_key(prev, self._cls.id, False, 0)
+        if key not in _validated:
+            lockdep.validate_chain(st.held, self._cls, site, False, 0, key)
+        return prev, key
+
+    def _push(self, st: ThreadState, site: Site, prev: int, key: int) -> lockdep.HeldLock:
+        """Record a plain acquisition whose lock word this thread now holds."""
+        e = self._entry
+        e.site = site
+        e.trylock = False
+        e.nested = 0
+        e.prev_key = prev
+        e.key = key
+        st.held.append(e)
+        st.chain_key = key
+        if self._atomic:
+            st.sections.append(e)
+            st.preempt_count += 1
+        return e
 
     def __ownership_is_send__(self) -> bool:
         from ..marker import is_send
@@ -200,37 +204,33 @@ class Lock(Pinned, Generic[T]):
 class Guard(NotThreadSafe, Generic[T]):
     """Proof that a lock is held; the data is reachable only through it.
 
-    Invariants: while `_released` is False, the thread whose state is `_st` holds
-    `_lock`; `_held` is its lockdep entry and `_sec` its atomic section (both None, and
-    `_st` None, when the guard was made with checks off).
+    Invariants: while `_end_site` is None (not released), the thread whose state is
+    `_st` holds `_lock`, and `_held` is its lockdep entry (for a spinlock also its atomic
+    section); `_held` and `_st` are None when the guard was made with checks off.
     """
 
-    __slots__ = ("_end_site", "_held", "_lock", "_lt", "_released", "_sec", "_st", "origin_site")
+    __slots__ = ("_end_site", "_held", "_lock", "_lt", "_st", "origin_site")
 
     _lock: Lock[T]
-    _released: bool
     _lt: Lifetime | None
     _end_site: Site | None
     _held: lockdep.HeldLock | None
-    _sec: AtomicSection | None
     _st: ThreadState | None
     origin_site: Site
 
-    def __init__(
-        self,
-        lock: Lock[T],
-        site: Site,
-        held: lockdep.HeldLock | None,
-        sec: AtomicSection | None,
-    ) -> None:
+    def __init__(self, lock: Lock[T], site: Site, held: lockdep.HeldLock | None) -> None:
         self._lock = lock
         self.origin_site = site
         self._held = held
-        self._sec = sec
         self._st = ctx.st if held is not None else None
-        self._released = False
-        self._lt = None
         self._end_site = None
+        self._lt = None
+
+    @property
+    def _sec(self) -> AtomicSection | None:
+        """The atomic section the holder runs in (a spinlock's lockdep entry), if any."""
+        h = self._held
+        return h if h is not None and h.kind == "spinlock" else None
 
     # --- data access -------------------------------------------------------
 
@@ -247,13 +247,13 @@ class Guard(NotThreadSafe, Generic[T]):
     @property
     def data(self) -> T:
         """The protected value (`&*guard`)."""
-        if self._released and STATE.on:
+        if self._end_site is not None and STATE.on:
             raise self._dead("read of the protected data")
         return self._lock._data
 
     @data.setter
     def data(self, value: T) -> None:
-        if self._released and STATE.on:
+        if self._end_site is not None and STATE.on:
             raise self._dead("write of the protected data")
         self._lock._data = value
 
@@ -273,7 +273,7 @@ class Guard(NotThreadSafe, Generic[T]):
         lt = self._lt
         if lt is None:
             lt = self._lt = Lifetime(f"data of {self._lock.describe()}", self.origin_site)
-            if self._released:
+            if self._end_site is not None:
                 lt.end(self._end_site, "the guard was released")
         return lt
 
@@ -282,7 +282,7 @@ class Guard(NotThreadSafe, Generic[T]):
         return self._lock
 
     def is_held(self) -> bool:
-        return not self._released
+        return self._end_site is None
 
     # --- release -------------------------------------------------------------
 
@@ -294,97 +294,104 @@ class Guard(NotThreadSafe, Generic[T]):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._released:
+        if self._end_site is None:
             self._release(_getframe(1))
 
     def _release(self, f: FrameType) -> None:
         """Release for a caller whose frame is `f`; violations are raised before any effect."""
-        if self._released:
-            if STATE.on:
-                raise LockError(
-                    "guard released twice (unlock of a lock not held)",
-                    rule="double-unlock",
-                    obj=self._lock.describe(),
-                    site=site_of_frame(f),
-                    origin=self._end_site,
-                    origin_label="the guard was already released",
-                    notes=[("the lock was taken", self.origin_site)],
-                )
-            return
         held = self._held
         if held is None:
             # Made with checks off: nothing was recorded, so nothing to undo.
-            self._released = True
-            if STATE.on:
-                self._end_site = site_of_frame(f)
-                if self._lt is not None:
-                    self._lt.end(self._end_site, "the guard was released")
+            if self._end_site is not None:
+                if STATE.on:
+                    raise self._double_unlock(site_of_frame(f))
+                return
+            end = site_of_frame(f) if STATE.on else UNKNOWN
+            self._end_site = end
+            if self._lt is not None:
+                self._lt.end(end, "the guard was released")
             self._lock._raw.release()
             hook = sched.preempt_hook
             if hook is not None:
                 hook()
             return
-        st = ctx.st
-        if st is not self._st:
-            raise SendError(
-                f"{type(self).__name__} released on another thread than the one that locked",
-                obj=self._lock.describe(),
-                site=site_of_frame(f),
-                origin=self.origin_site,
-                origin_label=f"the lock was taken on thread {self._st.tid if self._st else '?'}",
-            )
-        code = f.f_code
-        k = id(code)
-        site: Site | None = None
+        # The call site, interned (the fast path of `site_of_frame`, inlined).
+        k = id(f.f_code)
+        site = None
         if k in _by_code:
             sites = _by_code[k]
             if sites is not None:
                 site = sites.get(f.f_lasti)
         if site is None:
             site = site_of_frame(f)
+        if self._end_site is not None:
+            if STATE.on:
+                raise self._double_unlock(site)
+            return
+        st = ctx.st
+        if st is not self._st:
+            raise SendError(
+                f"{type(self).__name__} released on another thread than the one that locked",
+                obj=self._lock.describe(),
+                site=site,
+                origin=self.origin_site,
+                origin_label=f"the lock was taken on thread {self._st.tid if self._st else '?'}",
+            )
         hs = st.held
         if hs and hs[-1] is held:
             hs.pop()
             st.chain_key = held.prev_key
         else:
             lockdep.release_in(st, held)
-        self._released = True
         self._end_site = site
         lt = self._lt
         if lt is not None:
             lt.end(site, "the guard was released")
         self._lock._raw.release()
-        sec = self._sec
-        if sec is not None:
+        if held.kind == "spinlock":
             secs = st.sections
-            if secs and secs[-1] is sec:
+            if secs and secs[-1] is held:
                 secs.pop()
                 st.preempt_count -= 1
-                hook = sched.preempt_hook
-                if hook is not None:
-                    hook()
             else:
-                exit_atomic(sec, st)
-        else:
-            hook = sched.preempt_hook
-            if hook is not None:
-                hook()
+                exit_atomic(held, st)
+                return
+        hook = sched.preempt_hook
+        if hook is not None:
+            hook()
+
+    def _double_unlock(self, site: Site) -> LockError:
+        return LockError(
+            "guard released twice (unlock of a lock not held)",
+            rule="double-unlock",
+            obj=self._lock.describe(),
+            site=site,
+            origin=self._end_site,
+            origin_label="the guard was already released",
+            notes=[("the lock was taken", self.origin_site)],
+        )
 
     # --- condvar support -------------------------------------------------------
 
     def _unlock_for_wait(self) -> None:
-        if self._held is not None:
-            lockdep.release(self._held)
+        """Release the lock for a condvar wait; the guard stays (the wait re-takes it)."""
+        held = self._held
+        if held is not None:
+            lockdep.release(held)
         self._lock._raw.release()
-        if self._sec is not None:
-            exit_atomic(self._sec)
+        if held is not None and held.kind == "spinlock":
+            exit_atomic(held)
 
     def _relock_after_wait(self, site: Site) -> None:
+        """Re-take the lock after a condvar wait, recorded at `site`."""
         lk = self._lock
-        if self._held is not None:
-            self._held = lockdep.acquire(lk._cls, lk, site)
-            self._sec = lk._enter(site)
+        if self._held is None:
+            lk._raw.acquire()
+            return
+        st = ctx.st
+        prev, key = lk._order_key(st, site)
         lk._raw.acquire()
+        self._held = lk._push(st, site, prev, key)
 
     def describe(self) -> str:
         return f"{type(self).__name__} of {self._lock.describe()}"

@@ -82,7 +82,9 @@ class HeldLock(AtomicSection):
         prev_key: int,
         key: int,
     ) -> None:
-        super().__init__("lock", f"{cls.kind} '{cls.name}'", site)
+        self.kind = "lock"
+        self.what = f"{cls.kind} '{cls.name}'"
+        self.site = site
         self.cls = cls
         self.instance = instance
         self.read = read

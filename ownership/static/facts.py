@@ -1,0 +1,1042 @@
+"""Facts about one module's functions, gathered in one flow-sensitive walk.
+
+For every function the walk records each call with what the checks need to judge it
+later, once the callee's summary is known (the callee may live in another module, or
+later in this one):
+
+* the atomic sections open at the call: `with x.lock():` of a `SpinLock`, a
+  `g = x.lock()` not yet `g.drop()`ped, `preempt_disabled()`, `rcu_read_lock()`,
+  `local_irq_disable()`, a `preempt_disable()` not yet `preempt_enable()`d, or a
+  `SpinLockGuard` parameter (the caller holds the lock);
+* for each argument bound to a parameter of the callee: whether it is a GFP value
+  that allows direct reclaim, the caller's own parameter it forwards, and whether its
+  type is `!Send`;
+* whether the call sits in a `with unsafe(...)` block or an unsafe function.
+
+Facts that need no summary are turned into findings during the walk: a reference
+obtained through a guard that is returned or stored on `self` or a global
+(`guard-escape`), and a `with unsafe(...)` whose justification is missing or empty.
+
+The walk is flow-sensitive where the model needs it: a guard dropped on one branch is
+still held on the other, a branch that returns does not flow on, loops are iterated to
+a fixed point (facts are recorded in the last pass only), and the else branch of
+`if g is None:` knows the guard is there. It is not path-sensitive beyond that; a
+guard that is only *maybe* held counts as held (the count is reported as `0..1`).
+
+The walk's state is split from the recorded facts: `State` maps open sections by key
+and is copied at branches, while `FunctionFacts` accumulates the calls and is only
+appended to in recording passes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from mypy.nodes import (
+    GDEF,
+    LDEF,
+    AssertStmt,
+    AssignmentStmt,
+    Block,
+    BreakStmt,
+    CallExpr,
+    ClassDef,
+    ComparisonExpr,
+    ContinueStmt,
+    Decorator,
+    DelStmt,
+    Expression,
+    ExpressionStmt,
+    ForStmt,
+    FuncDef,
+    IfStmt,
+    IndexExpr,
+    IntExpr,
+    LambdaExpr,
+    MatchStmt,
+    MemberExpr,
+    MypyFile,
+    NameExpr,
+    OperatorAssignmentStmt,
+    OpExpr,
+    OverloadedFuncDef,
+    RaiseStmt,
+    RefExpr,
+    ReturnStmt,
+    Statement,
+    StrExpr,
+    TryStmt,
+    TupleExpr,
+    UnaryExpr,
+    Var,
+    WhileStmt,
+    WithStmt,
+)
+from mypy.types import CallableType, Instance, Overloaded, ProperType, get_proper_type
+
+from . import gfp as gfp_eval
+from .resolve import (
+    ATOMIC_CONTEXT_FUNCS,
+    ClassLookup,
+    Typer,
+    atomic_kind,
+    bind_args,
+    expr_children,
+    format_type,
+    instances,
+    is_copy_type,
+    is_guard_type,
+    is_reference_type,
+    iter_exprs,
+    not_send_reason,
+)
+from .store import ClassDecl
+
+__all__ = [
+    "ArgFact",
+    "CallFact",
+    "Finding",
+    "FunctionFacts",
+    "ModuleFacts",
+    "Note",
+    "Region",
+    "UnsafeBlock",
+    "extract_module",
+    "safety_comment",
+]
+
+MAY_SLEEP = "ownership.context.may_sleep"
+UNSAFE_FN = "ownership.unsafe.unsafe_fn"
+UNSAFE_BLOCK = "ownership.unsafe.unsafe"
+PREEMPT_DISABLE = "ownership.context.preempt_disable"
+PREEMPT_ENABLE = "ownership.context.preempt_enable"
+AREF_DROP = "ownership.aref.ARef.drop"
+ARC_DROP = "ownership.sync.arc.Arc.drop"
+CONDVAR_WAITS = frozenset({"ownership.sync.condvar.CondVar.wait", "ownership.sync.condvar.CondVar.wait_timeout"})
+MARKER_DECLS = {
+    "ownership.marker.impl_send": ("send", True),
+    "ownership.marker.impl_sync": ("sync", True),
+    "ownership.marker.not_send": ("send", False),
+    "ownership.marker.not_sync": ("sync", False),
+}
+STORE_METHODS = frozenset({"append", "add", "insert", "setdefault", "appendleft"})
+
+_KIND_TEXT = {
+    "spinlock": "SpinLock guard",
+    "preempt": "preempt_disable()",
+    "rcu": "rcu_read_lock()",
+    "irq": "local_irq_disable()",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """One line of explanation under a finding, optionally pointing at a source line."""
+
+    text: str
+    path: str | None = None
+    line: int = 0
+
+
+@dataclass
+class Finding:
+    """One diagnostic: a rule broken at `line`:`column` of the module being checked."""
+
+    code: str
+    line: int
+    column: int
+    message: str
+    notes: list[Note] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Region:
+    """An atomic section open at some point of a function.
+
+    Invariants: `kind` is "spinlock", "preempt", "rcu" or "irq"; `line` is where it
+    began; `definite` is False when it is open on some paths only; `var` is the
+    variable holding its guard, if any.
+    """
+
+    kind: str
+    what: str
+    line: int
+    definite: bool = True
+    var: str | None = None
+
+
+State = dict[str, Region]
+
+
+@dataclass
+class ArgFact:
+    """What matters about one argument of a call, for the callee's parameter it binds."""
+
+    text: str
+    line: int
+    gfp: str | None = None
+    gfp_fwd: str | None = None
+    param: str | None = None
+    nonsend: str | None = None
+    origin: int = 0
+
+
+@dataclass
+class CallFact:
+    """One call in a function body, as the walk saw it.
+
+    Invariants: `callees` are full names of every function the call may reach;
+    `regions` are the atomic sections open at the call (the guard a `CondVar.wait`
+    releases is not among them); `unsafe_ctx` is "block", "fn" or "none".
+    """
+
+    line: int
+    column: int
+    stmt_line: int
+    callees: tuple[str, ...]
+    label: str
+    args: dict[str, ArgFact]
+    regions: tuple[Region, ...]
+    unsafe_ctx: str
+    unsafe_block: int = 0
+
+
+@dataclass
+class UnsafeBlock:
+    """A `with unsafe(...)` statement and the state of its justification."""
+
+    line: int
+    column: int
+    comment: str
+    argument: str
+
+
+@dataclass
+class FunctionFacts:
+    """Everything recorded about one function (or a module's top level).
+
+    Invariants: `declared_sleep` is None when the function has no `@may_sleep`, () for
+    a plain `@may_sleep`, and the GFP parameter names of `@may_sleep(gfp=...)`.
+    """
+
+    fullname: str
+    line: int
+    params: tuple[str, ...]
+    declared_sleep: tuple[str, ...] | None = None
+    unsafe: str | None = None
+    gfp_defaults: dict[str, str] = field(default_factory=dict)
+    calls: list[CallFact] = field(default_factory=list)
+
+
+@dataclass
+class ModuleFacts:
+    """The facts of one module: its functions, its classes' Send/Sync declarations,
+    its unsafe blocks, and the findings that needed no summary."""
+
+    module: str
+    path: str
+    lines: list[str]
+    functions: dict[str, FunctionFacts] = field(default_factory=dict)
+    classes: dict[str, ClassDecl] = field(default_factory=dict)
+    unsafe_blocks: list[UnsafeBlock] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+_SAFETY_RE = re.compile(r"^#\s*SAFETY:(.*)$")
+
+
+def safety_comment(lines: list[str], line: int) -> str:
+    """Whether the comment block right above `line` (1-based) has a `# SAFETY:`
+    justification: "ok", "empty" (the marker with no text) or "missing"."""
+    i = line - 2
+    block: list[str] = []
+    while 0 <= i < len(lines):
+        text = lines[i].strip()
+        if not text.startswith("#"):
+            break
+        block.append(text)
+        i -= 1
+    block.reverse()
+    for j, text in enumerate(block):
+        m = _SAFETY_RE.match(text)
+        if m is None:
+            continue
+        body = m.group(1).strip()
+        for cont in block[j + 1 :]:
+            if _SAFETY_RE.match(cont):
+                break
+            body += " " + cont.lstrip("#").strip()
+        return "ok" if body.strip() else "empty"
+    return "missing"
+
+
+def _str_value(e: Expression | None) -> str | None:
+    if isinstance(e, StrExpr):
+        return e.value
+    if isinstance(e, OpExpr) and e.op == "+":
+        left, right = _str_value(e.left), _str_value(e.right)
+        if left is not None and right is not None:
+            return left + right
+    return None
+
+
+def _kwarg(call: CallExpr, name: str) -> Expression | None:
+    for arg, n in zip(call.args, call.arg_names):
+        if n == name:
+            return arg
+    return None
+
+
+def _decorator_name(d: Expression) -> str:
+    target = d.callee if isinstance(d, CallExpr) else d
+    return target.fullname if isinstance(target, RefExpr) else ""
+
+
+class ModuleWalker:
+    """Walks one module and fills a `ModuleFacts`."""
+
+    def __init__(self, tree: MypyFile, typer: Typer, lines: list[str], classes: ClassLookup) -> None:
+        self.tree = tree
+        self.typer = typer
+        self.classes = classes
+        self.facts = ModuleFacts(tree.fullname, tree.path, lines)
+
+    def run(self) -> ModuleFacts:
+        top = FunctionWalker(self, f"{self.tree.fullname}.<module>", 1, None, (), None)
+        top.walk_block(self.tree.defs)
+        self.facts.functions[top.facts.fullname] = top.facts
+        return self.facts
+
+    # Definitions found while walking are analysed as functions of their own.
+
+    def define(self, stmt: Statement, outer: FunctionWalker | None) -> None:
+        if isinstance(stmt, FuncDef):
+            self.function(stmt, [], outer)
+        elif isinstance(stmt, Decorator):
+            decorators = list(stmt.original_decorators or stmt.decorators)
+            self.function(stmt.func, decorators, outer)
+        elif isinstance(stmt, OverloadedFuncDef):
+            if stmt.impl is not None:
+                self.define(stmt.impl, outer)
+            else:
+                for item in stmt.items:
+                    self.define(item, outer)
+        elif isinstance(stmt, ClassDef):
+            self.class_def(stmt, outer)
+
+    def class_def(self, cdef: ClassDef, outer: FunctionWalker | None) -> None:
+        send: bool | None = None
+        sync: bool | None = None
+        for d in cdef.decorators:
+            decl = MARKER_DECLS.get(_decorator_name(d))
+            if decl is None:
+                continue
+            trait, value = decl
+            if trait == "send":
+                send = value
+            else:
+                sync = value
+        if send is not None or sync is not None:
+            self.facts.classes[cdef.fullname] = ClassDecl(send, sync)
+        body = FunctionWalker(self, f"{cdef.fullname}.<class>", cdef.line, None, (), outer)
+        body.walk_block(cdef.defs.body)
+        if body.facts.calls:
+            self.facts.functions[body.facts.fullname] = body.facts
+
+    def function(self, fdef: FuncDef, decorators: list[Expression], outer: FunctionWalker | None) -> None:
+        declared: tuple[str, ...] | None = None
+        unsafe: str | None = None
+        for d in decorators:
+            name = _decorator_name(d)
+            if name == MAY_SLEEP:
+                gfp_arg = _kwarg(d, "gfp") if isinstance(d, CallExpr) else None
+                value = _str_value(gfp_arg)
+                declared = (value,) if value else ()
+            elif name == UNSAFE_FN and isinstance(d, CallExpr):
+                unsafe = _str_value(_kwarg(d, "safety")) or "(not a literal string)"
+        w = FunctionWalker(self, fdef.fullname or fdef.name, fdef.line, fdef, (), outer)
+        w.facts.declared_sleep = declared
+        w.facts.unsafe = unsafe
+        w.run()
+        self.facts.functions[w.facts.fullname] = w.facts
+
+
+@dataclass
+class GuardInfo:
+    line: int
+    text: str
+    scoped: bool
+
+
+@dataclass
+class Borrow:
+    guard: str
+    guard_line: int
+    line: int
+    what: str
+
+
+class FunctionWalker:
+    """The flow-sensitive walk of one function body."""
+
+    def __init__(
+        self,
+        mod: ModuleWalker,
+        fullname: str,
+        line: int,
+        fdef: FuncDef | None,
+        params: tuple[str, ...],
+        outer: FunctionWalker | None,
+    ) -> None:
+        self.mod = mod
+        self.typer = mod.typer
+        self.fdef = fdef
+        self.outer = outer
+        names = tuple(a.variable.name for a in fdef.arguments) if fdef is not None else params
+        self.facts = FunctionFacts(fullname, line, names)
+        self.param_vars: dict[Var, str] = {}
+        self.self_var: Var | None = None
+        if fdef is not None:
+            for a in fdef.arguments:
+                self.param_vars[a.variable] = a.variable.name
+            if fdef.info is not None and fdef.info.fullname and not fdef.is_static and fdef.arguments:
+                self.self_var = fdef.arguments[0].variable
+        self.loop_alias: dict[Var, str] = {}
+        self.local_vars: set[Var] = set(self.param_vars)
+        self.local_defs: dict[str, FuncDef] = {}
+        self.recording = True
+        self.loops: list[tuple[list[State], list[State]]] = []
+        self.unsafe_blocks: list[int] = []
+        self.guards: dict[str, GuardInfo] = {}
+        self.borrowed: dict[str, Borrow] = {}
+        self.stmt_line = line
+        self.escapes: set[tuple[int, str]] = set()
+
+    # --- helpers ---------------------------------------------------------------
+
+    def src(self, e: Expression) -> str:
+        lines = self.mod.facts.lines
+        if e.line > 0 and e.end_line == e.line and e.end_column is not None and 0 < e.line <= len(lines):
+            text = lines[e.line - 1][e.column : e.end_column]
+            if text:
+                return text
+        if isinstance(e, NameExpr):
+            return e.name
+        if isinstance(e, MemberExpr):
+            return f"{self.src(e.expr)}.{e.name}"
+        if isinstance(e, CallExpr):
+            return f"{self.src(e.callee)}(...)"
+        return "<expression>"
+
+    def type_of(self, e: Expression) -> ProperType | None:
+        return self.typer.type_of(e)
+
+    def finding(self, f: Finding) -> None:
+        if self.recording:
+            self.mod.facts.findings.append(f)
+
+    # --- entry -------------------------------------------------------------------
+
+    def run(self) -> None:
+        fdef = self.fdef
+        assert fdef is not None
+        st: State = {}
+        for a in fdef.arguments:
+            var = a.variable
+            if a.initializer is not None:
+                cls = gfp_eval.classify(a.initializer, self.typer, {}, {})
+                if cls is not None and cls[0] != "fwd":
+                    self.facts.gfp_defaults[var.name] = cls[0]
+            kind = atomic_kind(get_proper_type(var.type) if var.type is not None else None)
+            if kind is not None:
+                # The caller holds this guard: the whole body runs in atomic context.
+                what = f"the {_KIND_TEXT[kind]} `{var.name}` passed in by the caller"
+                st[f"var:{var.name}"] = Region(kind, what, fdef.line, True, var.name)
+        self.walk_block(fdef.body.body, st)
+
+    def walk_block(self, stmts: list[Statement], st: State | None = None, seen: list[State] | None = None) -> State | None:
+        cur: State | None = st if st is not None else {}
+        for s in stmts:
+            if cur is None:
+                return None
+            cur = self.stmt(s, cur)
+            if seen is not None and cur is not None:
+                seen.append(dict(cur))
+        return cur
+
+    def block(self, b: Block | None, st: State, seen: list[State] | None = None) -> State | None:
+        if b is None:
+            return st
+        if b.is_unreachable:
+            return st
+        return self.walk_block(b.body, st, seen)
+
+    # --- statements ----------------------------------------------------------------
+
+    def stmt(self, s: Statement, st: State) -> State | None:
+        self.stmt_line = s.line
+        if isinstance(s, ExpressionStmt):
+            self.expr(s.expr, st)
+            return st
+        if isinstance(s, AssignmentStmt):
+            return self.assign(s, st)
+        if isinstance(s, OperatorAssignmentStmt):
+            self.expr(s.rvalue, st)
+            self.expr(s.lvalue, st)
+            return st
+        if isinstance(s, WithStmt):
+            return self.with_stmt(s, st)
+        if isinstance(s, IfStmt):
+            return self.if_stmt(s, st)
+        if isinstance(s, WhileStmt):
+            return self.loop(st, s.expr, None, None, s.body, s.else_body, _always_true(s.expr))
+        if isinstance(s, ForStmt):
+            return self.loop(st, None, s.index, s.expr, s.body, s.else_body, False)
+        if isinstance(s, TryStmt):
+            return self.try_stmt(s, st)
+        if isinstance(s, ReturnStmt):
+            if s.expr is not None:
+                self.expr(s.expr, st)
+                self.check_escape(s.expr, "returned from the function", s.line)
+            return None
+        if isinstance(s, RaiseStmt):
+            if s.expr is not None:
+                self.expr(s.expr, st)
+            return None
+        if isinstance(s, BreakStmt):
+            if self.loops:
+                self.loops[-1][0].append(dict(st))
+            return None
+        if isinstance(s, ContinueStmt):
+            if self.loops:
+                self.loops[-1][1].append(dict(st))
+            return None
+        if isinstance(s, (AssertStmt,)):
+            self.expr(s.expr, st)
+            if s.msg is not None:
+                self.expr(s.msg, st)
+            return st
+        if isinstance(s, DelStmt):
+            self.expr(s.expr, st)
+            return st
+        if isinstance(s, MatchStmt):
+            self.expr(s.subject, st)
+            outs: list[State | None] = [st]
+            for guard, body in zip(s.guards, s.bodies):
+                branch = dict(st)
+                if guard is not None:
+                    self.expr(guard, branch)
+                outs.append(self.block(body, branch))
+            return join(outs)
+        if isinstance(s, Block):
+            return self.block(s, st)
+        if isinstance(s, (FuncDef, Decorator, OverloadedFuncDef, ClassDef)):
+            if self.recording:
+                if isinstance(s, FuncDef):
+                    self.local_defs[s.name] = s
+                elif isinstance(s, Decorator):
+                    self.local_defs[s.func.name] = s.func
+                self.mod.define(s, self)
+            return st
+        return st
+
+    def assign(self, s: AssignmentStmt, st: State) -> State:
+        self.expr(s.rvalue, st)
+        for lv in s.lvalues:
+            if isinstance(lv, (MemberExpr, IndexExpr)):
+                for child in expr_children(lv):
+                    self.expr(child, st)
+        rtype = self.type_of(s.rvalue)
+        borrow = self.borrow_of(s.rvalue)
+        for lv in s.lvalues:
+            self.check_store(lv, s.rvalue, borrow, s.line)
+            if not isinstance(lv, NameExpr):
+                continue
+            name = lv.name
+            var = lv.node
+            if isinstance(var, Var):
+                self.typer.locals[var] = s.rvalue
+                if lv.kind == LDEF or var in self.local_vars:
+                    self.local_vars.add(var)
+            kind = atomic_kind(rtype) if isinstance(s.rvalue, CallExpr) else None
+            if isinstance(s.rvalue, CallExpr) and PREEMPT_DISABLE in self.callee_names(s.rvalue):
+                kind = "preempt"
+            key = f"var:{name}"
+            if kind is not None:
+                st[key] = Region(kind, self.region_what(kind, s.rvalue), s.line, True, name)
+            if isinstance(s.rvalue, CallExpr) and is_guard_type(rtype):
+                self.guards[name] = GuardInfo(s.line, self.src(s.rvalue), False)
+            if borrow is not None:
+                self.borrowed[name] = borrow
+            else:
+                self.borrowed.pop(name, None)
+        return st
+
+    def with_stmt(self, s: WithStmt, st: State) -> State | None:
+        added: list[str] = []
+        pushed = 0
+        for expr, target in zip(s.expr, s.target):
+            self.expr(expr, st)
+            t = self.type_of(expr)
+            if self.is_unsafe_block(expr, t):
+                self.unsafe_block(s, expr)
+                self.unsafe_blocks.append(s.line)
+                pushed += 1
+                continue
+            tgt = target.name if isinstance(target, NameExpr) else None
+            if isinstance(target, NameExpr) and isinstance(target.node, Var):
+                self.local_vars.add(target.node)
+                self.typer.locals[target.node] = expr
+            if isinstance(expr, NameExpr) and f"var:{expr.name}" in st:
+                # `with g:` over a guard taken earlier: released when the block ends.
+                added.append(f"var:{expr.name}")
+                continue
+            kind = atomic_kind(t)
+            if kind is None and isinstance(expr, CallExpr):
+                for name in self.callee_names(expr):
+                    kind = ATOMIC_CONTEXT_FUNCS.get(name, kind)
+            if kind is not None:
+                key = f"var:{tgt}" if tgt else f"with:{s.line}:{expr.column}"
+                st[key] = Region(kind, self.region_what(kind, expr), s.line, True, tgt)
+                added.append(key)
+            if tgt is not None and is_guard_type(t):
+                self.guards[tgt] = GuardInfo(s.line, self.src(expr), True)
+        out = self.block(s.body, st)
+        for _ in range(pushed):
+            self.unsafe_blocks.pop()
+        if out is not None:
+            for k in added:
+                out.pop(k, None)
+        return out
+
+    def if_stmt(self, s: IfStmt, st: State) -> State | None:
+        outs: list[State | None] = []
+        cur = st
+        for cond, body in zip(s.expr, s.body):
+            self.expr(cond, cur)
+            then_st, else_st = dict(cur), dict(cur)
+            self.narrow(cond, then_st, else_st)
+            outs.append(self.block(body, then_st))
+            cur = else_st
+        outs.append(self.block(s.else_body, cur) if s.else_body is not None else cur)
+        return join(outs)
+
+    def narrow(self, cond: Expression, then_st: State, else_st: State) -> None:
+        """`if g is None:` / `if g:` etc.: where the guard variable is None it is not held."""
+        if isinstance(cond, NameExpr):
+            else_st.pop(f"var:{cond.name}", None)
+        elif isinstance(cond, UnaryExpr) and cond.op == "not" and isinstance(cond.expr, NameExpr):
+            then_st.pop(f"var:{cond.expr.name}", None)
+        elif (
+            isinstance(cond, ComparisonExpr)
+            and len(cond.operators) == 1
+            and cond.operators[0] in ("is", "is not")
+            and len(cond.operands) == 2
+        ):
+            left, right = cond.operands
+            if isinstance(left, NameExpr) and isinstance(right, NameExpr) and right.fullname == "builtins.None":
+                key = f"var:{left.name}"
+                (then_st if cond.operators[0] == "is" else else_st).pop(key, None)
+
+    def loop(
+        self,
+        st: State,
+        cond: Expression | None,
+        index: Expression | None,
+        iterable: Expression | None,
+        body: Block,
+        else_body: Block | None,
+        infinite: bool,
+    ) -> State | None:
+        if iterable is not None:
+            self.expr(iterable, st)
+            if isinstance(index, NameExpr) and isinstance(index.node, Var):
+                self.local_vars.add(index.node)
+                if isinstance(iterable, NameExpr) and isinstance(iterable.node, Var):
+                    param = self.param_vars.get(iterable.node)
+                    if param is not None:
+                        self.loop_alias[index.node] = param
+        entry = dict(st)
+        head: State = dict(entry)
+        saved = self.recording
+        self.recording = False
+        for _ in range(6):
+            cur = dict(head)
+            if cond is not None:
+                self.expr(cond, cur)
+            self.loops.append(([], []))
+            out = self.block(body, cur)
+            _, conts = self.loops.pop()
+            new_head = join([entry, out, *conts])
+            if new_head is None or _same(new_head, head):
+                break
+            head = new_head
+        self.recording = saved
+        cur = dict(head)
+        if cond is not None:
+            self.expr(cond, cur)
+        exit_state: State | None = None if infinite else dict(cur)
+        self.loops.append(([], []))
+        self.block(body, cur)
+        breaks, _ = self.loops.pop()
+        if exit_state is not None and else_body is not None:
+            exit_state = self.block(else_body, exit_state)
+        return join([exit_state, *breaks])
+
+    def try_stmt(self, s: TryStmt, st: State) -> State | None:
+        seen: list[State] = [dict(st)]
+        out = self.block(s.body, st, seen)
+        handler_in = join(list(seen))
+        if out is not None and s.else_body is not None:
+            out = self.block(s.else_body, out)
+        outs: list[State | None] = [out]
+        for h in s.handlers:
+            outs.append(self.block(h, dict(handler_in)) if handler_in is not None else None)
+        res = join(outs)
+        if s.finally_body is not None:
+            fin_in = res if res is not None else handler_in
+            fin_out = self.block(s.finally_body, dict(fin_in) if fin_in is not None else {})
+            return fin_out if res is not None else None
+        return res
+
+    # --- expressions ---------------------------------------------------------------
+
+    def expr(self, e: Expression, st: State) -> None:
+        if isinstance(e, LambdaExpr):
+            return
+        for child in expr_children(e):
+            self.expr(child, st)
+        if isinstance(e, CallExpr):
+            self.call(e, st)
+
+    def callee_names(self, call: CallExpr) -> list[str]:
+        return [c.fullname for c in self.typer.callees(call)]
+
+    def call(self, call: CallExpr, st: State) -> None:
+        callees = self.typer.callees(call)
+        names = [c.fullname for c in callees]
+        label = self.label(call)
+        regions = dict(st)
+        resolved: list[str] = []
+        for name in names:
+            if name in (AREF_DROP, ARC_DROP):
+                resolved.extend(self.drop_targets(call, name))
+                label = f"{self.src(call.callee)}() (dropping {format_type(self.receiver_type(call))})"
+            else:
+                resolved.append(name)
+            if name in CONDVAR_WAITS and call.args and isinstance(call.args[0], NameExpr):
+                # The wait releases this guard's lock before sleeping.
+                regions.pop(f"var:{call.args[0].name}", None)
+        args: dict[str, ArgFact] = {}
+        for c in callees:
+            for formal, exprs in bind_args(call, c).items():
+                if formal in args:
+                    continue
+                fact = self.arg_fact(exprs)
+                if fact is not None:
+                    args[formal] = fact
+        if self.recording:
+            if self.unsafe_blocks:
+                ctx, block = "block", self.unsafe_blocks[-1]
+            elif self.facts.unsafe is not None:
+                ctx, block = "fn", 0
+            else:
+                ctx, block = "none", 0
+            self.facts.calls.append(
+                CallFact(
+                    line=call.line,
+                    column=call.column,
+                    stmt_line=self.stmt_line,
+                    callees=tuple(dict.fromkeys(resolved)),
+                    label=label,
+                    args=args,
+                    regions=tuple(regions.values()),
+                    unsafe_ctx=ctx,
+                    unsafe_block=block,
+                )
+            )
+        self.check_container_store(call)
+        # Effects of the call on the open sections.
+        callee = call.callee
+        if isinstance(callee, MemberExpr) and callee.name == "drop" and isinstance(callee.expr, NameExpr):
+            st.pop(f"var:{callee.expr.name}", None)
+        if PREEMPT_ENABLE in names and call.args and isinstance(call.args[0], NameExpr):
+            st.pop(f"var:{call.args[0].name}", None)
+
+    def label(self, call: CallExpr) -> str:
+        return f"{self.src(call.callee)}()"
+
+    def receiver_type(self, call: CallExpr) -> ProperType | None:
+        return self.type_of(call.callee.expr) if isinstance(call.callee, MemberExpr) else None
+
+    def drop_targets(self, call: CallExpr, name: str) -> list[str]:
+        """`ARef[T].drop()` runs `T.dec_ref`; `Arc[T].drop()` may run `T.drop_arc`."""
+        hook = "dec_ref" if name == AREF_DROP else "drop_arc"
+        out: list[str] = []
+        for inst in instances(self.receiver_type(call)):
+            if not inst.args:
+                continue
+            for target in instances(get_proper_type(inst.args[0])):
+                for base in target.type.mro or [target.type]:
+                    sym = base.names.get(hook)
+                    if sym is not None and sym.node is not None:
+                        out.append(f"{base.fullname}.{hook}")
+                        break
+        return out
+
+    def arg_fact(self, exprs: list[Expression]) -> ArgFact | None:
+        e = exprs[0]
+        fact = ArgFact(self.src(e), e.line)
+        interesting = False
+        if len(exprs) == 1:
+            if isinstance(e, NameExpr) and isinstance(e.node, Var):
+                param = self.param_vars.get(e.node) or self.loop_alias.get(e.node)
+                if param is not None:
+                    fact.param = param
+                    interesting = True
+            cls = gfp_eval.classify(e, self.typer, self.param_vars, self.gfp_locals())
+            if cls is not None:
+                fact.gfp, fwd = cls
+                fact.gfp_fwd = fwd or None
+                interesting = True
+        for x in exprs:
+            reason, origin = self.nonsend(x)
+            if reason is not None:
+                fact.nonsend, fact.origin = reason, origin
+                interesting = True
+                break
+        return fact if interesting else None
+
+    def gfp_locals(self) -> dict[Var, Expression]:
+        return self.typer.locals
+
+    def nonsend(self, e: Expression) -> tuple[str | None, int]:
+        """Why the value of `e` is `!Send` (and where it was made), if it is."""
+        reason = not_send_reason(self.type_of(e), self.mod.classes)
+        if reason is not None:
+            return reason, self.origin_line(e)
+        if isinstance(e, MemberExpr) and isinstance(self.type_of(e), (CallableType, Overloaded)):
+            r = not_send_reason(self.type_of(e.expr), self.mod.classes)
+            if r is not None:
+                return f"a bound method of a !Send object: {r}", self.origin_line(e.expr)
+        body: Expression | None = None
+        if isinstance(e, LambdaExpr):
+            body = e
+        elif isinstance(e, NameExpr) and e.name in self.local_defs:
+            return self.captured_in_def(self.local_defs[e.name])
+        if body is not None:
+            for x in iter_exprs(body):
+                if isinstance(x, NameExpr) and isinstance(x.node, Var) and x.node in self.local_vars:
+                    r = not_send_reason(x.node.type, self.mod.classes)
+                    if r is not None:
+                        return f"the function captures `{x.name}`: {r}", self.origin_line(x)
+        return None, 0
+
+    def captured_in_def(self, fdef: FuncDef) -> tuple[str | None, int]:
+        own = {a.variable for a in fdef.arguments}
+        for x in _names_in(fdef.body):
+            if isinstance(x.node, Var) and x.node in self.local_vars and x.node not in own:
+                r = not_send_reason(x.node.type, self.mod.classes)
+                if r is not None:
+                    return f"`{fdef.name}` captures `{x.name}`: {r}", self.origin_line(x)
+        return None, 0
+
+    def origin_line(self, e: Expression) -> int:
+        if isinstance(e, NameExpr) and isinstance(e.node, Var) and e.node in self.local_vars:
+            value = self.typer.locals.get(e.node)
+            if value is not None:
+                return value.line
+            return e.node.line if e.node.line > 0 else e.line
+        return e.line
+
+    # --- atomic sections -------------------------------------------------------------
+
+    def region_what(self, kind: str, expr: Expression) -> str:
+        if kind == "spinlock":
+            target: Expression = expr
+            if isinstance(expr, CallExpr) and isinstance(expr.callee, MemberExpr):
+                target = expr.callee.expr
+            return f"the SpinLock guard of `{self.src(target)}`"
+        return f"`{self.src(expr)}`"
+
+    # --- unsafe ------------------------------------------------------------------------
+
+    def is_unsafe_block(self, expr: Expression, t: ProperType | None) -> bool:
+        if isinstance(t, Instance) and t.type.fullname == UNSAFE_BLOCK:
+            return True
+        return isinstance(expr, CallExpr) and isinstance(expr.callee, RefExpr) and expr.callee.fullname == UNSAFE_BLOCK
+
+    def unsafe_block(self, s: WithStmt, expr: Expression) -> None:
+        if not self.recording:
+            return
+        argument = "ok"
+        if isinstance(expr, CallExpr) and expr.args:
+            text = _str_value(expr.args[0])
+            if text is not None:
+                body = text.strip()
+                if body.upper().startswith("SAFETY:"):
+                    body = body[len("SAFETY:") :].strip()
+                if not body:
+                    argument = "empty"
+        self.mod.facts.unsafe_blocks.append(
+            UnsafeBlock(s.line, s.column, safety_comment(self.mod.facts.lines, s.line), argument)
+        )
+
+    # --- guard escape --------------------------------------------------------------------
+
+    def borrow_of(self, e: Expression) -> Borrow | None:
+        """The guard a value is borrowed from, when it is a reference through a local guard."""
+        if isinstance(e, NameExpr):
+            b = self.borrowed.get(e.name)
+            if b is not None:
+                return b
+            g = self.guards.get(e.name)
+            if g is not None and g.scoped:
+                return Borrow(e.name, g.line, e.line, f"the guard `{e.name}` itself")
+            return None
+        if isinstance(e, MemberExpr) and isinstance(e.expr, NameExpr) and e.name == "data":
+            g = self.guards.get(e.expr.name)
+            if g is not None and not is_copy_type(self.type_of(e)):
+                return Borrow(e.expr.name, g.line, e.line, f"`{self.src(e)}`, the data the guard protects")
+            return None
+        if isinstance(e, CallExpr) and isinstance(e.callee, MemberExpr):
+            recv = e.callee.expr
+            origin: tuple[str, int] | None = None
+            if isinstance(recv, NameExpr) and recv.name in self.guards:
+                origin = (recv.name, self.guards[recv.name].line)
+            else:
+                inner = self.borrow_of(recv)
+                if inner is not None:
+                    origin = (inner.guard, inner.guard_line)
+            if origin is not None and is_reference_type(self.type_of(e)):
+                return Borrow(origin[0], origin[1], e.line, f"`{self.src(e)}`")
+            return None
+        if isinstance(e, TupleExpr):
+            for item in e.items:
+                b = self.borrow_of(item)
+                if b is not None:
+                    return b
+        return None
+
+    def check_escape(self, value: Expression, how: str, line: int) -> None:
+        b = self.borrow_of(value)
+        if b is None or not self.recording or (line, how) in self.escapes:
+            return
+        self.escapes.add((line, how))
+        guard = self.guards.get(b.guard)
+        taken = guard.text if guard is not None else b.guard
+        path = self.mod.facts.path
+        self.finding(
+            Finding(
+                code="guard-escape",
+                line=line,
+                column=value.column,
+                message=f"a reference obtained through the guard `{b.guard}` escapes it: {b.what} is {how}",
+                notes=[
+                    Note("the reference was obtained here", path, b.line),
+                    Note(f"the guard was taken here by `{taken}`; the reference dies when it is released", path, b.guard_line),
+                ],
+            )
+        )
+
+    def escape_target(self, lv: Expression) -> str | None:
+        """"stored on self.x" / "stored in the global x" for lvalues that outlive the call."""
+        root = lv
+        while isinstance(root, (MemberExpr, IndexExpr)):
+            root = root.expr if isinstance(root, MemberExpr) else root.base
+        if not isinstance(root, NameExpr):
+            return None
+        if root is lv:
+            return f"stored in the global `{lv.name}`" if isinstance(lv, NameExpr) and lv.kind == GDEF else None
+        if self.self_var is not None and root.node is self.self_var:
+            return f"stored on `{self.src(lv)}`"
+        if root.kind == GDEF and isinstance(root.node, Var):
+            return f"stored on the global `{self.src(lv)}`"
+        return None
+
+    def check_store(self, lv: Expression, rvalue: Expression, borrow: Borrow | None, line: int) -> None:
+        if borrow is None:
+            return
+        how = self.escape_target(lv)
+        if how is not None:
+            self.check_escape(rvalue, how, line)
+
+    def check_container_store(self, call: CallExpr) -> None:
+        callee = call.callee
+        if not (isinstance(callee, MemberExpr) and callee.name in STORE_METHODS):
+            return
+        target = self.escape_target(callee.expr)
+        if target is None:
+            return
+        for arg in call.args:
+            self.check_escape(arg, target.replace("stored", "put in a container", 1), call.line)
+
+
+def _always_true(e: Expression) -> bool:
+    if isinstance(e, NameExpr) and e.fullname == "builtins.True":
+        return True
+    return isinstance(e, IntExpr) and e.value != 0
+
+
+def _names_in(b: Block) -> list[NameExpr]:
+    out: list[NameExpr] = []
+    stack: list[object] = list(b.body)
+    while stack:
+        x = stack.pop()
+        if isinstance(x, NameExpr):
+            out.append(x)
+        if isinstance(x, Expression):
+            stack.extend(expr_children(x))
+            if isinstance(x, LambdaExpr):
+                stack.append(x.expr())
+        elif isinstance(x, ExpressionStmt):
+            stack.append(x.expr)
+        elif isinstance(x, AssignmentStmt):
+            stack.append(x.rvalue)
+        elif isinstance(x, ReturnStmt) and x.expr is not None:
+            stack.append(x.expr)
+        elif isinstance(x, (IfStmt,)):
+            stack.extend(x.expr)
+            stack.extend(x.body)
+            if x.else_body is not None:
+                stack.append(x.else_body)
+        elif isinstance(x, (WhileStmt, ForStmt)):
+            stack.append(x.expr)
+            stack.append(x.body)
+        elif isinstance(x, WithStmt):
+            stack.extend(x.expr)
+            stack.append(x.body)
+        elif isinstance(x, Block):
+            stack.extend(x.body)
+        elif isinstance(x, TryStmt):
+            stack.append(x.body)
+            stack.extend(x.handlers)
+    return out
+
+
+def join(states: list[State | None]) -> State | None:
+    """The state after paths meet: a section open on only some paths is not definite."""
+    live = [s for s in states if s is not None]
+    if not live:
+        return None
+    if len(live) == 1:
+        return dict(live[0])
+    keys: dict[str, Region] = {}
+    for s in live:
+        for k, r in s.items():
+            keys.setdefault(k, r)
+    out: State = {}
+    for k, r in keys.items():
+        definite = all(k in s and s[k].definite for s in live)
+        out[k] = r if r.definite == definite else replace(r, definite=definite)
+    return out
+
+
+def _same(a: State, b: State) -> bool:
+    return a.keys() == b.keys() and all(a[k].definite == b[k].definite for k in a)
+
+
+def extract_module(tree: MypyFile, typer: Typer, lines: list[str], classes: ClassLookup) -> ModuleFacts:
+    """Walk every function of `tree` and return its facts."""
+    return ModuleWalker(tree, typer, lines, classes).run()

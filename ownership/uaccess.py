@@ -1,0 +1,133 @@
+"""User-space memory access (rust/kernel/uaccess.rs): `UserSlice`, its reader and writer.
+
+A `UserSlice` is a `(ptr, len)` range of the *current* task's address space. Reading or
+writing it copies through the simulated page tables of that task (`copy_from_user` /
+`copy_to_user`): pages fault in through the VMA's `vm_ops->fault` or as anonymous
+memory, and an unmapped or inaccessible address is `EFAULT`. Every copy may sleep (a
+page fault takes the mmap or VMA lock), so it is an `AtomicSleepError` under a spinlock.
+
+The reader and writer consume the slice from the front, as upstream: `read(n)` returns
+the next `n` bytes and advances; asking for more than is left is `EFAULT`.
+
+Lock order: none taken here; the fault path takes the mmap/VMA locks (see
+`ownership.bindings.mm`).
+"""
+
+from __future__ import annotations
+
+from .context import ctx, may_sleep
+from .errors import EFAULT, KernelError
+from .page import usize
+
+__all__ = ["UserSlice", "UserSliceReader", "UserSliceWriter"]
+
+
+def _current_mm_access(addr: int, n: int, data: bytes | None) -> bytes:
+    from .bindings import mm as mmops
+    from .bindings.task import Task
+
+    t = ctx.task
+    if not isinstance(t, Task) or t.mm is None or t.exited:
+        raise KernelError(EFAULT, "user access without a current task that has an address space")
+    return mmops.access_user(t.mm, addr, n, data)
+
+
+class UserSlice:
+    """A range of user memory of the current task: `[ptr, ptr + len)`.
+
+    Invariants: `ptr` and `length` are usizes; nothing is checked until it is accessed.
+    """
+
+    __slots__ = ("length", "ptr")
+
+    def __init__(self, ptr: int, length: int) -> None:
+        self.ptr = usize(ptr, "ptr")
+        self.length = usize(length, "length")
+
+    def reader(self) -> UserSliceReader:
+        return UserSliceReader(self.ptr, self.length)
+
+    def writer(self) -> UserSliceWriter:
+        return UserSliceWriter(self.ptr, self.length)
+
+    def reader_writer(self) -> tuple[UserSliceReader, UserSliceWriter]:
+        return (self.reader(), self.writer())
+
+
+class UserSliceReader:
+    """Reads a user slice from the front.
+
+    Invariants: `[ptr, ptr + length)` is what is left to read.
+    """
+
+    __slots__ = ("length", "ptr")
+
+    def __init__(self, ptr: int, length: int) -> None:
+        self.ptr = ptr
+        self.length = length
+
+    def len(self) -> int:
+        return self.length
+
+    def is_empty(self) -> bool:
+        return self.length == 0
+
+    def skip(self, num_skip: int) -> None:
+        """Skip `num_skip` bytes (`EFAULT` if fewer are left)."""
+        n = usize(num_skip, "num_skip")
+        if n > self.length:
+            raise KernelError(EFAULT, f"skip({n}) past the end of the user slice ({self.length} left)")
+        self.ptr += n
+        self.length -= n
+
+    @may_sleep
+    def read_raw(self, n: int) -> bytes:
+        """The next `n` bytes of the slice; may sleep (user page faults)."""
+        k = usize(n, "n")
+        if k > self.length:
+            raise KernelError(EFAULT, f"read of {k} bytes past the end of the user slice ({self.length} left)")
+        data = _current_mm_access(self.ptr, k, None) if k else b""
+        self.ptr += k
+        self.length -= k
+        return data
+
+    read = read_raw
+
+    @may_sleep
+    def read_all(self) -> bytes:
+        """Everything left in the slice."""
+        return self.read_raw(self.length)
+
+
+class UserSliceWriter:
+    """Writes a user slice from the front.
+
+    Invariants: `[ptr, ptr + length)` is what is left to write.
+    """
+
+    __slots__ = ("length", "ptr")
+
+    def __init__(self, ptr: int, length: int) -> None:
+        self.ptr = ptr
+        self.length = length
+
+    def len(self) -> int:
+        return self.length
+
+    def is_empty(self) -> bool:
+        return self.length == 0
+
+    @may_sleep
+    def write_slice(self, data: bytes) -> None:
+        """Write `data` at the front of the slice; may sleep (user page faults)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"write_slice takes bytes, got {type(data).__name__}")
+        k = len(data)
+        if k > self.length:
+            raise KernelError(EFAULT, f"write of {k} bytes past the end of the user slice ({self.length} left)")
+        if k:
+            _current_mm_access(self.ptr, k, bytes(data))
+        self.ptr += k
+        self.length -= k
+
+    write = write_slice

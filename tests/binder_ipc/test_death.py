@@ -1,0 +1,162 @@
+"""Death notifications and process death at every point of a transaction.
+
+Ports of binderLibTest's DeathNotificationStrongRef, DeathNotificationMultiple and
+DeathNotificationThread, and the issue's "process death at every point": the sender
+gets `BR_DEAD_REPLY`, refs and buffers are released, death notifications are
+delivered, nothing leaks (the harness checks every released process is empty).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from binder import uapi as u
+from binder.client import BinderClient, Parcel, Transaction
+
+from .harness import world
+
+GET = 1
+BLOCK = 2
+
+
+def _server(w: object, name: str, ptr: int, gate: threading.Event | None = None) -> BinderClient:
+    def handler(c: BinderClient, t: Transaction) -> Parcel:
+        if t.code == BLOCK and gate is not None:
+            gate.wait(10)
+        return Parcel().write_i32(ptr)
+
+    return w.service(name, ptr, handler)  # type: ignore[attr-defined, no-any-return]
+
+
+def _wait_dead(c: BinderClient, done: threading.Event) -> None:
+    while not done.is_set():
+        c.poll_once()
+
+
+def test_death_notification_strong_ref() -> None:
+    with world() as w:
+        srv = _server(w, "victim", 0x100)
+        app = w.spawn("client")
+        h = w.lookup(app, "victim")
+        dead = threading.Event()
+        app.link_to_death(h, 0xC0FFEE, lambda cookie: dead.set())
+        w.kill(srv)
+        _wait_dead(app, dead)
+        assert (u.BR_DEAD_BINDER, 8) in app.events
+        # The handle is still ours: calls through it fail with BR_DEAD_REPLY.
+        assert app.transact(h, GET).code == u.BR_DEAD_REPLY
+        app.unlink_to_death(h, 0xC0FFEE)
+        app.release(h)
+        assert w.process(app).handle_count() == 0
+
+
+def test_death_notification_multiple() -> None:
+    with world() as w:
+        srv = _server(w, "victim", 0x100)
+        apps = [w.spawn(f"client{i}") for i in range(3)]
+        events = [threading.Event() for _ in apps]
+        handles = []
+        for a, ev in zip(apps, events):
+            h = w.lookup(a, "victim")
+            handles.append(h)
+            a.link_to_death(h, 0xAA, lambda cookie, ev=ev: ev.set())  # type: ignore[misc]
+        # One client clears its registration before the death: it gets CLEAR_DONE only.
+        apps[2].unlink_to_death(handles[2], 0xAA)
+        apps[2].poll_once()
+        assert any(code == u.BR_CLEAR_DEATH_NOTIFICATION_DONE for code, _ in apps[2].events)
+        w.kill(srv)
+        for a, ev in zip(apps[:2], events[:2]):
+            _wait_dead(a, ev)
+        assert not events[2].is_set()
+        for a, h in zip(apps, handles):
+            a.release(h)
+
+
+def test_death_notification_on_already_dead_ref() -> None:
+    """DeathNotificationThread: linking to a node that is already dead delivers at once
+    (to the process queue, not a specific thread)."""
+    with world() as w:
+        srv = _server(w, "victim", 0x100)
+        app = w.spawn("client")
+        h = w.lookup(app, "victim")
+        w.kill(srv)
+        dead = threading.Event()
+        app.link_to_death(h, 0xBB, lambda cookie: dead.set())
+        _wait_dead(app, dead)
+        with w.process(app).inner.lock() as g:
+            assert not g.data.work  # delivered, nothing left queued
+        app.unlink_to_death(h, 0xBB)
+        app.poll_once()
+        assert any(code == u.BR_CLEAR_DEATH_NOTIFICATION_DONE for code, _ in app.events)
+        app.release(h)
+
+
+def test_server_dies_while_the_transaction_is_queued() -> None:
+    """No looper ever reads it: the death cancels it and the sender gets BR_DEAD_REPLY."""
+    with world() as w:
+        from binder.servicemanager import add_service
+
+        srv = w.spawn("server")  # no looper thread: work waits on the process queue
+        srv.add_object(0x42, lambda c, t: Parcel())
+        assert add_service(srv, "s", 0x42) == 0
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        result: list[int] = []
+        caller = w.run(lambda: result.append(app.transact(h, GET).code), "caller")
+        proc = w.process(srv)
+        for _ in range(2000):
+            with proc.inner.lock() as g:
+                if g.data.work:
+                    break
+            threading.Event().wait(0.005)
+        w.kill(srv)
+        caller.join(10)
+        assert result == [u.BR_DEAD_REPLY]
+
+
+def test_server_dies_while_serving() -> None:
+    """The server read the transaction and dies before replying: BR_DEAD_REPLY."""
+    with world() as w:
+        gate = threading.Event()
+        srv = _server(w, "s", 0x300, gate)
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        result: list[int] = []
+        w.run(lambda: result.append(app.transact(h, BLOCK).code), "caller")
+        # Wait until the server thread holds the transaction.
+        proc = w.process(srv)
+        for _ in range(2000):
+            with proc.inner.lock() as g:
+                threads = list(g.data.threads.values())
+            if any(t.has_current_transaction() for t in threads):
+                break
+            threading.Event().wait(0.005)
+        w.kill(srv)
+        gate.set()
+        for t in w.threads:
+            if t.name == "caller":
+                t.join(10)
+        assert result == [u.BR_DEAD_REPLY]
+
+
+def test_client_dies_while_server_serves() -> None:
+    """The reply finds a dead thread: it is dropped and its buffer freed."""
+    with world() as w:
+        gate = threading.Event()
+        srv = _server(w, "s", 0x300, gate)
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        w.run(lambda: app.transact(h, BLOCK), "caller")
+        proc = w.process(srv)
+        for _ in range(2000):
+            with proc.inner.lock() as g:
+                threads = list(g.data.threads.values())
+            if any(t.has_current_transaction() for t in threads):
+                break
+            threading.Event().wait(0.005)
+        w.kill(app)
+        gate.set()
+        # The server keeps working for others.
+        other = w.spawn("other")
+        h2 = w.lookup(other, "s")
+        assert other.transact(h2, GET).ok
