@@ -9,3 +9,20 @@ shrinkable pages behind the mapping), `allocation` (a buffer in use), `process` 
 per-open-file `Process` with its mapping), `rust_binder_main` (`/dev/binder` and the
 shrinker). `register(kernel)` registers the device with a simulated kernel.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .rust_binder_main import BinderRegistration
+
+__all__ = ["register"]
+
+
+def register(kernel: Any, name: str = "binder") -> BinderRegistration:
+    """Register `/dev/<name>` and the binder shrinker with a simulated kernel."""
+    # Imported here so that `import binder` stays light and free of import cycles.
+    from .rust_binder_main import register as _register
+
+    return _register(kernel, name)

@@ -38,8 +38,11 @@ from typing import TYPE_CHECKING, Any
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
 from ownership.errors import EAGAIN, EINVAL, ENOENT, EPERM, ESRCH, KernelError
+from ownership.miscdevice import File
+from ownership.aref import ARef
 from ownership.rbtree import RBTree, RBTreeNodeReservation
-from ownership.sync import Arc, CondVar, Mutex, SpinLockGuard
+from ownership.sync import Arc, CondVar, Mutex, SpinLock, SpinLockGuard
+from ownership.task import Task
 
 from .defs import PROC_DEFER_FLUSH, PROC_DEFER_RELEASE, next_debug_id
 from .error import BinderError
@@ -81,6 +84,8 @@ if TYPE_CHECKING:
 __all__ = ["IsFrozen", "NodeRefInfo", "ProcessIpc", "ProcessIpcInner", "ProcessNodeRefs"]
 
 InnerGuard = SpinLockGuard["ProcessInner"]
+
+O_NONBLOCK = 0o4000
 
 
 class IsFrozen(enum.Enum):
@@ -281,9 +286,9 @@ class ProcessIpc:
     """
 
     if TYPE_CHECKING:
-        inner: Any
+        inner: SpinLock[ProcessInner]
         ctx: Context
-        task: Any
+        task: ARef[Task]
         node_refs: Mutex[ProcessNodeRefs]
         freeze_wait: CondVar
 
@@ -304,10 +309,11 @@ class ProcessIpc:
     # --- identity ---------------------------------------------------------------
 
     def pid(self) -> int:
-        return int(self.task.pid)
+        return self.task.get().pid
 
     def euid(self) -> int:
-        return int(getattr(self.task, "euid", 0))
+        """The opener's effective uid (the model has no credentials: root)."""
+        return 0
 
     def _proc(self) -> Process:
         return self  # type: ignore[return-value]
@@ -749,7 +755,7 @@ class ProcessIpc:
     # --- ioctl ---------------------------------------------------------------------------
 
     @may_sleep
-    def ioctl(self, file: Any, cmd: int, arg: int) -> int:
+    def ioctl(self, file: File, cmd: int, arg: int) -> int:
         """The binder ioctl; returns 0 or raises `KernelError` (the errno)."""
         from ownership.uaccess import UserSlice
 
@@ -777,7 +783,7 @@ class ProcessIpc:
                 raise KernelError(EINVAL, f"unknown binder ioctl {cmd:#x}")
             return 0
         if direction == IOC_READ | IOC_WRITE:
-            blocking = not (getattr(file, "flags", 0) & 0o4000)  # O_NONBLOCK
+            blocking = not (file.flags() & O_NONBLOCK)
             if cmd == BINDER_WRITE_READ:
                 thread.write_read(arg, blocking)
             elif cmd == BINDER_VERSION:

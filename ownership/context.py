@@ -271,24 +271,33 @@ def _atomic_report(own: int) -> list[str]:
     return lines
 
 
-def might_sleep(*, allow_preempt: int = 0, what: str | None = None) -> None:
+def might_sleep(
+    *, allow_preempt: int = 0, what: str | None = None, exclude: AtomicSection | None = None
+) -> None:
     """Raise `AtomicSleepError` if the calling thread is in atomic context.
 
-    `allow_preempt` discounts sections the caller is about to close itself (a condvar
-    wait releases its own spinlock before sleeping). Every call is a preemption point
-    of the scheduling seam.
+    `exclude` is a section the caller is about to close itself before sleeping (a
+    condvar wait releases its own spinlock); `allow_preempt` discounts that many of the
+    innermost preempt-disabling sections instead. Every call is a preemption point of
+    the scheduling seam.
     """
     if STATE.on:
         c = ctx.st
-        if c.preempt_count > allow_preempt or c.rcu_depth or c.irq_depth:
-            _atomic_sleep(c, allow_preempt, what)
+        own = allow_preempt + (1 if exclude is not None else 0)
+        if c.preempt_count > own or c.rcu_depth or c.irq_depth:
+            _atomic_sleep(c, allow_preempt, what, exclude)
     hook = sched.preempt_hook
     if hook is not None:
         hook()
 
 
-def _atomic_sleep(c: ThreadState, allow_preempt: int, what: str | None) -> NoReturn:
-    secs = c.sections[: len(c.sections) - allow_preempt] if allow_preempt else c.sections
+def _atomic_sleep(
+    c: ThreadState, allow_preempt: int, what: str | None, exclude: AtomicSection | None = None
+) -> NoReturn:
+    secs = [s for s in c.sections if s is not exclude]
+    if allow_preempt:
+        secs = secs[: len(secs) - allow_preempt]
+    own = allow_preempt + (1 if exclude is not None else 0)
     first = secs[0] if secs else None
     notes = [(f"atomic section #{i}: {s.kind} {s.what} began", s.site) for i, s in enumerate(secs)]
     raise AtomicSleepError(
@@ -298,7 +307,7 @@ def _atomic_sleep(c: ThreadState, allow_preempt: int, what: str | None) -> NoRet
         origin=first.site if first else None,
         origin_label=f"atomic context began ({first.kind}: {first.what})" if first else "",
         notes=notes[1:],
-        details=_atomic_report(allow_preempt),
+        details=_atomic_report(own),
     )
 
 

@@ -10,6 +10,9 @@ support"). A `KernelError` raised by a handler is the error the userspace call g
 
 `File` is split from the userspace handle (`ownership.bindings.fs.File`) because a driver
 must not act as userspace: it sees the file's state, not the fd operations.
+
+Lock order: no lock is taken here; `mmap` handlers run under the mmap write lock, so a
+driver lock taken in one nests inside the mmap lock.
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ class File:
 
 class MiscDevice:
     """A misc-device driver (`trait MiscDevice`); every operation has a default.
+
+    Invariants: one driver object serves every file of its registration, possibly on
+    several threads at once (its state needs its own locks).
 
     Override `open(file)` to set up per-file state (e.g. in `file.private_data`),
     `release(file)` to tear it down, `ioctl(file, cmd, arg)` (default: `ENOTTY`) and

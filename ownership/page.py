@@ -19,6 +19,8 @@ Arguments that are `usize` upstream must be ints in `[0, 2**64)`: anything else 
 
 `Page.alloc_page(gfp)` allocates from `Kernel.current()` (the current task's kernel,
 else the default one; see `ownership.bindings.kernel`).
+
+Lock order: the byte-range trackers' internal locks and `_shadow_lock` are leaves.
 """
 
 from __future__ import annotations
@@ -269,7 +271,10 @@ class Page:
         "page); a page whose owner ended is a LifetimeError; out of bounds is EINVAL",
     )
     def read_raw(self, offset: int, length: int) -> bytes:
-        """Copy `length` bytes from `offset` of this page (`EINVAL` out of bounds)."""
+        """Copy `length` bytes from `offset` of this page (`EINVAL` out of bounds).
+
+        Safety: no write to the same bytes of the page may run concurrently.
+        """
         sp, off, n, b = self._access("read_raw", False, offset, length)
         try:
             return sp.read(off, n)
@@ -283,7 +288,10 @@ class Page:
         "is a LifetimeError; out of bounds is EINVAL",
     )
     def write_raw(self, src: bytes, offset: int, length: int) -> None:
-        """Copy `length` bytes of `src` into this page at `offset`."""
+        """Copy `length` bytes of `src` into this page at `offset`.
+
+        Safety: no read or write of the same bytes of the page may run concurrently.
+        """
         if not isinstance(src, (bytes, bytearray, memoryview)):
             raise TypeError(f"write_raw takes bytes, got {type(src).__name__}")
         n0 = usize(length, "len")
@@ -302,7 +310,10 @@ class Page:
         "is a LifetimeError; out of bounds is EINVAL",
     )
     def fill_zero_raw(self, offset: int, length: int) -> None:
-        """Zero `length` bytes of this page from `offset`."""
+        """Zero `length` bytes of this page from `offset`.
+
+        Safety: no read or write of the same bytes of the page may run concurrently.
+        """
         sp, off, n, b = self._access("fill_zero_raw", True, offset, length)
         try:
             sp.fill_zero(off, n)
@@ -318,7 +329,11 @@ class Page:
     )
     @may_sleep
     def copy_from_user_slice_raw(self, reader: UserSliceReader, offset: int, length: int) -> None:
-        """Copy `length` bytes from userspace into this page; may sleep (user page faults)."""
+        """Copy `length` bytes from userspace into this page; may sleep (user page faults).
+
+        Safety: no read or write of the same bytes of the page may run concurrently; races
+        with userspace on the user memory are allowed.
+        """
         from .uaccess import UserSliceReader
 
         if not isinstance(reader, UserSliceReader):
@@ -369,7 +384,11 @@ class BorrowedPage(Page):
         "after the owner ended is a LifetimeError",
     )
     def from_raw(cls, ptr: StructPage, lifetime: Lifetime) -> BorrowedPage:
-        """Borrow the page `ptr` for `lifetime` (`BorrowedPage::from_raw`)."""
+        """Borrow the page `ptr` for `lifetime` (`BorrowedPage::from_raw`).
+
+        Safety: `ptr` must point to a valid `struct page` that remains valid for all of
+        `lifetime`.
+        """
         from .bindings.page_alloc import StructPage
 
         if not isinstance(ptr, StructPage):

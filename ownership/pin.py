@@ -76,7 +76,9 @@ def _pinned_field(value: object) -> tuple[str, object, Site] | None:
     return None
 
 
-def _refuse_move(value: object, how: str) -> None:
+def _refuse_move(
+    value: object, how: str, notes: list[tuple[str, Site | None]] | None = None
+) -> None:
     if not STATE.on:
         return
     found = _pinned_field(value)
@@ -90,6 +92,7 @@ def _refuse_move(value: object, how: str) -> None:
         site=here(),
         origin=site,
         origin_label="the value was pinned",
+        notes=notes or [],
     )
 
 
@@ -146,7 +149,7 @@ class Pin(Generic[T]):
 
     def into_inner(self) -> T:
         """`Pin::into_inner`: only for `Unpin` values; a pinned value stays put."""
-        _refuse_move(self._value, "Pin::into_inner")
+        _refuse_move(self._value, "Pin::into_inner", [("the Pin was made", self._site)])
         return self._value
 
     def set(self, value: T) -> None:

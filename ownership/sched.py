@@ -42,14 +42,14 @@ from typing import Protocol
 
 __all__ = [
     "RawLock",
-    "preempt_hook",
-    "preempt_point",
     "Scheduler",
     "ThreadHandle",
     "ThreadScheduler",
     "WaitQueue",
     "Waiter",
     "active",
+    "preempt_hook",
+    "preempt_point",
     "set_scheduler",
 ]
 

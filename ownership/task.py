@@ -24,7 +24,7 @@ from . import sched
 from .config import STATE
 from .context import ctx
 from .errors import KernelBug, LifetimeError, SendError
-from .marker import NotThreadSafe, check_send, impl_send, impl_sync, not_send, not_sync
+from .marker import NotThreadSafe, check_send, impl_send, impl_sync, not_send, not_sync, transfer
 from .site import Site, here
 
 if TYPE_CHECKING:
@@ -69,12 +69,15 @@ def spawn(fn: Callable[..., R], *args: Any, name: str | None = None) -> JoinHand
     check_send(fn, "spawn()", site)
     for a in args:
         check_send(a, "spawn()", site)
+    # The arguments are moved to the new thread: it takes over their `!Sync` affinity.
+    claim = transfer(args, site)
     h: JoinHandle[R] = JoinHandle()
 
     def body() -> None:
         try:
+            claim()
             h._result = fn(*args)
-        except BaseException as e:  # noqa: BLE001 - re-raised by join()
+        except BaseException as e:
             h._error = e
 
     with _counter_lock:
@@ -147,6 +150,10 @@ class Task:
 class CurrentTask(NotThreadSafe):
     """The task the calling thread runs as (`&CurrentTask`, from `current!()`).
 
+    `pid` (and `tgid`) is the process id; `tid` is the calling thread's id within the
+    process: every Python thread that runs as the process is one of its threads, and the
+    first one's `tid` is the `pid` (the group leader).
+
     Invariants: valid while thread `_tid` runs as `_task` (`task.as_current()` still in
     force); every method checks it.
     """
@@ -186,6 +193,11 @@ class CurrentTask(NotThreadSafe):
     @property
     def tgid(self) -> int:
         return self._check("tgid").tgid
+
+    @property
+    def tid(self) -> int:
+        """The id of the calling thread within the process (the kernel's `current->pid`)."""
+        return self._check("tid").thread_id()
 
     @property
     def comm(self) -> str:

@@ -76,10 +76,10 @@ def unsafe_sites() -> list[UnsafeSite]:
 
 
 def in_unsafe() -> bool:
-    return ctx.unsafe_depth > 0
+    return ctx.st.unsafe_depth > 0
 
 
-class unsafe:  # noqa: N801 - named after the Rust keyword.
+class unsafe:
     """`with unsafe("SAFETY: why the contract holds"):` - an unsafe block.
 
     The justification is required and must be non-empty: an unsafe block with no
@@ -95,7 +95,7 @@ class unsafe:  # noqa: N801 - named after the Rust keyword.
         if text.upper().startswith("SAFETY:"):
             text = text[len("SAFETY:") :].strip()
         self._site = caller()
-        if not text:
+        if not text and STATE.on:
             raise UnsafeError(
                 "unsafe block without a SAFETY justification",
                 rule="undocumented-unsafe",
@@ -104,7 +104,7 @@ class unsafe:  # noqa: N801 - named after the Rust keyword.
         self.justification = text
 
     def __enter__(self) -> unsafe:
-        ctx.unsafe_depth += 1
+        ctx.st.unsafe_depth += 1
         site = self._site
         key = (id(site.code), site.lineno)
         if key not in _sites:
@@ -113,7 +113,7 @@ class unsafe:  # noqa: N801 - named after the Rust keyword.
         return self
 
     def __exit__(self, *exc: object) -> None:
-        ctx.unsafe_depth -= 1
+        ctx.st.unsafe_depth -= 1
 
 
 def unsafe_fn(
@@ -131,7 +131,7 @@ def unsafe_fn(
 
         @functools.wraps(f)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if STATE.on and ctx.unsafe_depth <= 0:
+            if STATE.on and ctx.st.unsafe_depth <= 0:
                 raise UnsafeError(
                     f"call to unsafe function {f.__qualname__}() outside an unsafe block",
                     rule="unsafe-call",

@@ -80,10 +80,23 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(c.name) for c in sel)
     if args.list:
         if args.json:
-            print(json.dumps({"claims": [
-                {"name": c.name, "expect": c.expect, "summary": c.summary(),
-                 "twin_of": c.twin_of, "rules": list(c.rules)} for c in sel
-            ]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "claims": [
+                            {
+                                "name": c.name,
+                                "expect": c.expect,
+                                "summary": c.summary(),
+                                "twin_of": c.twin_of,
+                                "rules": list(c.rules),
+                            }
+                            for c in sel
+                        ]
+                    },
+                    indent=2,
+                )
+            )
         else:
             for c in sel:
                 print(f"{c.name:<{width}}  {c.expect:<5}  {c.summary()}")

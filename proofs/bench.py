@@ -128,27 +128,37 @@ def main(repeat: int, bits_arg: str, as_json: bool) -> int:
         print(f"python -m proofs --bench: bad --bits {bits_arg!r}", file=sys.stderr)
         return 2
     if repeat < 1 or not all(0 <= b <= MAX_BITS for b in bits):
-        print(f"python -m proofs --bench: --repeat must be >= 1 and --bits in 0..{MAX_BITS}",
-              file=sys.stderr)
+        print(
+            f"python -m proofs --bench: --repeat must be >= 1 and --bits in 0..{MAX_BITS}",
+            file=sys.stderr,
+        )
         return 2
     rep = run(repeat, bits)
     if as_json:
         print(json.dumps(rep.as_json(), indent=2))
         return 0 if rep.all_as_expected else 1
     per = rep.per_claim_seconds
-    print(f"suite: {rep.claims} claims, median {rep.suite_seconds:.2f}s over "
-          f"{max(repeat - 1, 1)} warm run(s) (cold {rep.suite_cold_seconds:.2f}s; "
-          f"target {SUITE_TARGET:.0f}s)")
+    print(
+        f"suite: {rep.claims} claims, median {rep.suite_seconds:.2f}s over "
+        f"{max(repeat - 1, 1)} warm run(s) (cold {rep.suite_cold_seconds:.2f}s; "
+        f"target {SUITE_TARGET:.0f}s)"
+    )
     print(f"slowest claim: {rep.slowest_claim} {per[rep.slowest_claim] * 1000:.0f} ms")
     if rep.slowest_flag_claim:
-        print(f"slowest flag-level claim: {rep.slowest_flag_claim} "
-              f"{per[rep.slowest_flag_claim] * 1000:.0f} ms (target {FLAG_TARGET * 1000:.0f} ms)")
+        print(
+            f"slowest flag-level claim: {rep.slowest_flag_claim} "
+            f"{per[rep.slowest_flag_claim] * 1000:.0f} ms (target {FLAG_TARGET * 1000:.0f} ms)"
+        )
     print("over target: " + (", ".join(rep.over_target) if rep.over_target else "none"))
     print("cross-check (concrete evaluator vs Z3, every case):")
-    print(f"  {'bits':>4} {'formulas':>8} {'cases':>10} {'concrete s':>10} {'z3 s':>8} "
-          f"{'us/case':>8}  agree")
+    print(
+        f"  {'bits':>4} {'formulas':>8} {'cases':>10} {'concrete s':>10} {'z3 s':>8} "
+        f"{'us/case':>8}  agree"
+    )
     for r in rep.scaling:
         per_case = (r.concrete_seconds + r.z3_seconds) / max(r.cases, 1) * 1e6
-        print(f"  {r.bits:>4} {r.formulas:>8} {r.cases:>10} {r.concrete_seconds:>10.2f} "
-              f"{r.z3_seconds:>8.2f} {per_case:>8.1f}  {'yes' if r.agree else 'NO'}")
+        print(
+            f"  {r.bits:>4} {r.formulas:>8} {r.cases:>10} {r.concrete_seconds:>10.2f} "
+            f"{r.z3_seconds:>8.2f} {per_case:>8.1f}  {'yes' if r.agree else 'NO'}"
+        )
     return 0 if rep.all_as_expected else 1

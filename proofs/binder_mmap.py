@@ -17,7 +17,17 @@ from ownership.mm import vma_rules as R
 
 from .claim import Check, Claim, Expect
 from .invariant import state_candidates
-from .system import Call, Candidate, DriverStep, Outcome, Property, RefuseIf, SymState, System, decide
+from .system import (
+    Call,
+    Candidate,
+    DriverStep,
+    Outcome,
+    Property,
+    RefuseIf,
+    SymState,
+    System,
+    decide,
+)
 from .table import Table, drop_guard
 from .z3api import Bool, and_, has, not_
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .system import Outcome, Verdict
+from .system import Outcome, Trace, Verdict
 from .table import TABLE, Mutation, Table
 
 __all__ = ["Check", "Claim", "Expect", "Result", "run_claims"]
@@ -28,7 +28,10 @@ is only a hint (which checker to try first); the verdict never depends on it."""
 
 @dataclass(frozen=True)
 class Result:
-    """A claim's verdict, as `python -m proofs --json` prints it."""
+    """A claim's verdict, as `python -m proofs --json` prints it.
+
+    Invariants: `ok` iff the verdict meets the expectation (`unknown` never does).
+    """
 
     name: str
     expect: Expect
@@ -36,6 +39,8 @@ class Result:
     counterexample: str | None
     seconds: float
     detail: str = ""
+    trace: Trace | None = None
+    """The operation sequence of a counterexample, when the claim is about one VMA."""
 
     @property
     def ok(self) -> bool:
@@ -77,7 +82,9 @@ class Claim:
         except Exception as e:  # A crashing claim must never look proved.
             out = Outcome("unknown", detail=f"{type(e).__name__}: {e}")
         dt = time.perf_counter() - t0
-        return Result(self.name, self.expect, out.verdict, out.counterexample, dt, out.detail)
+        return Result(
+            self.name, self.expect, out.verdict, out.counterexample, dt, out.detail, out.trace
+        )
 
     def twin(self, mutation: Mutation) -> Claim:
         """This claim on a table with `mutation` applied: it must find a counterexample."""

@@ -60,7 +60,11 @@ MAX_BITS = 20
 
 @dataclass(frozen=True)
 class Formula:
-    """One expression of the table, with the bits each of its variables may take."""
+    """One expression of the table, with the bits each of its variables may take.
+
+    Invariants: `domains` names parameters of `expr` (`Param` masks); every other
+    variable ranges over all 64 bits.
+    """
 
     label: str
     expr: R.Expr
@@ -148,7 +152,10 @@ def _case(lay: list[tuple[str, int]], idx: int, f: Formula) -> dict[str, int | b
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of one exhaustive comparison."""
+    """The outcome of one exhaustive comparison.
+
+    Invariants: `mismatch` is None iff `agree`.
+    """
 
     label: str
     cases: int
@@ -216,8 +223,11 @@ def exhaustive(f: Formula, bits: int = 12, t: Table = TABLE) -> CheckResult:
     if r == "sat":
         i = s.model().int_of(idx)
         env_c = _case(lay, i, f)
-        z = agree_at(f, {k: int(v) for k, v in env_c.items() if k in f.bvs},
-                     {k: bool(v) for k, v in env_c.items() if k in f.facts})
+        z = agree_at(
+            f,
+            {k: int(v) for k, v in env_c.items() if k in f.bvs},
+            {k: bool(v) for k, v in env_c.items() if k in f.facts},
+        )
         mismatch = f"{f.label} at {_fmt_env(env_c, f)}: evaluate={z[0]!r} z3={z[1]!r}"
     elif r == "unknown":
         mismatch = f"{f.label}: solver gave up"
@@ -238,8 +248,7 @@ def agree_at(
     env.update(facts)
     concrete = R.evaluate(f.expr, env)
     names = {v: f"xr.{v}" for v in f.bvs}
-    zenv = Env({v: bv_var(names[v]) for v in f.bvs},
-               {c: bool_var(f"xr.ctx.{c}") for c in f.facts})
+    zenv = Env({v: bv_var(names[v]) for v in f.bvs}, {c: bool_var(f"xr.ctx.{c}") for c in f.facts})
     bvs = {names[v]: values[v] for v in f.bvs}
     bools = {f"xr.ctx.{c}": bool(facts.get(c, False)) for c in f.facts}
     if is_term(f.expr):

@@ -31,12 +31,12 @@ from .z3api import (
     bv_not,
     bv_or,
     bv_val,
+    bv_var,
     has,
     iff,
     implies,
     not_,
     or_,
-    bv_var,
     substitute,
 )
 

@@ -15,9 +15,9 @@ from ownership.mm import vma_rules as R
 
 from .claim import Claim, Expect
 from .encode import masks
-from .system import Candidate, Outcome, Property, SymState, System, decide, rule_holds
+from .system import Candidate, Outcome, Property, SymState, System, decide, rule_holds, rules_hold
 from .table import Table, drop_check, drop_check_rule, drop_guard
-from .z3api import Bool, and_, not_
+from .z3api import Bool, not_
 
 __all__ = ["CLAIMS", "SAFE_API_INVARIANT", "breaks_state_rules", "rule_bits", "state_candidates"]
 
@@ -47,7 +47,7 @@ def breaks_state_rules(t: Table) -> Property:
     """Reaching a state that breaks any state rule of the table."""
 
     def bad(s: SymState) -> Bool:
-        return not_(and_(*[rule_holds(r, s.flags, s.flags) for r in t.state_rules]))
+        return not_(rules_hold(t.state_rules, s.flags, s.flags))
 
     def headline(pre: int, post: int) -> str:
         broken = [r for r in t.state_rules if not R.evaluate(r.expr, {"old": post, "new": post})]

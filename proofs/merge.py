@@ -56,6 +56,9 @@ PAGE_SIZE = 4096
 TASK_SIZE = (1 << 47) - PAGE_SIZE
 """x86-64 TASK_SIZE_MAX with 4-level paging: the end of the user address space."""
 
+MMAP_MIN_ADDR = 0x10000
+"""The default `vm.mmap_min_addr`: no VMA starts below it."""
+
 
 def _can_merge(t: Table, a: BV, b: BV) -> Bool:
     return formula(t.can_merge, Env({"a": a, "b": b}))
@@ -181,6 +184,13 @@ def _aligned(x: BV) -> Bool:
 
 @dataclass
 class _Geometry:
+    """The symbolic VMAs, the munmap/mprotect call, and the pieces it leaves.
+
+    Invariants: `pieces` lists, for each VMA in address order, its whole, before,
+    inside and after pieces (at most the whole one or the others exist); `applied[i]`
+    says mprotect changed VMA `i`.
+    """
+
     premises: list[Bool]
     bounds: list[BV]
     flags: list[BV]
@@ -202,7 +212,8 @@ def _geometry(t: Table, n: int, tag: str) -> _Geometry:
     is_mprotect = bool_var(f"{tag}.is_mprotect")
     premises: list[Bool] = [_aligned(b) for b in bounds]
     premises += [bv_ult(bounds[i], bounds[i + 1]) for i in range(n)]
-    premises += [bv_ule(bounds[n], bv_val(TASK_SIZE)), _aligned(start), _aligned(end)]
+    premises += [bv_ule(bv_val(MMAP_MIN_ADDR), bounds[0]), bv_ule(bounds[n], bv_val(TASK_SIZE))]
+    premises += [_aligned(start), _aligned(end)]
     premises += [bv_ule(bounds[0], start), bv_ult(start, end), bv_ule(end, bounds[n])]
     premises += [_inv(t, f) for f in flags]
 
@@ -226,19 +237,34 @@ def _geometry(t: Table, n: int, tag: str) -> _Geometry:
         # do_mprotect_pkey() stops at the first VMA whose flags refuse the change, and
         # mprotect_fixup() leaves a VMA whose flags would not change alone.
         prefix_ok = and_(prefix_ok, or_(not_(touched), mp.guard))
-        changes = and_(is_mprotect, prefix_ok, touched, not_(bv_eq(mp.post.flags, flags[i])))
-        # munmap splits every VMA it touches; the inside piece disappears.
-        split_here = or_(changes, and_(not_(is_mprotect), touched))
+        changes = and_(
+            is_mprotect, prefix_ok, touched, kept.enabled, not_(bv_eq(mp.post.flags, flags[i]))
+        )
+        # munmap splits every VMA it touches; the inside piece disappears. A VMA that
+        # refuses to be split (the table's split_vma guard) stays whole.
+        split_here = and_(or_(changes, and_(not_(is_mprotect), touched)), kept.enabled)
         applied.append(changes)
         before_end = _umin(hi, start)
         after_start = _umax(lo, end)
         pieces += [
             _Piece(i, "whole", lo, hi, not_(split_here), flags[i]),
-            _Piece(i, "before", lo, before_end, and_(split_here, bv_ult(lo, before_end)),
-                   kept.post.flags),
+            _Piece(
+                i,
+                "before",
+                lo,
+                before_end,
+                and_(split_here, bv_ult(lo, before_end)),
+                kept.post.flags,
+            ),
             _Piece(i, "inside", in_lo, in_hi, changes, mp.post.flags),
-            _Piece(i, "after", after_start, hi, and_(split_here, bv_ult(after_start, hi)),
-                   kept.post.flags),
+            _Piece(
+                i,
+                "after",
+                after_start,
+                hi,
+                and_(split_here, bv_ult(after_start, hi)),
+                kept.post.flags,
+            ),
         ]
     assert prot is not None
     return _Geometry(premises, bounds, flags, start, end, is_mprotect, prot, pieces, applied)
@@ -257,42 +283,54 @@ def _violations(t: Table, g: _Geometry) -> list[tuple[str, Bool, tuple[_Piece, .
     for i, p in enumerate(ps):
         for j in range(i + 1, len(ps)):
             q = ps[j]
-            both = and_(_touch(p, q), _can_merge(t, p.flags, q.flags))
-            bad = or_(
-                has(p.flags, F.SPECIAL),
-                has(q.flags, F.SPECIAL),
-                not_(_identical(p.flags, q.flags)),
-                not_(_inv(t, _merged(t, p.flags, q.flags))),
-            )
-            out.append(("merge of special or differing flags, or breaking a rule",
-                        and_(both, bad), (p, q)))
+            merge = and_(_touch(p, q), _can_merge(t, p.flags, q.flags))
+            pq = _merged(t, p.flags, q.flags)
+            out += [
+                (
+                    "VM_SPECIAL piece merged",
+                    and_(merge, or_(has(p.flags, F.SPECIAL), has(q.flags, F.SPECIAL))),
+                    (p, q),
+                ),
+                (
+                    "pieces with different flags merged",
+                    and_(merge, not_(_identical(p.flags, q.flags))),
+                    (p, q),
+                ),
+                ("merged VMA breaks a state rule", and_(merge, not_(_inv(t, pq))), (p, q)),
+            ]
             for k in range(j + 1, len(ps)):
                 r = ps[k]
-                pq = _merged(t, p.flags, q.flags)
                 three = and_(
-                    both, _touch(q, r), _can_merge(t, q.flags, r.flags), _can_merge(t, pq, r.flags)
+                    merge, _touch(q, r), _can_merge(t, q.flags, r.flags), _can_merge(t, pq, r.flags)
                 )
-                out.append(("three-way merge breaks a state rule",
-                            and_(three, not_(_inv(t, _merged(t, pq, r.flags)))), (p, q, r)))
+                out.append(
+                    (
+                        "three-way merged VMA breaks a state rule",
+                        and_(three, not_(_inv(t, _merged(t, pq, r.flags)))),
+                        (p, q, r),
+                    )
+                )
     return out
 
 
 def _witnesses(t: Table, g: _Geometry) -> list[tuple[str, Bool]]:
     """Cases the proof must not be vacuous about."""
     ps = g.pieces
-    split = or_(*[
-        and_(a, before.exists)
-        for a, before in zip(g.applied, [p for p in ps if p.where == "before"], strict=True)
-    ])
+    split = or_(
+        *[
+            and_(a, before.exists)
+            for a, before in zip(g.applied, [p for p in ps if p.where == "before"], strict=True)
+        ]
+    )
     cross = [
         and_(_touch(p, q), _can_merge(t, p.flags, q.flags))
         for i, p in enumerate(ps)
         for q in ps[i + 1 :]
         if p.vma != q.vma
     ]
-    special_split = or_(*[
-        and_(p.exists, has(p.flags, F.SPECIAL)) for p in ps if p.where in ("before", "after")
-    ])
+    special_split = or_(
+        *[and_(p.exists, has(p.flags, F.SPECIAL)) for p in ps if p.where in ("before", "after")]
+    )
     return [
         ("an mprotect that splits a VMA", split),
         ("a merge across original VMAs", or_(*cross)),
@@ -314,8 +352,10 @@ def _fmt_geometry(g: _Geometry, m: Model) -> str:
 
 
 def _fmt_piece(p: _Piece, m: Model) -> str:
-    return f"{p.where} piece of VMA {p.vma} [{m.int_of(p.start):#x},{m.int_of(p.end):#x}) " \
+    return (
+        f"{p.where} piece of VMA {p.vma} [{m.int_of(p.start):#x},{m.int_of(p.end):#x}) "
         f"{F.names(m.int_of(p.flags))}"
+    )
 
 
 def _readable(t: Table, s: Solver, g: _Geometry) -> Model:
@@ -347,8 +387,9 @@ def _check_split_merge(t: Table, hint: Expect) -> Outcome:
                 s.add(w)
                 queries += 1
                 if s.check() != "sat":
-                    return Outcome("unknown", detail=f"vacuous: never {label} ({n} VMAs)",
-                                   queries=queries)
+                    return Outcome(
+                        "unknown", detail=f"vacuous: never {label} ({n} VMAs)", queries=queries
+                    )
         viol = _violations(t, g)
         with s.scope():
             s.add(or_(*[v for _, v, _ in viol]))

@@ -26,7 +26,7 @@ from .system import (
     rule_holds,
 )
 from .table import Table, drop_check, drop_guard
-from .z3api import Bool, Solver, and_, bool_val, bv_var, bool_var, has, not_
+from .z3api import Bool, Solver, and_, bool_val, bool_var, bv_var, has, not_
 
 __all__ = ["CLAIMS", "SET_MIXEDMAP_SOUND", "SET_PFNMAP_REFUSES_MIXEDMAP"]
 
@@ -44,15 +44,17 @@ def _who_refuses(t: Table) -> str:
     """For each operation that can turn VM_PFNMAP on, what refuses a VM_MIXEDMAP VMA."""
     pre = SymState(bv_var("w.old"), bool_var("w.ptes"))
     parts: list[str] = []
+    s = Solver()
+    s.add(not_(has(pre.flags, F.PFNMAP)))
     for op in t.step_ops:
         st = encode_op(t, op, pre, f"w.{op.name}")
-        turns_on = and_(st.guard, st.domain, not_(has(pre.flags, F.PFNMAP)), has(st.post.flags, F.PFNMAP))
-        s = Solver()
-        s.add(turns_on)
-        if s.check() != "sat":
-            continue
-        s.add(has(pre.flags, F.MIXEDMAP))
-        parts.append(f"{op.name} ({'runtime check' if s.check() == 'sat' else 'guard'})")
+        with s.scope():
+            s.add(st.guard, st.domain, has(st.post.flags, F.PFNMAP))
+            if s.check() != "sat":
+                continue
+            s.add(has(pre.flags, F.MIXEDMAP))
+            by = "runtime check" if s.check() == "sat" else "guard"
+        parts.append(f"{op.name} ({by})")
     return "VM_PFNMAP setters refusing VM_MIXEDMAP: " + ", ".join(parts)
 
 
@@ -66,8 +68,11 @@ def _check_sound(t: Table, hint: Expect) -> Outcome:
         "VM_MIXEDMAP|VM_PFNMAP, or VM_PFNMAP set on a VM_MIXEDMAP VMA",
         bad_state=bad,
         bad_step=_sets_pfnmap_on_mixedmap,
-        attempt=lambda st: and_(has(st.pre.flags, F.MIXEDMAP), has(st.post.flags, F.PFNMAP),
-                                not_(has(st.pre.flags, F.PFNMAP))),
+        attempt=lambda st: and_(
+            has(st.pre.flags, F.MIXEDMAP),
+            has(st.post.flags, F.PFNMAP),
+            not_(has(st.pre.flags, F.PFNMAP)),
+        ),
         headline=lambda pre, post: F.names(post & (F.MIXEDMAP | F.PFNMAP)),
     )
     out = decide(
@@ -112,7 +117,9 @@ def _check_refuses(t: Table, hint: Expect) -> Outcome:
         "let set_pfnmap succeed on a VM_MIXEDMAP VMA",
         bad_step=bad_step,
         attempt=attempt,
-        headline=lambda pre, post: f"set_pfnmap accepted on {F.names(pre & (F.MIXEDMAP | F.PFNMAP))}",
+        headline=lambda pre, post: (
+            f"set_pfnmap accepted on {F.names(pre & (F.MIXEDMAP | F.PFNMAP))}"
+        ),
     )
     return decide(
         t,

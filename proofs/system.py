@@ -8,7 +8,10 @@ Every operation is encoded from its `VmaOp` entry: parameters restricted to thei
 rule `check_transition` evaluates at run time. The state is the 64-bit flags plus one
 ghost fact, whether a PTE has been installed (set by the operations in
 `INSTALLS_PTES`, read by rules as `Ctx("ptes_installed")`); every other context fact
-is chosen freely at every step, which over-approximates what the kernel can do.
+is chosen freely at every step, which over-approximates what the kernel can do. The
+proofs leave the ghost fact free in the pre-state of every step too, so they hold
+whatever the runtime reports about PTEs (a zap may remove them); the bounded checker
+tracks it, so that its counterexamples are runs the kernel can take.
 
 Two checkers decide a `Property` (bad states or bad steps):
 
@@ -22,6 +25,7 @@ Two checkers decide a `Property` (bad states or bad steps):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,6 +53,7 @@ from .z3api import (
     implies,
     not_,
     or_,
+    substitute,
 )
 
 __all__ = [
@@ -63,7 +68,9 @@ __all__ = [
     "SymState",
     "System",
     "Trace",
+    "TraceStep",
     "bmc",
+    "conjunction",
     "decide",
     "encode_op",
     "fmt_value",
@@ -71,6 +78,7 @@ __all__ = [
     "prove",
     "quiet_mask",
     "rule_holds",
+    "rules_hold",
 ]
 
 GHOST_PTES = "ptes_installed"
@@ -80,17 +88,26 @@ Verdict = Literal["proved", "counterexample", "unknown"]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a checker concluded, with a counterexample or the invariant it used."""
+    """What a checker concluded, with a counterexample or the invariant it used.
+
+    Invariants: `counterexample` is set iff `verdict` is "counterexample"; `trace` is
+    set only with a counterexample about one VMA's operation sequence.
+    """
 
     verdict: Verdict
     counterexample: str | None = None
     detail: str = ""
     queries: int = 0
+    trace: Trace | None = None
 
 
 @dataclass(frozen=True)
 class SymState:
-    """A VMA's symbolic state: `vm_flags` and the ghost fact "a PTE was installed"."""
+    """A VMA's symbolic state: `vm_flags` and the ghost fact "a PTE was installed".
+
+    Invariants: `flags` is a 64-bit term; `ptes` never goes from true to false along
+    a run (no operation of the table un-installs the history of an insertion).
+    """
 
     flags: BV
     ptes: Bool
@@ -113,10 +130,8 @@ class Step:
     domain: Bool
     check: Bool
     post: SymState
-
-    @property
-    def enabled(self) -> Bool:
-        return and_(self.guard, self.domain, self.check)
+    enabled: Bool
+    """`guard`, `domain` and `check` together: the operation succeeds."""
 
 
 def rule_holds(rule: R.VmaRule, old: BV, new: BV, ctx: dict[str, Bool] | None = None) -> Bool:
@@ -124,10 +139,15 @@ def rule_holds(rule: R.VmaRule, old: BV, new: BV, ctx: dict[str, Bool] | None = 
     return formula(rule.expr, Env({"old": old, "new": new}, ctx or {}))
 
 
+def rules_hold(rules: tuple[R.VmaRule, ...], old: BV, new: BV) -> Bool:
+    """Every rule of `rules` holds for `old -> new` (one instantiated conjunction)."""
+    return formula(conjunction(rules), Env({"old": old, "new": new}))
+
+
 _CONJ: dict[int, tuple[tuple[R.VmaRule, ...], R.Expr]] = {}
 
 
-def _conjunction(rules: tuple[R.VmaRule, ...]) -> R.Expr:
+def conjunction(rules: tuple[R.VmaRule, ...]) -> R.Expr:
     """`And` of the rules' formulas: what `check_transition` evaluates, as one
     expression (so that it is built once and instantiated by one substitution)."""
     hit = _CONJ.get(id(rules))
@@ -154,13 +174,24 @@ def encode_op(table: Table, op: R.VmaOp, pre: SymState, tag: str) -> Step:
     guard = formula(op.guard, env)
     new = term(op.result, env)
     if op.checked:
-        check = formula(_conjunction(table.check_rules), env.extend(new=new))
+        check = formula(conjunction(table.check_rules), env.extend(new=new))
     else:
         check = bool_val(True)
     ptes = bool_val(True) if op.name in table.installs_ptes else pre.ptes
     # INVARIANT: `post` is the table's result term and the ghost update, unconstrained
     # by `enabled` (callers conjoin it).
-    return Step(op, tag, pre, params, ctx, guard, domain, check, SymState(new, ptes))
+    return Step(
+        op,
+        tag,
+        pre,
+        params,
+        ctx,
+        guard,
+        domain,
+        check,
+        SymState(new, ptes),
+        and_(guard, domain, check),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -188,7 +219,11 @@ DriverStep = Call | RefuseIf
 
 @dataclass(frozen=True)
 class System:
-    """How a VMA is created and what may happen to it afterwards."""
+    """How a VMA is created and what may happen to it afterwards.
+
+    Invariants: `init_ops` is not empty (checked when the system is encoded); the
+    handler's `Call`s and `ops` name operations of the table.
+    """
 
     init_ops: tuple[R.VmaOp, ...]
     handler: tuple[DriverStep, ...] = ()
@@ -200,7 +235,10 @@ class System:
 
 @dataclass(frozen=True)
 class Property:
-    """What must never happen: a bad state, or a bad step (`Step` with its op)."""
+    """What must never happen: a bad state, or a bad step (`Step` with its op).
+
+    Invariants: at least one of `bad_state`, `bad_step` and `bad_created` is set.
+    """
 
     label: str
     bad_state: Callable[[SymState], Bool] | None = None
@@ -250,33 +288,60 @@ class _Event:
 
 
 @dataclass(frozen=True)
-class Trace:
-    """A concrete run: one label per operation and the flags after it."""
+class TraceStep:
+    """One entry of a concrete run: an operation with its arguments, or a refusal
+    check of the mmap handler, and the flags after it.
 
-    labels: tuple[str, ...]
-    flags: tuple[int, ...]
+    Invariants: exactly one of `op` and `refuse` is set.
+    """
+
+    op: str | None
+    params: tuple[tuple[str, int], ...]
+    ctx: tuple[tuple[str, bool], ...]
+    """Every context fact the operation read, the ghost `ptes_installed` included."""
+    flags: int
+    refuse: RefuseIf | None = None
+    shown_ctx: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        if self.refuse is not None:
+            return f"!{self.refuse.query}"
+        inner = ", ".join(f"{n}={fmt_value(n, v)}" for n, v in self.params)
+        if self.shown_ctx:
+            inner += ("; " if inner else "") + ", ".join(self.shown_ctx)
+        return f"{self.op}({inner})"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A concrete run found by the model checker, replayable on `vma_rules.apply`.
+
+    Invariants: the first step creates the VMA (an initial operation such as `mmap`).
+    """
+
+    steps: tuple[TraceStep, ...]
+
+    @property
+    def flags(self) -> tuple[int, ...]:
+        return tuple(st.flags for st in self.steps)
 
     def path(self) -> str:
-        return " -> ".join(self.labels)
+        return " -> ".join(st.label() for st in self.steps)
 
 
-def _label(ev: _Event, m: Model) -> str:
+def _trace_step(ev: _Event, state: SymState, m: Model) -> TraceStep:
+    flags = m.int_of(state.flags)
     if ev.refuse is not None:
-        return f"!{ev.refuse.query}"
+        return TraceStep(None, (), (), flags, ev.refuse)
     st = ev.chosen(m)
-    args = [f"{n}={fmt_value(n, m.int_of(v))}" for n, v in st.params.items()]
-    facts = [n for n in st.op.ctx if n != GHOST_PTES and n in st.ctx and m.bool_of(st.ctx[n])]
-    inner = ", ".join(args)
-    if facts:
-        inner += ("; " if inner else "") + ", ".join(facts)
-    return f"{st.op.name}({inner})"
+    params = tuple((n, m.int_of(v)) for n, v in st.params.items())
+    ctx = tuple((n, m.bool_of(b)) for n, b in st.ctx.items())
+    shown = tuple(n for n in st.op.ctx if n != GHOST_PTES and n in st.ctx and m.bool_of(st.ctx[n]))
+    return TraceStep(st.op.name, params, ctx, flags, None, shown)
 
 
 def _trace(events: Sequence[tuple[_Event, SymState]], m: Model) -> Trace:
-    return Trace(
-        tuple(_label(ev, m) for ev, _ in events),
-        tuple(m.int_of(s.flags) for _, s in events),
-    )
+    return Trace(tuple(_trace_step(ev, state, m) for ev, state in events))
 
 
 # --------------------------------------------------------------------------------------
@@ -292,19 +357,18 @@ class _Unrolled:
     handler_steps: list[Step]
 
 
-def _choose(
-    steps: Sequence[Step], nxt: SymState, tag: str
-) -> tuple[Bool, BV | None]:
+def _choose(steps: Sequence[Step], nxt: SymState, tag: str) -> tuple[Bool, BV | None]:
     """`nxt` is the result of one enabled step among `steps` (a selector picks it)."""
     if len(steps) == 1:
         st = steps[0]
         return and_(st.enabled, bv_eq(nxt.flags, st.post.flags), iff(nxt.ptes, st.post.ptes)), None
-    sel = bv_var(f"{tag}.sel", 8)
+    width = len(steps).bit_length()
+    sel = bv_var(f"{tag}.sel", width)
     return (
         or_(
             *[
                 and_(
-                    bv_eq(sel, bv_val(j, 8)),
+                    bv_eq(sel, bv_val(j, width)),
                     st.enabled,
                     bv_eq(nxt.flags, st.post.flags),
                     iff(nxt.ptes, st.post.ptes),
@@ -314,6 +378,11 @@ def _choose(
         ),
         sel,
     )
+
+
+def _selects(sel: BV, j: int, n: int) -> Bool:
+    """The selector of a choice among `n` steps picks step `j`."""
+    return bv_eq(sel, bv_val(j, n.bit_length()))
 
 
 def _encode_creation(table: Table, system: System, prefix: str) -> _Unrolled:
@@ -402,7 +471,8 @@ def _readable_model(
                 continue
             plain = [j for j, st in enumerate(ev.choices) if not st.op.params]
             if plain and len(plain) < len(ev.choices):
-                prefs.append(or_(*[bv_eq(ev.sel, bv_val(j, 8)) for j in plain]))
+                n = len(ev.choices)
+                prefs.append(or_(*[_selects(ev.sel, j, n) for j in plain]))
         rest = quiet_mask(table, show) & ~show
         bits = sorted((1 << i for i in range(F.VM_FLAGS_BITS) if rest >> i & 1), reverse=True)
         prefs.extend(_clear_everywhere(u, states, b) for b in bits)
@@ -478,7 +548,7 @@ def bmc(
                 bad.append(prop.bad_state(nxt))
             if prop.bad_step is not None:
                 for j, st in enumerate(steps):
-                    picked = bool_val(True) if sel is None else bv_eq(sel, bv_val(j, 8))
+                    picked = bool_val(True) if sel is None else _selects(sel, j, len(steps))
                     bad.append(and_(picked, prop.bad_step(st)))
             last = nxt
         if not bad:
@@ -495,12 +565,24 @@ def bmc(
             pre = tr.flags[-2] if len(tr.flags) > 1 else tr.flags[-1]
             post = tr.flags[-1]
             cex = f"{prop.headline(pre, post)} via {tr.path()} => {F.names(post)}"
-            return Outcome("counterexample", cex, f"depth {depth}"), s.queries
+            return Outcome("counterexample", cex, f"depth {depth}", trace=tr), s.queries
     return Outcome("unknown", detail=f"no counterexample up to depth {max_depth}"), s.queries
 
 
 # --------------------------------------------------------------------------------------
 # Inductive proofs.
+
+
+def _renamed(f: Bool, pre: SymState, tag: str) -> Bool:
+    """`f` over a fresh copy of the pre-state (its step variables are per-operation
+    already), so that several existential questions fit in one query."""
+    return Bool(
+        substitute(
+            f,
+            [(pre.flags, bv_var(f"{tag}.old"))],
+            [(pre.ptes, bool_var(f"{tag}.ptes"))],
+        )
+    )
 
 
 def prove(
@@ -540,8 +622,12 @@ def prove(
     r = s0.check()
     queries += 1
     if r != "sat":
-        return Outcome("unknown", detail="vacuous: no VMA can be created" if r == "unsat"
-                       else "solver gave up on the creation sequence"), queries
+        return Outcome(
+            "unknown",
+            detail="vacuous: no VMA can be created"
+            if r == "unsat"
+            else "solver gave up on the creation sequence",
+        ), queries
     init = u.states[-1]
     live = cands
     while live:
@@ -556,32 +642,38 @@ def prove(
             m = s0.model()
             live = [c for c in live if m.bool_of(holds(c, init))]
 
-    # Consecution: Houdini over every step operation.
+    # Consecution: Houdini over every step operation. Each query asks whether some
+    # operation, from a state satisfying the live candidates, falsifies one of them;
+    # every candidate falsified in the model is dropped.
     pre = SymState(bv_var("h.old"), bool_var("h.ptes"))
-    solvers: list[tuple[Step, Solver]] = []
-    for op in system.ops:
-        st = encode_op(table, op, pre, f"h.{op.name}")
-        sv = Solver(timeout_ms)
-        sv.add(st.enabled)
-        solvers.append((st, sv))
-    changed = True
-    while changed and live:
-        changed = False
-        for st, sv in solvers:
-            while live:
-                with sv.scope():
-                    sv.add(*[holds(c, pre) for c in live])
-                    sv.add(not_(and_(*[holds(c, st.post) for c in live])))
-                    r = sv.check()
-                    queries += 1
-                    if r == "unknown":
-                        return Outcome("unknown", detail=f"solver gave up on {st.op.name}"), queries
-                    if r == "unsat":
-                        break
-                    m = sv.model()
-                    keep = [c for c in live if m.bool_of(holds(c, st.post))]
-                    changed = True
-                    live = keep
+    steps = [encode_op(table, op, pre, f"h.{op.name}") for op in system.ops]
+    hs = Solver(timeout_ms)
+    while live and steps:
+        with hs.scope():
+            hs.add(*[holds(c, pre) for c in live])
+            hs.add(
+                or_(
+                    *[
+                        and_(st.enabled, not_(and_(*[holds(c, st.post) for c in live])))
+                        for st in steps
+                    ]
+                )
+            )
+            r = hs.check()
+            queries += 1
+            if r == "unknown":
+                return Outcome("unknown", detail="solver gave up on consecution"), queries
+            if r == "unsat":
+                break
+            m = hs.model()
+            dropped = {
+                id(c)
+                for st in steps
+                if m.bool_of(st.enabled)
+                for c in live
+                if not m.bool_of(holds(c, st.post))
+            }
+            live = [c for c in live if id(c) not in dropped]
 
     inv = and_(*[holds(c, pre) for c in live])
     labels = ", ".join(c.label for c in live) or "true"
@@ -608,47 +700,64 @@ def prove(
                     cti = f"the mmap handler passes through a state that may be {prop.label}"
                     break
     if prop.bad_step is not None and cti is None:
-        for hs in u.handler_steps:
+        for hs_step in u.handler_steps:
             with s0.scope():
-                s0.add(prop.bad_step(hs))
+                s0.add(prop.bad_step(hs_step))
                 queries += 1
                 if s0.check() != "unsat":
-                    cti = f"the mmap handler's {hs.op.name} may {prop.label}"
+                    cti = f"the mmap handler's {hs_step.op.name} may {prop.label}"
                     break
-    if prop.bad_step is not None and cti is None:
-        for st, sv in solvers:
-            with sv.scope():
-                sv.add(inv, prop.bad_step(st))
-                queries += 1
-                if sv.check() != "unsat":
-                    cti = f"{st.op.name} may {prop.label} under the invariant ({labels})"
-                    break
+    if prop.bad_step is not None and cti is None and steps:
+        chk = Solver(timeout_ms)
+        chk.add(inv, or_(*[and_(st.enabled, prop.bad_step(st)) for st in steps]))
+        queries += 1
+        if chk.check() != "unsat":
+            cm = chk.model() if chk.check() == "sat" else None
+            which = [
+                st.op.name
+                for st in steps
+                if cm is not None and cm.bool_of(and_(st.enabled, prop.bad_step(st)))
+            ]
+            who = which[0] if which else "an operation"
+            cti = f"{who} may {prop.label} under the invariant ({labels})"
     if cti is not None:
         return Outcome("unknown", detail=cti), queries
 
-    # Vacuity: the steps the proof quantifies over must be possible.
+    # Vacuity: the steps the proof quantifies over must be possible. One query asks
+    # for every step at once, each on its own copy of the state and behind its own
+    # assumption literal; the copies are independent, so a (minimal) unsat core names
+    # one step that can never fire. Queries: one plus the number of such steps.
     never: list[str] = []
-    for st, sv in solvers:
-        with sv.scope():
-            sv.add(inv)
+    if steps:
+        together = Solver(timeout_ms)
+        lits: dict[str, tuple[Bool, Step]] = {}
+        for k, st in enumerate(steps):
+            name = f"vacuity.{k}"
+            lit = bool_var(name)
+            together.add(implies(lit, _renamed(and_(inv, st.enabled), pre, f"v{k}")))
+            lits[name] = (lit, st)
+        while lits:
             queries += 1
-            if sv.check() != "sat":
-                never.append(st.op.name)
-    if solvers and (len(never) == len(solvers) or (require_all_enabled and never)):
+            r = together.check(*[lit for lit, _ in lits.values()])
+            if r == "sat":
+                break
+            core = together.core() & lits.keys() if r == "unsat" else set()
+            if not core:
+                return Outcome("unknown", detail="solver gave up on vacuity"), queries
+            for name in core:
+                never.append(lits.pop(name)[1].op.name)
+    if steps and (len(never) == len(steps) or (require_all_enabled and never)):
         return Outcome("unknown", detail="vacuous: never enabled: " + ", ".join(never)), queries
     if prop.attempt is not None:
-        possible = False
-        for st, _ in solvers:
-            chk = Solver(timeout_ms)
-            chk.add(inv, st.guard, st.domain, prop.attempt(st))
-            queries += 1
-            if chk.check() == "sat":
-                possible = True
-                break
-        if not possible:
-            return Outcome("unknown", detail=f"vacuous: no reachable attempt to {prop.label}"), queries
-    n_ops = len(solvers)
-    if not solvers:
+        chk = Solver(timeout_ms)
+        chk.add(inv, or_(*[and_(st.guard, st.domain, prop.attempt(st)) for st in steps]))
+        queries += 1
+        if chk.check() != "sat":
+            return Outcome(
+                "unknown", detail=f"vacuous: no reachable attempt to {prop.label}"
+            ), queries
+    n_ops = len(steps)
+    if not steps:
         return Outcome("proved", detail="holds for every VMA the creation can produce"), queries
     detail = f"inductive invariant: {labels}; {n_ops} operations"
     if never:
@@ -685,8 +794,8 @@ def decide(
     first, second = (run_prove, run_bmc) if expect_holds else (run_bmc, run_prove)
     o1 = first()
     if o1.verdict != "unknown":
-        return Outcome(o1.verdict, o1.counterexample, o1.detail, total)
+        return dataclasses.replace(o1, queries=total)
     o2 = second()
     if o2.verdict != "unknown":
-        return Outcome(o2.verdict, o2.counterexample, o2.detail, total)
+        return dataclasses.replace(o2, queries=total)
     return Outcome("unknown", None, f"{o1.detail}; {o2.detail}", total)

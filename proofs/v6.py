@@ -131,9 +131,7 @@ V6_MIXEDMAP_CLEARED_AFTER_INSERT = Claim(
 def _check_insert_page_uffd(t: Table, hint: Expect) -> Outcome:
     # The safe API with only vm_insert_page taken from v6: set_flags stays validated,
     # so the counterexample is vm_insert_page's own doing.
-    ops = tuple(
-        t.op("v6_vm_insert_page") if o.name == "vm_insert_page" else o for o in t.step_ops
-    )
+    ops = tuple(t.op("v6_vm_insert_page") if o.name == "vm_insert_page" else o for o in t.step_ops)
     rule = t.rule("uffd-mixedmap")
     shown = F.MIXEDMAP | F.UFFD_MASK
 
@@ -152,7 +150,12 @@ def _check_insert_page_uffd(t: Table, hint: Expect) -> Outcome:
         headline=lambda pre, post: F.names(post & shown),
     )
     return decide(
-        t, System(t.initial_ops, (), ops), prop, state_candidates(t), expect_holds=hint == "holds", show=shown
+        t,
+        System(t.initial_ops, (), ops),
+        prop,
+        state_candidates(t),
+        expect_holds=hint == "holds",
+        show=shown,
     )
 
 

@@ -19,8 +19,8 @@ from typing import Any, Literal, NewType
 import z3
 
 __all__ = [
-    "WIDTH",
     "BV",
+    "WIDTH",
     "Bool",
     "Model",
     "Solver",
@@ -43,10 +43,10 @@ __all__ = [
     "has",
     "iff",
     "implies",
+    "index_bit",
     "lookup_bit",
     "not_",
     "or_",
-    "index_bit",
     "output_bit",
     "spread",
     "substitute",
@@ -148,12 +148,22 @@ def bool_val(v: bool) -> Bool:
     return Bool(z3.BoolVal(bool(v)))
 
 
+def _nary(mk: Any, xs: Sequence[Bool]) -> Bool:
+    """`mk` (Z3_mk_and / Z3_mk_or) over `xs`, through the C API: `z3.And` re-checks and
+    coerces every argument in Python, which dominates the cost of large conjunctions."""
+    ctx = z3.main_ctx()
+    arr = (z3.Ast * len(xs))()
+    for i, x in enumerate(xs):
+        arr[i] = _z(x).as_ast()
+    return Bool(z3.BoolRef(mk(ctx.ref(), len(xs), arr), ctx))
+
+
 def and_(*xs: Bool) -> Bool:
     if not xs:
         return bool_val(True)
     if len(xs) == 1:
         return xs[0]
-    return Bool(z3.And(*[_z(x) for x in xs]))
+    return _nary(z3.Z3_mk_and, xs)
 
 
 def or_(*xs: Bool) -> Bool:
@@ -161,7 +171,7 @@ def or_(*xs: Bool) -> Bool:
         return bool_val(False)
     if len(xs) == 1:
         return xs[0]
-    return Bool(z3.Or(*[_z(x) for x in xs]))
+    return _nary(z3.Z3_mk_or, xs)
 
 
 def not_(x: Bool) -> Bool:
@@ -311,7 +321,9 @@ class _Scope:
         self._s.pop()
 
 
-def substitute(e: BV | Bool, bvs: Sequence[tuple[BV, BV]], bools: Sequence[tuple[Bool, Bool]]) -> Any:
+def substitute(
+    e: BV | Bool, bvs: Sequence[tuple[BV, BV]], bools: Sequence[tuple[Bool, Bool]]
+) -> Any:
     """`e` with each variable of a pair replaced by its partner (one Z3 call)."""
     pairs = [(_z(a), _z(b)) for a, b in bvs] + [(_z(a), _z(b)) for a, b in bools]
     if not pairs:

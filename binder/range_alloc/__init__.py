@@ -108,6 +108,17 @@ class ReserveNewSuccess(Generic[T]):
     unused_new_tree_alloc: FromArrayAllocs[T] | None = None
     unused_tree_alloc: ReserveNewTreeAlloc[T] | None = None
 
+    def free_unused(self) -> None:
+        """Free the unused pre-allocations (`kfree`, after the spinlock is released)."""
+        empty, self.unused_empty_array_alloc = self.unused_empty_array_alloc, None
+        if empty is not None:
+            empty.ranges.drop()
+        trees, self.unused_new_tree_alloc = self.unused_new_tree_alloc, None
+        if trees is not None:
+            trees.tree.drop()
+            trees.free_tree.drop()
+        self.unused_tree_alloc = None
+
 
 class ReserveNewNeedAlloc(Generic[T]):
     """`reserve_new` needs memory: drop the lock, call `make_alloc()`, retry.

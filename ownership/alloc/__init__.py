@@ -28,10 +28,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..borrow import Lifetime
 from ..config import STATE
-from ..context import might_sleep
-from ..errors import ENOMEM, KernelError, LifetimeError
+from ..context import may_sleep, might_sleep
+from ..errors import EINVAL, ENOMEM, KernelError, LifetimeError
 from ..site import Site, here
 from .flags import (
+    __GFP_DIRECT_RECLAIM,
+    __GFP_HIGH,
+    __GFP_HIGHMEM,
+    __GFP_NOWARN,
+    __GFP_ZERO,
     GFP_ATOMIC,
     GFP_HIGHMEM,
     GFP_KERNEL,
@@ -39,11 +44,6 @@ from .flags import (
     GFP_NOWARN,
     GFP_ZERO,
     Flags,
-    __GFP_DIRECT_RECLAIM,
-    __GFP_HIGH,
-    __GFP_HIGHMEM,
-    __GFP_NOWARN,
-    __GFP_ZERO,
 )
 
 if TYPE_CHECKING:
@@ -56,16 +56,16 @@ __all__ = [
     "GFP_NOWAIT",
     "GFP_NOWARN",
     "GFP_ZERO",
-    "Flags",
-    "KBox",
-    "KVec",
-    "VBox",
-    "VVec",
     "__GFP_DIRECT_RECLAIM",
     "__GFP_HIGH",
     "__GFP_HIGHMEM",
     "__GFP_NOWARN",
     "__GFP_ZERO",
+    "Flags",
+    "KBox",
+    "KVec",
+    "VBox",
+    "VVec",
     "alloc_check",
     "allocation_count",
     "fail_after",
@@ -90,6 +90,9 @@ class _Injector:
 
 
 _inj = _Injector()
+_KNOWN_GFP = 0
+for _f in Flags:
+    _KNOWN_GFP |= int(_f)
 
 
 def allocation_count() -> int:
@@ -101,10 +104,19 @@ def injected_failures() -> int:
     return _inj.failures
 
 
+@may_sleep(gfp="gfp")
 def alloc_check(gfp: Flags, what: str) -> None:
-    """The common entry of every allocation; raises `KernelError(ENOMEM)` on failure."""
+    """The common entry of every allocation; raises `KernelError(ENOMEM)` on failure.
+
+    Declared `@may_sleep(gfp="gfp")`: the static checker reads this declaration and
+    infers that every allocator passing its own GFP flags here (`KBox.new`,
+    `KVec.push`, `Arc.new`, ...) sleeps exactly when those flags allow reclaim.
+    """
     if not isinstance(gfp, Flags):
         raise TypeError(f"{what}: gfp flags must be ownership.alloc.Flags, got {type(gfp).__name__}")
+    if int(gfp) & ~_KNOWN_GFP:
+        # Rust's `Flags` can only be built from the named constants.
+        raise TypeError(f"{what}: unknown GFP bits {int(gfp) & ~_KNOWN_GFP:#x}")
     if gfp & Flags.DIRECT_RECLAIM:
         might_sleep()
     inj = _inj
@@ -129,11 +141,17 @@ def alloc_check(gfp: Flags, what: str) -> None:
         raise KernelError(ENOMEM, f"{what}: allocation failure injected")
 
 
+def _count_arg(fn: str, n: object, least: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"{fn} needs an int, got {type(n).__name__}")
+    if n < least:
+        raise ValueError(f"{fn} needs a value >= {least}, got {n!r}")
+
+
 @contextmanager
 def fail_after(n: int) -> Iterator[None]:
     """Let `n` allocations succeed, then fail every one until the block ends."""
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"fail_after needs a count >= 0, got {n!r}")
+    _count_arg("fail_after", n, 0)
     with _inj.lock:
         prev, _inj.fail_after = _inj.fail_after, n
     try:
@@ -146,8 +164,7 @@ def fail_after(n: int) -> Iterator[None]:
 @contextmanager
 def fail_nth(n: int) -> Iterator[None]:
     """Fail only the `n`-th allocation (1-based) made inside the block."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"fail_nth needs a position >= 1, got {n!r}")
+    _count_arg("fail_nth", n, 1)
     with _inj.lock:
         prev, _inj.fail_nth = _inj.fail_nth, n
     try:
@@ -160,8 +177,12 @@ def fail_nth(n: int) -> Iterator[None]:
 @contextmanager
 def fail_probability(p: float, seed: int = 0) -> Iterator[None]:
     """Fail each allocation with probability `p` (reproducible with `seed`)."""
+    if not isinstance(p, (int, float)) or isinstance(p, bool):
+        raise TypeError(f"fail_probability needs a number, got {type(p).__name__}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"probability must be in [0, 1], got {p!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"fail_probability seed must be an int, got {type(seed).__name__}")
     with _inj.lock:
         prev, prev_rng = _inj.prob, _inj.rng
         _inj.prob, _inj.rng = p, random.Random(seed)
@@ -245,6 +266,10 @@ class KBox(_Owned, Generic[T]):
         self._drop()
 
 
+_MAX_ITEMS = (1 << 63) - 1
+"""`isize::MAX`: a `Vec` never holds more (`reserve` reports a capacity overflow)."""
+
+
 class KVec(_Owned, Generic[T]):
     """`KVec<T>`: a growable array whose growth is a fallible allocation.
 
@@ -278,8 +303,10 @@ class KVec(_Owned, Generic[T]):
     def reserve(self, additional: int, gfp: Flags) -> None:
         """Make room for `additional` more items (may allocate)."""
         self._alive("reserve")
-        if not isinstance(additional, int) or additional < 0:
-            raise KernelError(22, f"KVec::reserve({additional!r})")
+        if not isinstance(additional, int) or isinstance(additional, bool):
+            raise TypeError(f"KVec::reserve needs an int, got {type(additional).__name__}")
+        if additional < 0 or additional > _MAX_ITEMS:
+            raise KernelError(EINVAL, f"KVec::reserve({additional!r}): capacity overflow")
         need = len(self._items) + additional
         if need > self._cap:
             alloc_check(gfp, "KVec::reserve")

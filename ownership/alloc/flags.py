@@ -21,12 +21,12 @@ __all__ = [
     "GFP_NOWAIT",
     "GFP_NOWARN",
     "GFP_ZERO",
-    "Flags",
     "__GFP_DIRECT_RECLAIM",
     "__GFP_HIGH",
     "__GFP_HIGHMEM",
     "__GFP_NOWARN",
     "__GFP_ZERO",
+    "Flags",
 ]
 
 
@@ -47,6 +47,23 @@ class Flags(enum.IntFlag):
         """`gfpflags_allow_blocking()`: direct reclaim may sleep."""
         return bool(self & Flags.DIRECT_RECLAIM)
 
+    def __str__(self) -> str:
+        """The kernel spelling: `GFP_KERNEL|__GFP_ZERO`, as a report names the flags."""
+        v = int(self)
+        parts: list[str] = []
+        for name, combo in _NAMED:
+            if combo and v & combo == combo:
+                parts.append(name)
+                v &= ~combo
+                break
+        for bit in Flags:
+            if v & int(bit):
+                parts.append(f"__GFP_{bit.name}")
+                v &= ~int(bit)
+        if v:
+            parts.append(hex(v))
+        return "|".join(parts) or "0"
+
 
 __GFP_HIGHMEM = Flags.HIGHMEM
 __GFP_HIGH = Flags.HIGH
@@ -60,3 +77,9 @@ GFP_NOWARN = __GFP_NOWARN
 GFP_KERNEL = Flags.DIRECT_RECLAIM | Flags.KSWAPD_RECLAIM | Flags.IO | Flags.FS
 GFP_ATOMIC = Flags.HIGH | Flags.KSWAPD_RECLAIM
 GFP_NOWAIT = Flags.KSWAPD_RECLAIM
+
+_NAMED: tuple[tuple[str, int], ...] = (
+    ("GFP_KERNEL", int(GFP_KERNEL)),
+    ("GFP_ATOMIC", int(GFP_ATOMIC)),
+    ("GFP_NOWAIT", int(GFP_NOWAIT)),
+)

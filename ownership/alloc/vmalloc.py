@@ -11,6 +11,8 @@ Both hold bytes: `VBox.new(data, gfp)` / `VBox.new_zeroed(size, gfp)` make a fix
 buffer, `VVec` grows (`extend_from_slice`, `push`) with fallible reallocation. Every
 allocation goes through `alloc_check` (may sleep with `GFP_KERNEL`, failure injection ->
 `ENOMEM`) and takes its pages from `Kernel.current()`.
+
+Lock order: none taken here (the page allocator's zone lock is a leaf).
 """
 
 from __future__ import annotations

@@ -55,7 +55,14 @@ from .consts import (
 )
 from .fs import File, FileOperations
 from .kernel import Kernel, default_kernel
-from .mm_types import MMAP_LOCK_CLASS, VMA_LOCK_CLASS, MmStruct, Pte, VmAreaStruct, VmOperationsStruct
+from .mm_types import (
+    MMAP_LOCK_CLASS,
+    VMA_LOCK_CLASS,
+    MmStruct,
+    Pte,
+    VmAreaStruct,
+    VmOperationsStruct,
+)
 from .page_alloc import PagePool, StructPage
 from .rwsem import RwSemaphore
 from .shrinker import Shrinker

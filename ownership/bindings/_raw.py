@@ -14,8 +14,11 @@ from ..sched import RawLock
 __all__ = ["locked"]
 
 
-class locked:  # noqa: N801 - reads as the C idiom `guard(raw_spinlock)(&lock)`.
-    """Hold `lock` for the body of a `with` statement."""
+class locked:
+    """Hold `lock` for the body of a `with` statement.
+
+    Invariants: the lock is held exactly while the body runs.
+    """
 
     __slots__ = ("_lock",)
 

@@ -35,7 +35,11 @@ __all__ = ["File", "FileOperations"]
 
 
 class FileOperations:
-    """`struct file_operations`; every operation has the kernel's default behaviour."""
+    """`struct file_operations`; every operation has the kernel's default behaviour.
+
+    Invariants: a vtable is immutable once registered; `has_mmap()` says whether `mmap`
+    is implemented (a NULL `->mmap` is `ENODEV` at `mmap(2)`).
+    """
 
     name = "file_operations"
 

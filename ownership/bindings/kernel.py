@@ -99,6 +99,10 @@ class Kernel:
 
     # --- tasks ------------------------------------------------------------------------
 
+    def _alloc_pid(self) -> int:
+        with locked(self._lock):
+            return next(self._pids)
+
     def _new_task(self, comm: str, with_mm: bool = True) -> Task:
         with locked(self._lock):
             pid = next(self._pids)
@@ -220,6 +224,21 @@ class Kernel:
             if id(page) not in mapped and page.mapcount:
                 problems.append(f"{page.describe()}: mapcount {page.mapcount} but no PTE maps it")
         return problems
+
+
+    def leaks(self) -> list[str]:
+        """References still held once every task has exited (`kmemleak`, for teardown).
+
+        An `mm_struct` that is not freed after its task exited is held by a leaked `mmget`
+        or `mmgrab` reference (an `ARef` never dropped).
+        """
+        out = []
+        if any(not t.exited for t in self.tasks.values()):
+            return ["tasks are still running: exit them first"]
+        for mm in self.mms:
+            if not mm.freed:
+                out.append(f"leaked reference: {mm.describe()}")
+        return out
 
 
 _default_lock = threading.Lock()

@@ -51,9 +51,14 @@ from ..mm import flags as F
 from ..mm import vma_rules
 from ..site import Site, here
 from ..sync import lockdep
-from ..warn import warn
 from ._raw import locked
 from .consts import (
+    MADV_DODUMP,
+    MADV_DOFORK,
+    MADV_DONTDUMP,
+    MADV_DONTFORK,
+    MADV_DONTNEED,
+    MADV_NORMAL,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -64,12 +69,6 @@ from .consts import (
     MAP_SHARED,
     MAP_SHARED_VALIDATE,
     MAP_TYPE,
-    MADV_DODUMP,
-    MADV_DOFORK,
-    MADV_DONTDUMP,
-    MADV_DONTFORK,
-    MADV_DONTNEED,
-    MADV_NORMAL,
     MMAP_BASE,
     MMAP_MIN_ADDR,
     PAGE_MASK,
@@ -289,6 +288,7 @@ def vma_start_write(vma: VmAreaStruct, site: Site | None = None) -> None:
     """Write-lock a VMA until `mmap_write_unlock`; waits for its readers. May sleep."""
     s = site if site is not None else here()
     mm = vma.vm_mm
+    might_sleep(what="vma_start_write()")
     _assert_mmap_locked(mm, "vma_start_write()", write=True)
     if vma.is_write_locked():
         return
@@ -940,7 +940,7 @@ def exit_mmap(mm: MmStruct) -> None:
             vma_start_write(vma)
             try:
                 _remove_vma(vma, site)
-            except BaseException as e:  # noqa: BLE001 - the teardown finishes, then reports
+            except BaseException as e:
                 errors.append(e)
         _zap(mm, 0, TASK_SIZE)
         mm.page_tables.clear()
@@ -985,14 +985,14 @@ def _fault_page(vma: VmAreaStruct, addr: int, write: bool) -> Pte:
                 idx = vma.vm_pgoff + (addr - vma.vm_start) // PAGE_SIZE
                 page = sh.pages.get(idx)
                 if page is None:
-                    page = pool.alloc(0, "normal", zero=True)
+                    page = mm.kernel.alloc_page(reclaim=True, zero=True)
                     if page is None:
                         raise KernelError(EFAULT, "out of memory in the page fault handler")
                     sh.pages[idx] = page
                 pool.get_page(page)
                 writable = bool(vma.vm_flags & F.WRITE)
             else:
-                page = pool.alloc(0, "anon", zero=True)
+                page = mm.kernel.alloc_page(reclaim=True, kind="anon", zero=True)
                 if page is None:
                     raise KernelError(EFAULT, "out of memory in the page fault handler")
                 writable = bool(vma.vm_flags & F.WRITE)
@@ -1015,7 +1015,7 @@ def _fault_page(vma: VmAreaStruct, addr: int, write: bool) -> Pte:
             if old.kind == "anon" and old.mapcount == 1 and old.refcount == 1 and not pte.special:
                 pte.writable = True
             else:
-                copy = pool.alloc(0, "anon")
+                copy = mm.kernel.alloc_page(reclaim=True, kind="anon")
                 if copy is None:
                     raise KernelError(EFAULT, "out of memory breaking copy-on-write")
                 copy.copy_from(old)

@@ -51,7 +51,10 @@ class Shrinker:
 
 
 class ShrinkerList:
-    """The shrinkers of one kernel."""
+    """The shrinkers of one kernel.
+
+    Invariants: `_list` holds the registered shrinkers, names unique.
+    """
 
     def __init__(self) -> None:
         self._lock = sched.active().raw_lock()

@@ -15,6 +15,7 @@ Lock order: none taken here; see `ownership.bindings.mm`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -55,12 +56,23 @@ class Task:
         self.wrappers: dict[type, object] = {}
         # `task_struct::usage` (get_task_struct/put_task_struct); the task holds one itself.
         self.usage = Refcount(f"task_struct {comm}:{pid}", 1)
+        # The threads of the process: each Python thread that runs as the task is one
+        # thread of it, with its own thread id (the first one's is the pid).
+        self._tids: dict[int, int] = {}
 
     def describe(self) -> str:
         return f"task {self.comm}:{self.pid}"
 
     def __repr__(self) -> str:
         return f"<{self.describe()}{' (exited)' if self.exited else ''}>"
+
+    def thread_id(self) -> int:
+        """The thread id of the calling thread as a thread of this process (`current->pid`)."""
+        ident = threading.get_ident()
+        tid = self._tids.get(ident)
+        if tid is None:
+            tid = self._tids.setdefault(ident, self.pid if not self._tids else self.kernel._alloc_pid())
+        return tid
 
     @contextmanager
     def as_current(self) -> Iterator[Task]:

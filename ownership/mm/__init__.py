@@ -31,12 +31,11 @@ kernel): mmap lock -> VMA lock. A VMA read lock taken under the mmap read lock i
 
 from __future__ import annotations
 
-# The simulated kernel first: its mm core reads `ownership.mm.flags`/`vma_rules`.
-from .. import bindings as _bindings  # noqa: F401 - import order, see above.
-
 import threading
 from typing import Self
 
+# The simulated kernel first: its mm core reads `ownership.mm.flags`/`vma_rules`.
+from .. import bindings as _bindings  # noqa: F401 - import order, see above.
 from ..aref import ARef
 from ..bindings import mm as _c
 from ..bindings.mm_types import MmStruct, VmAreaStruct
@@ -92,7 +91,11 @@ class Mm:
         "mmdrop is a RefcountError",
     )
     def from_raw(cls, ptr: MmStruct) -> Self:
-        """Obtain a reference from a raw `mm_struct`."""
+        """Obtain a reference from a raw `mm_struct`.
+
+        Safety: `ptr` points at an `mm_struct` that is not freed while the result is used
+        (for `MmWithUser`: whose `mm_users` stays non-zero that long).
+        """
         if not isinstance(ptr, MmStruct):
             raise TypeError(f"{cls.__name__}.from_raw takes an mm_struct, got {type(ptr).__name__}")
         if STATE.on:
@@ -282,7 +285,10 @@ class MmWithUser(Mm):
 
 
 class _GuardState:
-    """The release bookkeeping shared by the three guards."""
+    """The release checks shared by the three guards.
+
+    Invariants: a guard is released once, on the thread that took its lock.
+    """
 
     __slots__ = ()
 
@@ -411,8 +417,10 @@ class MmapWriteGuard(NotThreadSafe, _GuardState):
     def describe(self) -> str:
         return f"MmapWriteGuard of {self._mm._mm.mmap_lock.describe()}"
 
+    @may_sleep
     def vma_lookup(self, vma_addr: int) -> VmAreaMut | None:
-        """The VMA containing `vma_addr`, write-locked (`vma_start_write`); valid until release."""
+        """The VMA containing `vma_addr`, write-locked (`vma_start_write`, which waits for
+        the VMA's readers and so may sleep); valid until the guard is released."""
         from ..page import usize
 
         if self._released and STATE.on:

@@ -24,6 +24,10 @@ it with `VmAreaNew.set_vm_ops` and recognise their own VMAs by comparing `vm_ops
 `vm_private_data()` (what Rust Binder's `check_vma` does).
 
 `flags` is `ownership.mm.flags`, the `VM_*` bits with their real x86-64 values.
+
+Lock order: no lock is taken here; the views rely on the lock their guard holds
+(`ownership.mm`), and `MmapWriteGuard.vma_lookup` write-locks the VMA under the mmap
+write lock (mmap lock -> VMA lock).
 """
 
 from __future__ import annotations
@@ -139,7 +143,11 @@ class VmAreaRef:
         "is attached (UnsafeError otherwise); uses after `lifetime` ends are LifetimeErrors",
     )
     def from_raw(cls, vma: VmAreaStruct, lifetime: Lifetime) -> VmAreaRef:
-        """Access a VMA given a raw pointer and the lifetime of the lock that keeps it valid."""
+        """Access a VMA given a raw pointer and the lifetime of the lock that keeps it valid.
+
+        Safety: `vma` is valid for `lifetime`, and the mmap or VMA read lock (or stronger)
+        is held for at least that long.
+        """
         return cls._from_raw_checked(vma, lifetime, write=False, what="VmAreaRef::from_raw")
 
     @classmethod
@@ -280,6 +288,11 @@ class VmAreaMixedMap(VmAreaRef):
         checked="the lock is held and VM_MIXEDMAP is set (UnsafeError otherwise)",
     )
     def from_raw(cls, vma: VmAreaStruct, lifetime: Lifetime) -> VmAreaMixedMap:
+        """A `VmAreaMixedMap` view of a raw VMA.
+
+        Safety: `vma` is valid for `lifetime`, the mmap read lock (or stronger) is held for
+        that long, and `VM_MIXEDMAP` is set.
+        """
         ref = cls._from_raw_checked(vma, lifetime, write=False, what="VmAreaMixedMap::from_raw")
         if STATE.on and not vma.vm_flags & flags.MIXEDMAP:
             raise UnsafeError(
@@ -314,7 +327,10 @@ class VmAreaMixedMap(VmAreaRef):
 
 
 class _ThreadBound:
-    """The `!Sync` part of `VmAreaMut` and `VmAreaNew`: usable only on the thread that made it."""
+    """The `!Sync` part of `VmAreaMut` and `VmAreaNew`: usable only on the thread that made it.
+
+    Invariants: a subclass records the thread that made it and checks it on every use.
+    """
 
     __slots__ = ()
 
@@ -353,6 +369,11 @@ class VmAreaMut(VmAreaRef, _ThreadBound):
         "(UnsafeError otherwise)",
     )
     def from_raw(cls, vma: VmAreaStruct, lifetime: Lifetime) -> VmAreaMut:
+        """A `VmAreaMut` view of a raw VMA.
+
+        Safety: `vma` is valid for `lifetime`, and the mmap write lock is held and the VMA
+        write-locked (`vma_start_write`) for that long.
+        """
         ref = cls._from_raw_checked(vma, lifetime, write=True, what="VmAreaMut::from_raw")
         assert isinstance(ref, VmAreaMut)
         return ref
@@ -406,6 +427,11 @@ class VmAreaNew(VmAreaRef, _ThreadBound):
         "(UnsafeError otherwise)",
     )
     def from_raw(cls, vma: VmAreaStruct, lifetime: Lifetime) -> VmAreaNew:
+        """A `VmAreaNew` view of a raw VMA.
+
+        Safety: `vma` is undergoing initial VMA setup (in an `f_op->mmap()` hook) for the
+        duration of `lifetime`.
+        """
         if not isinstance(vma, VmAreaStruct) or not isinstance(lifetime, Lifetime):
             raise TypeError("VmAreaNew.from_raw takes a vm_area_struct and a Lifetime")
         if STATE.on and (vma.attached or not vma.vm_mm.mmap_lock.write_held_by_current()):
@@ -504,6 +530,9 @@ class VmAreaNew(VmAreaRef, _ThreadBound):
 
 class VmOperations:
     """A driver's `vm_operations_struct`: callbacks on the VMAs of its mappings.
+
+    Invariants: the object's identity names the driver's VMAs (`vma.vm_ops() is ops`);
+    it outlives every VMA it is installed on.
 
     `open` runs when a VMA is duplicated (split, fork), `close` when one goes away
     (munmap, exit), both with the mmap write lock held. `fault` runs on a user access to

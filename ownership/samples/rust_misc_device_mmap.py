@@ -72,7 +72,11 @@ def page_header(index: int) -> bytes:
 
 @dataclass
 class Inner:
-    """Per-open state, behind the file's mutex."""
+    """Per-open state, behind the file's mutex.
+
+    Invariants: `pages` are the pages mapped at `vma_addr` of the address space `mm`
+    (an `mmgrab` reference), owned here until release.
+    """
 
     value: int = 0
     pages: list[Page] = field(default_factory=list)
@@ -81,11 +85,17 @@ class Inner:
 
 
 class _SampleVmOps(VmOperations):
-    """The sample's `vm_ops`: its identity marks the sample's own VMAs."""
+    """The sample's `vm_ops`: its identity marks the sample's own VMAs.
+
+    Invariants: one instance per driver, alive as long as the driver.
+    """
 
 
 class RustMiscDeviceMmap(MiscDevice):
-    """The driver; one instance serves every open file."""
+    """The driver; one instance serves every open file.
+
+    Invariants: per-file state lives in `file.private_data` (a `Mutex[Inner]`).
+    """
 
     def __init__(self, *, check_vma: bool = True) -> None:
         self.check_vma = check_vma

@@ -31,9 +31,19 @@ from dataclasses import dataclass, field
 from mypy.nodes import Expression, MypyFile
 from mypy.types import Type
 
-from .facts import CallFact, Finding, FunctionFacts, ModuleFacts, Note, Region, extract_module, safety_comment
+from .facts import (
+    CallFact,
+    Finding,
+    FunctionFacts,
+    ModuleFacts,
+    Note,
+    Region,
+    extract_module,
+    safety_comment,
+    scan_class_decls,
+)
 from .resolve import Typer
-from .store import ClassDecl, FuncSummary, ModuleRecord, Reason, Store, source_hash
+from .store import ClassDecl, FuncSummary, ModuleRecord, Reason, Store
 
 __all__ = ["INTRINSICS", "Analyzer", "display_path"]
 
@@ -102,6 +112,16 @@ class Analyzer:
         self.used: set[str] = set()
         self._module_of: dict[str, str | None] = {}
         self._dirty = False
+        self._solving = False
+        self._class_decls: dict[str, dict[str, ClassDecl]] = {}
+        self._lines: dict[str, list[str]] = {}
+
+    def lines(self, path: str) -> list[str]:
+        """The source lines of a module, read once per build."""
+        cached = self._lines.get(path)
+        if cached is None:
+            cached = self._lines[path] = _read_lines(path)
+        return cached
 
     # --- where things live -------------------------------------------------------
 
@@ -153,7 +173,7 @@ class Analyzer:
             return False
         facts = self.provisional.get(module)
         if facts is None:
-            facts = extract_module(tree, Typer(None), _read_lines(tree.path), self.class_decl)
+            facts = extract_module(tree, Typer(None), self.lines(tree.path), self.class_decl)
             self.provisional[module] = facts
         self.pool[module] = facts
         self._dirty = True
@@ -173,6 +193,8 @@ class Analyzer:
         if rec is not None:
             return rec.functions.get(fullname)
         if self._ensure_provisional(module):
+            if not self._solving:
+                self.solve()
             return self.summaries.get(fullname)
         return None
 
@@ -181,15 +203,15 @@ class Analyzer:
         if module is None or not self.in_scope(module):
             return None
         self.used.add(module)
-        facts = self.pool.get(module) or self.provisional.get(module)
-        if facts is not None:
-            return facts.classes.get(fullname)
         rec = self._record_for(module)
         if rec is not None:
             return rec.classes.get(fullname)
-        if self._ensure_provisional(module):
-            return self.pool[module].classes.get(fullname)
-        return None
+        decls = self._class_decls.get(module)
+        if decls is None:
+            tree = self._modules().get(module)
+            decls = scan_class_decls(tree) if tree is not None else {}
+            self._class_decls[module] = decls
+        return decls.get(fullname)
 
     def verdict(self, call: CallFact) -> Verdict:
         """May this call sleep, given its callees' summaries and its GFP arguments?"""
@@ -271,6 +293,13 @@ class Analyzer:
 
     def solve(self) -> None:
         """Iterate the pool's summaries to their fixed point (they only grow)."""
+        self._solving = True
+        try:
+            self._solve()
+        finally:
+            self._solving = False
+
+    def _solve(self) -> None:
         for _ in range(50):
             self._dirty = False
             changed = False
@@ -289,9 +318,10 @@ class Analyzer:
     def analyze(self, tree: MypyFile, type_map: dict[Expression, Type] | None) -> list[Finding]:
         """Walk a module mypy has just checked; store its summaries; return its findings."""
         module = tree.fullname
-        lines = _read_lines(tree.path)
+        lines = self.lines(tree.path)
         self.used = set()
         self.provisional.pop(module, None)
+        self._class_decls.pop(module, None)
         for fn in [k for k in self.summaries if self.module_of(k) == module]:
             del self.summaries[fn]
         self.pool = {}
@@ -316,7 +346,7 @@ class Analyzer:
         deps: dict[str, tuple[str, str]] = {}
         for mod in sorted(self.used - {facts.module}):
             p = self.path_of(mod)
-            deps[mod] = (p, source_hash(p))
+            deps[mod] = (p, self.store.hash(p))
             rec = self.store.get(mod) if mod in self.done or mod not in self.provisional else None
             if rec is not None:
                 for dmod, (dpath, dhash) in rec.deps.items():
@@ -327,7 +357,7 @@ class Analyzer:
             for ff in facts.functions.values()
             if ff.fullname in self.summaries and not self.summaries[ff.fullname].is_trivial()
         }
-        rec = ModuleRecord(facts.module, path, source_hash(path, fresh=True), functions, dict(facts.classes), deps)
+        rec = ModuleRecord(facts.module, path, self.store.hash(path, fresh=True), functions, dict(facts.classes), deps)
         self.store.put(rec)
 
     # --- findings --------------------------------------------------------------------
@@ -345,7 +375,7 @@ class Analyzer:
         return out
 
     def _atomic_sleep(self, facts: ModuleFacts, c: CallFact, v: Verdict) -> Finding:
-        what = f"`{c.label}` may sleep" + (f" ({v.detail})" if v.detail else "")
+        what = f"`{c.label}`{c.extra} may sleep" + (f" ({v.detail})" if v.detail else "")
         notes = [Note("this call expects the preemption count to be 0")]
         notes.append(Note(_count_text(c.regions)))
         path = facts.path
@@ -495,17 +525,9 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-_lines_cache: dict[str, list[str]] = {}
-
-
 def _read_lines(path: str) -> list[str]:
-    cached = _lines_cache.get(path)
-    if cached is not None:
-        return cached
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+            return f.read().splitlines()
     except OSError:
-        lines = []
-    _lines_cache[path] = lines
-    return lines
+        return []

@@ -48,6 +48,7 @@ from mypy.nodes import (
     DelStmt,
     Expression,
     ExpressionStmt,
+    FakeInfo,
     ForStmt,
     FuncDef,
     IfStmt,
@@ -104,6 +105,7 @@ __all__ = [
     "UnsafeBlock",
     "extract_module",
     "safety_comment",
+    "scan_class_decls",
 ]
 
 MAY_SLEEP = "ownership.context.may_sleep"
@@ -187,6 +189,7 @@ class CallFact:
     """One call in a function body, as the walk saw it.
 
     Invariants: `callees` are full names of every function the call may reach;
+    `label` is the call's source text and `extra` what it implicitly runs, if anything;
     `regions` are the atomic sections open at the call (the guard a `CondVar.wait`
     releases is not among them); `unsafe_ctx` is "block", "fn" or "none".
     """
@@ -196,6 +199,7 @@ class CallFact:
     stmt_line: int
     callees: tuple[str, ...]
     label: str
+    extra: str
     args: dict[str, ArgFact]
     regions: tuple[Region, ...]
     unsafe_ctx: str
@@ -293,6 +297,43 @@ def _decorator_name(d: Expression) -> str:
     return target.fullname if isinstance(target, RefExpr) else ""
 
 
+def class_decl_of(cdef: ClassDef) -> ClassDecl | None:
+    """The `impl_send`/`not_send`/`impl_sync`/`not_sync` decorators of a class."""
+    send: bool | None = None
+    sync: bool | None = None
+    for d in cdef.decorators:
+        decl = MARKER_DECLS.get(_decorator_name(d))
+        if decl is None:
+            continue
+        trait, value = decl
+        if trait == "send":
+            send = value
+        else:
+            sync = value
+    if send is None and sync is None:
+        return None
+    return ClassDecl(send, sync)
+
+
+def scan_class_decls(tree: MypyFile) -> dict[str, ClassDecl]:
+    """The Send/Sync declarations of every class of a module, without a full walk."""
+    out: dict[str, ClassDecl] = {}
+    stack: list[Statement] = list(tree.defs)
+    while stack:
+        s = stack.pop()
+        if isinstance(s, ClassDef):
+            decl = class_decl_of(s)
+            if decl is not None:
+                out[s.fullname] = decl
+            stack.extend(s.defs.body)
+        elif isinstance(s, (IfStmt,)):
+            for b in s.body:
+                stack.extend(b.body)
+            if s.else_body is not None:
+                stack.extend(s.else_body.body)
+    return out
+
+
 class ModuleWalker:
     """Walks one module and fills a `ModuleFacts`."""
 
@@ -326,19 +367,9 @@ class ModuleWalker:
             self.class_def(stmt, outer)
 
     def class_def(self, cdef: ClassDef, outer: FunctionWalker | None) -> None:
-        send: bool | None = None
-        sync: bool | None = None
-        for d in cdef.decorators:
-            decl = MARKER_DECLS.get(_decorator_name(d))
-            if decl is None:
-                continue
-            trait, value = decl
-            if trait == "send":
-                send = value
-            else:
-                sync = value
-        if send is not None or sync is not None:
-            self.facts.classes[cdef.fullname] = ClassDecl(send, sync)
+        decl = class_decl_of(cdef)
+        if decl is not None:
+            self.facts.classes[cdef.fullname] = decl
         body = FunctionWalker(self, f"{cdef.fullname}.<class>", cdef.line, None, (), outer)
         body.walk_block(cdef.defs.body)
         if body.facts.calls:
@@ -400,13 +431,15 @@ class FunctionWalker:
         if fdef is not None:
             for a in fdef.arguments:
                 self.param_vars[a.variable] = a.variable.name
-            if fdef.info is not None and fdef.info.fullname and not fdef.is_static and fdef.arguments:
+            if not isinstance(fdef.info, FakeInfo) and not fdef.is_static and fdef.arguments:
                 self.self_var = fdef.arguments[0].variable
         self.loop_alias: dict[Var, str] = {}
         self.local_vars: set[Var] = set(self.param_vars)
         self.local_defs: dict[str, FuncDef] = {}
         self.recording = True
         self.loops: list[tuple[list[State], list[State]]] = []
+        self.loop_depths: list[int] = []
+        self.with_keys: list[list[str]] = []
         self.unsafe_blocks: list[int] = []
         self.guards: dict[str, GuardInfo] = {}
         self.borrowed: dict[str, Borrow] = {}
@@ -504,13 +537,14 @@ class FunctionWalker:
             if s.expr is not None:
                 self.expr(s.expr, st)
             return None
-        if isinstance(s, BreakStmt):
+        if isinstance(s, (BreakStmt, ContinueStmt)):
             if self.loops:
-                self.loops[-1][0].append(dict(st))
-            return None
-        if isinstance(s, ContinueStmt):
-            if self.loops:
-                self.loops[-1][1].append(dict(st))
+                # Leaving the loop body closes the `with` blocks entered inside it.
+                out = dict(st)
+                for keys in self.with_keys[self.loop_depths[-1] :]:
+                    for k in keys:
+                        out.pop(k, None)
+                self.loops[-1][0 if isinstance(s, BreakStmt) else 1].append(out)
             return None
         if isinstance(s, (AssertStmt,)):
             self.expr(s.expr, st)
@@ -602,7 +636,9 @@ class FunctionWalker:
                 added.append(key)
             if tgt is not None and is_guard_type(t):
                 self.guards[tgt] = GuardInfo(s.line, self.src(expr), True)
+        self.with_keys.append(added)
         out = self.block(s.body, st)
+        self.with_keys.pop()
         for _ in range(pushed):
             self.unsafe_blocks.pop()
         if out is not None:
@@ -666,7 +702,9 @@ class FunctionWalker:
             if cond is not None:
                 self.expr(cond, cur)
             self.loops.append(([], []))
+            self.loop_depths.append(len(self.with_keys))
             out = self.block(body, cur)
+            self.loop_depths.pop()
             _, conts = self.loops.pop()
             new_head = join([entry, out, *conts])
             if new_head is None or _same(new_head, head):
@@ -678,7 +716,9 @@ class FunctionWalker:
             self.expr(cond, cur)
         exit_state: State | None = None if infinite else dict(cur)
         self.loops.append(([], []))
+        self.loop_depths.append(len(self.with_keys))
         self.block(body, cur)
+        self.loop_depths.pop()
         breaks, _ = self.loops.pop()
         if exit_state is not None and else_body is not None:
             exit_state = self.block(else_body, exit_state)
@@ -717,12 +757,16 @@ class FunctionWalker:
         callees = self.typer.callees(call)
         names = [c.fullname for c in callees]
         label = self.label(call)
+        extra = ""
         regions = dict(st)
         resolved: list[str] = []
         for name in names:
             if name in (AREF_DROP, ARC_DROP):
-                resolved.extend(self.drop_targets(call, name))
-                label = f"{self.src(call.callee)}() (dropping {format_type(self.receiver_type(call))})"
+                targets = self.drop_targets(call, name)
+                resolved.extend(targets)
+                if targets:
+                    hook = ".".join(targets[0].rsplit(".", 2)[-2:])
+                    extra = f" (dropping `{format_type(self.receiver_type(call))}` runs `{hook}()`)"
             else:
                 resolved.append(name)
             if name in CONDVAR_WAITS and call.args and isinstance(call.args[0], NameExpr):
@@ -750,6 +794,7 @@ class FunctionWalker:
                     stmt_line=self.stmt_line,
                     callees=tuple(dict.fromkeys(resolved)),
                     label=label,
+                    extra=extra,
                     args=args,
                     regions=tuple(regions.values()),
                     unsafe_ctx=ctx,

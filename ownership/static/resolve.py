@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mypy.argmap import map_actuals_to_formals
+from mypy.maptype import map_instance_to_supertype
 from mypy.nodes import (
-    ARG_POS,
-    ARG_STAR,
     ArgKind,
     AssertTypeExpr,
     AssignmentExpr,
@@ -61,7 +60,6 @@ from mypy.nodes import (
     YieldExpr,
     YieldFromExpr,
 )
-from mypy.maptype import map_instance_to_supertype
 from mypy.subtypes import find_member
 from mypy.types import (
     AnyType,
@@ -74,7 +72,6 @@ from mypy.types import (
     TupleType,
     Type,
     TypeOfAny,
-    TypeType,
     UnionType,
     get_proper_type,
 )
@@ -351,7 +348,9 @@ def expr_children(e: Expression) -> Sequence[Expression]:
         dc: list[Expression] = list(e.sequences)
         for conds in e.condlists:
             dc.extend(conds)
-        dc.extend([e.key, e.value])
+        if e.key is not None:
+            dc.append(e.key)
+        dc.append(e.value)
         return dc
     return []
 
@@ -416,7 +415,8 @@ def _is_static(node: Node | None) -> bool:
 
 
 def _formals_of(fn: FuncDef, bound: bool) -> tuple[tuple[str | None, ArgKind], ...]:
-    formals = tuple((a.variable.name, a.kind) for a in fn.arguments)
+    # `arg_names`/`arg_kinds` survive mypy's cache; `arguments` does not.
+    formals = tuple(zip(fn.arg_names, fn.arg_kinds))
     return formals[1:] if bound and formals else formals
 
 
@@ -576,22 +576,3 @@ def bind_args(call: CallExpr, callee: Callee) -> dict[str, list[Expression]]:
             continue
         out[name] = [call.args[ai] for ai in actuals]
     return out
-
-
-def positional_formals(kinds: Sequence[ArgKind]) -> int:
-    return sum(1 for k in kinds if k == ARG_POS)
-
-
-def is_star(kind: ArgKind) -> bool:
-    return kind == ARG_STAR
-
-
-def type_object_info(e: Expression) -> TypeInfo | None:
-    node = _ref_node(e)
-    return node if isinstance(node, TypeInfo) else None
-
-
-def member_type_info(t: ProperType | None) -> TypeInfo | None:
-    if isinstance(t, TypeType) and isinstance(t.item, Instance):
-        return t.item.type
-    return None

@@ -216,34 +216,34 @@ class ModuleRecord:
         )
 
 
-_hash_cache: dict[str, str] = {}
-
-
-def source_hash(path: str, *, fresh: bool = False) -> str:
-    """A digest of the file's bytes ("" when it cannot be read); memoised per path."""
-    if not fresh:
-        cached = _hash_cache.get(path)
-        if cached is not None:
-            return cached
+def source_hash(path: str) -> str:
+    """A digest of the file's bytes ("" when it cannot be read)."""
     try:
         with open(path, "rb") as f:
-            digest = hashlib.sha1(f.read(), usedforsecurity=False).hexdigest()
+            return hashlib.sha1(f.read(), usedforsecurity=False).hexdigest()
     except OSError:
-        digest = ""
-    _hash_cache[path] = digest
-    return digest
+        return ""
 
 
 class Store:
     """Module records in memory, backed by one JSON file per module in `directory`.
 
     Invariants: `directory` is None when mypy runs without a cache (then records live
-    only for one build); a record in `_records` is the newest known for its module.
+    only for one build); a record in `_records` is the newest known for its module;
+    `_hashes` caches source hashes for one build (a store lives as long as a build).
     """
 
     def __init__(self, directory: str | None) -> None:
         self.directory = directory
         self._records: dict[str, ModuleRecord | None] = {}
+        self._hashes: dict[str, str] = {}
+
+    def hash(self, path: str, *, fresh: bool = False) -> str:
+        """`source_hash(path)`, read once per build unless `fresh`."""
+        h = None if fresh else self._hashes.get(path)
+        if h is None:
+            h = self._hashes[path] = source_hash(path)
+        return h
 
     def _file(self, module: str) -> str | None:
         if self.directory is None:
@@ -284,6 +284,6 @@ class Store:
     def is_current(self, module: str, path: str) -> bool:
         """Whether the stored record of `module` still describes the sources on disk."""
         rec = self.get(module)
-        if rec is None or rec.hash != source_hash(path):
+        if rec is None or rec.hash != self.hash(path):
             return False
-        return all(source_hash(p) == h for p, h in rec.deps.values())
+        return all(self.hash(p) == h for p, h in rec.deps.values())

@@ -112,7 +112,9 @@ class Arc(Generic[T]):
         self._check("borrow")
         lt = self._lt
         if lt is None:
-            lt = self._lt = Lifetime(f"Arc<{type(self._inner.value).__name__}> handle", self.origin_site)
+            lt = self._lt = Lifetime(
+                f"Arc<{type(self._inner.value).__name__}> handle", self.origin_site
+            )
         return ArcBorrow(self._inner, lt)
 
     def drop(self) -> None:

@@ -55,8 +55,9 @@ class CondVar(Pinned):
                 origin=guard.origin_site,
                 origin_label="the lock was taken",
             )
-        own = 1 if guard._sec is not None and guard._sec.kind == "spinlock" else 0
-        might_sleep(allow_preempt=own)
+        # The wait releases the guard's own spinlock before sleeping: only *other*
+        # atomic sections make this a sleep in atomic context.
+        might_sleep(what="CondVar.wait()", exclude=guard._sec)
         site = here()
         w = self._wq.prepare()
         guard._unlock_for_wait()

@@ -39,11 +39,17 @@ from ..context import AtomicSection, ThreadState, ctx, exit_atomic, may_sleep
 from ..errors import LifetimeError, LockError, SendError
 from ..marker import NotThreadSafe
 from ..pin import Pinned
-from ..site import _by_code  # The interned sites, read on the lock fast path.
-from ..site import UNKNOWN, Site, here, site_of_frame
+from ..site import (
+    UNKNOWN,
+    Site,
+    _by_code,  # The interned sites, read on the lock fast path.
+    here,
+    site_of_frame,
+)
 from . import lockdep
-from .lockdep import _validated  # lockdep's chain cache, read on the fast path.
-from .lockdep import HeldLock
+from .lockdep import (
+    _validated,  # lockdep's chain cache, read on the fast path.
+)
 
 __all__ = ["Guard", "Lock", "Mutex", "MutexGuard", "SpinLock", "SpinLockGuard"]
 
@@ -272,7 +278,11 @@ class Guard(NotThreadSafe, Generic[T]):
         """The guard's critical section, for references derived from it."""
         lt = self._lt
         if lt is None:
-            lt = self._lt = Lifetime(f"data of {self._lock.describe()}", self.origin_site)
+            lt = self._lt = Lifetime(
+                f"data of {self._lock.describe()}",
+                self.origin_site,
+                begin_label="the lock was taken",
+            )
             if self._end_site is not None:
                 lt.end(self._end_site, "the guard was released")
         return lt

@@ -32,7 +32,9 @@ class Refcount:
     __slots__ = ("_lock", "saturated", "value", "what", "zero_site")
 
     def __init__(self, what: str, initial: int = 1) -> None:
-        if not isinstance(initial, int) or not 0 <= initial <= REFCOUNT_MAX:
+        if not isinstance(initial, int) or isinstance(initial, bool):
+            raise TypeError(f"refcount initial value must be an int, got {type(initial).__name__}")
+        if not 0 <= initial <= REFCOUNT_MAX:
             raise ValueError(f"refcount initial value out of range: {initial!r}")
         self.what = what
         self.value = initial

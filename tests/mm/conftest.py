@@ -16,6 +16,11 @@ def kernel() -> Iterator[Kernel]:
     yield k
     problems = k.check_consistency()
     assert not problems, problems
+    for t in list(k.tasks.values()):
+        if not t.exited:
+            t.exit()
+    leaks = k.leaks()
+    assert not leaks, leaks
 
 
 @pytest.fixture

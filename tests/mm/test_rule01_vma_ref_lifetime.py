@@ -6,7 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
-from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, Kernel, Task
+from ownership.bindings import (
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    PAGE_SIZE,
+    PROT_READ,
+    PROT_WRITE,
+    Kernel,
+    Task,
+)
 from ownership.borrow import Lifetime
 from ownership.errors import LifetimeError, UnsafeError
 from ownership.mm import MmWithUser
@@ -131,8 +139,9 @@ def test_clean_nested_locks_and_lookups(proc: Task) -> None:
         assert guard.vma_lookup(addr - 1) is None
         vma = guard.vma_lookup(addr + PAGE_SIZE)
         assert vma is not None and vma.flags() & flags.READ
-        with mm.lock_vma_under_rcu(addr) as vguard:
-            assert vguard is not None
+        vguard = mm.lock_vma_under_rcu(addr)
+        assert vguard is not None
+        with vguard:
             assert vguard.start() == vma.start()
         assert vma.end() == addr + 3 * PAGE_SIZE
     assert guard.vma_lookup is not None

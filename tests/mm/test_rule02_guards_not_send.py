@@ -36,7 +36,7 @@ def _on_other_thread(fn: Callable[[], None]) -> BaseException | None:
     def body() -> None:
         try:
             fn()
-        except BaseException as e:  # noqa: BLE001 - handed back to the test
+        except BaseException as e:
             caught.append(e)
 
     t = threading.Thread(target=body)
@@ -97,8 +97,8 @@ def test_handing_a_guard_to_a_kthread_is_refused_at_the_hand_off(proc: Task) -> 
 
 @pytest.mark.parametrize("guard_type", [MmapReadGuard, MmapWriteGuard, VmaReadGuard])
 def test_guards_are_declared_not_send_and_not_sync(guard_type: type) -> None:
-    assert guard_type.__ownership_send__ is False
-    assert guard_type.__ownership_sync__ is False
+    assert guard_type.__dict__["__ownership_send__"] is False
+    assert guard_type.__dict__["__ownership_sync__"] is False
 
 
 def test_clean_each_thread_takes_and_releases_its_own_locks(proc: Task) -> None:

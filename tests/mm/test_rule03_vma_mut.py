@@ -33,7 +33,7 @@ def test_vma_mut_used_from_another_thread_is_a_sync_error(proc: Task) -> None:
         def peek() -> None:
             try:
                 vma.flags()
-            except BaseException as e:  # noqa: BLE001 - handed back to the test
+            except BaseException as e:
                 caught.append(e)
 
         t = threading.Thread(target=peek)

@@ -38,7 +38,7 @@ from .report import assert_report
 class SetupDevice(MiscDevice):
     """A driver whose mmap handler runs `setup` on the new VMA."""
 
-    def __init__(self, setup: Callable[[VmAreaNew], None]) -> None:
+    def __init__(self, setup: Callable[[VmAreaNew], object]) -> None:
         self.setup = setup
         self.kept: list[VmAreaNew] = []
 
@@ -47,7 +47,7 @@ class SetupDevice(MiscDevice):
         self.setup(vma)
 
 
-def _map_device(kernel: Kernel, proc: Task, setup: Callable[[VmAreaNew], None], prot: int = PROT_READ) -> int:
+def _map_device(kernel: Kernel, proc: Task, setup: Callable[[VmAreaNew], object], prot: int = PROT_READ) -> int:
     kernel.register_miscdevice("dev", SetupDevice(setup))
     f = proc.open("dev")
     try:
@@ -165,7 +165,7 @@ def test_vma_new_is_not_sync(kernel: Kernel, proc: Task) -> None:
         def other() -> None:
             try:
                 vma.set_dontcopy()
-            except BaseException as e:  # noqa: BLE001 - handed back to the test
+            except BaseException as e:
                 caught.append(e)
 
         t = threading.Thread(target=other)
@@ -229,7 +229,7 @@ def test_a_cleared_may_bit_is_never_set_again(kernel: Kernel, proc: Task) -> Non
 
 
 def test_mixedmap_is_sticky(kernel: Kernel, proc: Task) -> None:
-    addr = _map_device(kernel, proc, lambda vma: vma.set_mixedmap() and None)
+    addr = _map_device(kernel, proc, lambda vma: vma.set_mixedmap())
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~flags.MIXEDMAP))
     assert_report(e.value, "mixedmap-sticky", "vma.set_flags(", "vma.set_mixedmap()")

@@ -9,7 +9,16 @@ from __future__ import annotations
 import pytest
 
 from ownership.alloc import GFP_KERNEL, GFP_ZERO, fail_nth
-from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE, Kernel, Task
+from ownership.bindings import (
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PAGE_SIZE,
+    PROT_READ,
+    PROT_WRITE,
+    Kernel,
+    Task,
+)
 from ownership.borrow import Lifetime
 from ownership.errors import EBUSY, EFAULT, EINVAL, ENOMEM, KernelError
 from ownership.mm import MmWithUser

@@ -7,7 +7,17 @@ from collections.abc import Callable
 
 import pytest
 
-from ownership.bindings import MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, Kernel, Task
+from ownership.bindings import (
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    Kernel,
+    Task,
+)
 from ownership.errors import EACCES, EINVAL, KernelError
 from ownership.miscdevice import File, MiscDevice
 from ownership.mm.virt import VmAreaNew

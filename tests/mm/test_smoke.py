@@ -6,12 +6,35 @@ import pytest
 
 from ownership.alloc import GFP_KERNEL
 from ownership.aref import ARef
-from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, Kernel, Task
+from ownership.bindings import (
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PROT_READ,
+    PROT_WRITE,
+    Kernel,
+    Task,
+)
 from ownership.errors import EACCES, EFAULT, KernelError
 from ownership.miscdevice import File, MiscDevice
-from ownership.mm import Mm, MmapReadGuard, MmapWriteGuard, MmWithUser, MmWithUserAsync, VmaReadGuard
+from ownership.mm import (
+    Mm,
+    MmapReadGuard,
+    MmapWriteGuard,
+    MmWithUser,
+    MmWithUserAsync,
+    VmaReadGuard,
+)
 from ownership.mm.virt import VmAreaMixedMap, VmAreaMut, VmAreaNew, VmAreaRef, flags
-from ownership.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, AsPageIter, BorrowedPage, Page, page_align
+from ownership.page import (
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    AsPageIter,
+    BorrowedPage,
+    Page,
+    page_align,
+)
 from ownership.task import current
 from ownership.unsafe import unsafe
 

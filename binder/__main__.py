@@ -1,0 +1,133 @@
+"""`python -m binder <command>`: run the driver in a simulated machine.
+
+    alloc-exhaustive   the 750,000-run port of binder_alloc_kunit.c's exhaustive test
+
+Further commands (`demo`, `bench`) are added by the IPC layer: each is a function
+taking the argument list and returning the exit status, registered in `COMMANDS`.
+
+This module is the machine, not the driver: it boots a simulated kernel
+(`ownership.bindings`), registers binder in it and acts as userspace, which is why it
+is the one module of the package allowed to import the simulated C side (an explicit
+exception in the import-linter contract). The driver modules never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ownership.bindings import MAP_NORESERVE, MAP_PRIVATE, PROT_READ, Kernel
+from ownership.config import checking
+
+from . import alloc_kunit
+from .rust_binder_main import BinderDevice, register
+
+__all__ = ["COMMANDS", "main"]
+
+
+def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
+    """Run the cases `i` with `i % stride == k` (and `i % sample == 0`) in a fresh machine."""
+    checks, stride, k, sample = job
+    from ownership.miscdevice import File
+
+    kernel = Kernel(pages_per_node=4096)
+    reg = register(kernel)
+    task = kernel.spawn_process("binder_alloc_kunit")
+    with checking(checks), task.as_current():
+        f = task.open("binder")
+        task.mmap(f, alloc_kunit.BINDER_MMAP_SIZE, PROT_READ, MAP_PRIVATE | MAP_NORESERVE)
+        proc = BinderDevice.process_of(File._view(f))
+        t0 = time.perf_counter()
+        result = alloc_kunit.run_exhaustive(
+            proc,
+            task.pid,
+            select=lambda i: i % stride == k and i % sample == 0,
+        )
+        seconds = time.perf_counter() - t0
+    task.exit()
+    reg.unregister()
+    return {
+        "runs": result.runs,
+        "failures": result.failures,
+        "failed_cases": result.failed_cases,
+        "seconds": seconds,
+    }
+
+
+def _run_exhaustive(checks: bool, jobs: int, sample: int) -> dict[str, Any]:
+    work = [(checks, jobs, k, sample) for k in range(jobs)]
+    t0 = time.perf_counter()
+    if jobs == 1:
+        parts = [_exhaustive_worker(work[0])]
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            parts = pool.map(_exhaustive_worker, work)
+    wall = time.perf_counter() - t0
+    runs = sum(p["runs"] for p in parts)
+    expected = len(range(0, alloc_kunit.TOTAL_EXHAUSTIVE_CASES, sample))
+    failures = sum(p["failures"] for p in parts)
+    return {
+        "checks": "on" if checks else "off",
+        "jobs": jobs,
+        "sample": sample,
+        "runs": runs,
+        "expected_runs": expected,
+        "failures": failures,
+        "failed_cases": [c for p in parts for c in p["failed_cases"]][:20],
+        "seconds": round(wall, 2),
+        "runs_per_second": round(runs / wall, 1) if wall else 0.0,
+        "ok": failures == 0 and runs == expected,
+    }
+
+
+def cmd_alloc_exhaustive(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m binder alloc-exhaustive",
+        description="The exhaustive binder allocator test: 5^5 layouts x front/back x 5! free orders.",
+    )
+    ap.add_argument("--checks", choices=("on", "off", "both"), default="on", help="runtime checks (default on)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes, each with its own machine")
+    ap.add_argument("--sample", type=int, default=1, help="run only every N-th case (default: all)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args(argv)
+    if args.jobs < 1 or args.sample < 1:
+        ap.error("--jobs and --sample must be >= 1")
+    modes = [True, False] if args.checks == "both" else [args.checks == "on"]
+    results = []
+    for checks in modes:
+        r = _run_exhaustive(checks, args.jobs, args.sample)
+        results.append(r)
+        if not args.json:
+            status = "PASSED" if r["ok"] else "FAILED"
+            print(
+                f"binder_alloc_exhaustive_test [{status}] checks {r['checks']}: {r['runs']}/{r['expected_runs']} runs, "
+                f"{r['failures']} failures, {r['seconds']} s ({r['runs_per_second']} runs/s, {r['jobs']} job(s))"
+            )
+            for c in r["failed_cases"]:
+                print(f"  {c}")
+    if args.json:
+        print(json.dumps({"results": results, "ok": all(r["ok"] for r in results)}))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "alloc-exhaustive": cmd_alloc_exhaustive,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        print(__doc__)
+        return 0 if not args or args[0] in ("-h", "--help") else 2
+    return COMMANDS[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

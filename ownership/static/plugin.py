@@ -1,0 +1,215 @@
+"""The mypy plugin: `plugins = ownership.static.plugin` in mypy.ini.
+
+It reports, as mypy errors with one error code per rule (`ownership.static.rules`):
+
+* `atomic-sleep`: a may-sleep call while a `SpinLock` guard is held, inside
+  `preempt_disabled()`, `rcu_read_lock()` or `local_irq_disable()`, with klint-style
+  notes ("this call expects the preemption count to be 0 / but the possible
+  preemption count here is 1.. / which is called from here") showing where the
+  atomic section began and the chain of calls down to the declaration that sleeps;
+* `undocumented-unsafe` and `unsafe-call`: unsafe blocks and unsafe calls without a
+  `# SAFETY:` justification, or outside an unsafe block;
+* `send-handoff`: a `!Send` value passed to `spawn`, `queue_work` or any function
+  that hands a parameter to `check_send`;
+* `guard-escape`: a reference obtained through a guard returned or stored beyond it.
+
+How it hooks into mypy: the analysis needs each module's complete, typed tree, which
+mypy offers once the module is checked, in `get_additional_indirect_deps` (called from
+`State.finish_passes`, before the module's errors are flushed and its tree freed).
+Function and method hooks on calls into analysed code only note the module's type
+checker, whose type map and error list the analysis then uses. Findings therefore go
+through mypy's own error machinery: `# type: ignore[atomic-sleep]` works, editors show
+them, and mypy's incremental cache replays them. Summaries are kept in a store beside
+mypy's cache (`ownership.static.store`), and `report_config_data` marks a cached module
+stale when a module whose summaries it used has changed.
+
+Limits: calls through a `Callable` value or a protocol method are not followed
+(dynamic dispatch: only the runtime sees those); the analysis is flow-sensitive within
+a function but not path-sensitive; mypy's parallel and daemon modes are not supported
+(each worker would keep its own summaries). List this plugin after other plugins that
+hook the same calls: mypy uses the first plugin answering for a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mypy.checker import TypeChecker
+from mypy.errorcodes import ErrorCode
+from mypy.nodes import MypyFile
+from mypy.options import Options
+from mypy.plugin import FunctionContext, MethodContext, Plugin, ReportConfigContext
+from mypy.types import Type
+
+from .analysis import Analyzer, display_path
+from .facts import Finding
+from .rules import RULES
+from .store import STORE_VERSION, Store
+
+__all__ = ["CODES", "OwnershipPlugin", "plugin"]
+
+CODES: dict[str, ErrorCode] = {r.code: ErrorCode(r.code, r.summary, "ownership") for r in RULES}
+INTERNAL = ErrorCode("ownership-static", "The ownership static checker could not analyse a module", "ownership")
+
+_STATIC_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version_token() -> str:
+    """A digest of this package's own sources: a new checker invalidates old findings."""
+    h = hashlib.sha1(str(STORE_VERSION).encode(), usedforsecurity=False)
+    for name in sorted(os.listdir(_STATIC_DIR)):
+        if name.endswith(".py"):
+            with open(os.path.join(_STATIC_DIR, name), "rb") as f:
+                h.update(name.encode())
+                h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def _out_of_scope_dirs() -> tuple[str, ...]:
+    import mypy
+
+    typeshed = os.path.join(os.path.dirname(os.path.abspath(mypy.__file__)), "typeshed")
+    return (typeshed + os.sep,)
+
+
+class OwnershipPlugin(Plugin):
+    """The plugin object mypy creates once per build.
+
+    Invariants: `_checkers` maps the path of a module being checked to its type
+    checker, from the first hooked call until the module is finished; `analyzer`
+    holds the summaries of every module finished in this build.
+    """
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        self._token = _version_token()
+        cache = options.cache_dir
+        directory: str | None = None
+        if cache and cache != os.devnull:
+            ver = f"{options.python_version[0]}.{options.python_version[1]}"
+            directory = os.path.join(cache, ver, "ownership-static")
+        self.store = Store(directory)
+        self.analyzer = Analyzer(self._all_modules, self.store, self._module_in_scope)
+        self._checkers: dict[str, TypeChecker] = {}
+        self._scope_by_path: dict[str, bool] = {}
+        self._scope_by_top: dict[str, bool] = {}
+        self._excluded = _out_of_scope_dirs()
+        self._fn_cb: Callable[[FunctionContext], Type] = self._capture_fn
+        self._meth_cb: Callable[[MethodContext], Type] = self._capture_meth
+
+    # --- scope -------------------------------------------------------------------
+
+    def _all_modules(self) -> dict[str, MypyFile]:
+        return self._modules or {}
+
+    def path_in_scope(self, module: str, path: str) -> bool:
+        """Driver code and the model itself; not stubs, typeshed or installed packages."""
+        res = self._scope_by_path.get(path)
+        if res is None:
+            if not path.endswith(".py"):
+                res = False
+            else:
+                full = os.path.abspath(path)
+                if full.startswith(self._excluded):
+                    res = False
+                elif ("site-packages" in full or "dist-packages" in full) and not (
+                    module == "ownership" or module.startswith("ownership.")
+                ):
+                    res = False
+                else:
+                    res = True
+            self._scope_by_path[path] = res
+        return res
+
+    def _module_in_scope(self, module: str) -> bool:
+        tree = self._all_modules().get(module)
+        if tree is None:
+            return False
+        return self.path_in_scope(module, tree.path)
+
+    def _name_in_scope(self, fullname: str) -> bool:
+        top = fullname.split(".", 1)[0]
+        res = self._scope_by_top.get(top)
+        if res is None:
+            mods = self._all_modules()
+            if top in mods:
+                res = self._module_in_scope(top)
+            else:
+                mod = self.analyzer.module_of(fullname)
+                res = mod is not None and self._module_in_scope(mod)
+            self._scope_by_top[top] = res
+        return res
+
+    # --- hooks: note each module's checker ---------------------------------------------
+
+    def _capture_fn(self, ctx: FunctionContext) -> Type:
+        api = ctx.api
+        if isinstance(api, TypeChecker):
+            self._checkers.setdefault(api.path, api)
+        return ctx.default_return_type
+
+    def _capture_meth(self, ctx: MethodContext) -> Type:
+        api = ctx.api
+        if isinstance(api, TypeChecker):
+            self._checkers.setdefault(api.path, api)
+        return ctx.default_return_type
+
+    def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
+        return self._fn_cb if self._name_in_scope(fullname) else None
+
+    def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
+        return self._meth_cb if self._name_in_scope(fullname) else None
+
+    # --- cache validity ------------------------------------------------------------------
+
+    def report_config_data(self, ctx: ReportConfigContext) -> Any:
+        if not self.path_in_scope(ctx.id, ctx.path):
+            return None
+        if ctx.is_check and self.store.directory is not None and not self.store.is_current(ctx.id, ctx.path):
+            # A module whose summaries this one used has changed (or none were
+            # stored): mypy must re-check it rather than replay its findings.
+            return {"ownership-static": self._token, "stale": True}
+        return {"ownership-static": self._token}
+
+    # --- the analysis, once a module is checked ------------------------------------------
+
+    def get_additional_indirect_deps(self, file: MypyFile) -> set[str]:
+        if not self.path_in_scope(file.fullname, file.path):
+            return set()
+        checker = self._checkers.pop(file.path, None)
+        type_map = checker._type_maps[0] if checker is not None else None
+        try:
+            findings = self.analyzer.analyze(file, type_map)
+        except Exception as e:
+            if checker is None:
+                raise
+            findings = [Finding("ownership-static", 1, 0, f"ownership static checker failed on this module: {type(e).__name__}: {e}")]
+        if findings and checker is not None:
+            self._report(checker, file, findings)
+        return set()
+
+    def _report(self, checker: TypeChecker, file: MypyFile, findings: list[Finding]) -> None:
+        errors = checker.msg.errors
+        saved = (errors.file, errors.target_module, errors.options, errors.scope)
+        errors.set_file(file.path, file.fullname, checker.options)
+        try:
+            for f in findings:
+                code = CODES.get(f.code, INTERNAL)
+                info = errors.report(f.line, f.column, f.message, code=code)
+                for note in f.notes:
+                    text = note.text
+                    if note.path is not None and note.line > 0:
+                        text = f"{text} ({display_path(note.path)}:{note.line})"
+                    errors.report(f.line, f.column, text, code=code, severity="note", parent_error=info)
+        finally:
+            errors.set_file(saved[0], saved[1], saved[2], saved[3])
+
+
+def plugin(version: str) -> type[Plugin]:
+    """mypy's entry point."""
+    del version
+    return OwnershipPlugin
+

@@ -1,0 +1,125 @@
+"""unsafe: an unsafe function runs only inside `with unsafe("SAFETY: ..."):`.
+
+Calling one outside a block names the call and the declaration; a block without a
+justification is refused; declarations and the blocks that ran are recorded for the
+contract review.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ownership.aref import ARef
+from ownership.config import checking
+from ownership.context import ctx
+from ownership.errors import UnsafeError
+from ownership.unsafe import contracts, in_unsafe, unsafe, unsafe_fn, unsafe_sites
+
+from .helpers import assert_splat, line
+
+
+class RawBuffer:
+    """A driver's buffer with a raw (unchecked) accessor."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @unsafe_fn(
+        safety="`offset` is within the buffer.",
+        checked="offset bounds (IndexError)",
+    )
+    def byte_at_unchecked(self, offset: int) -> int:
+        return self.data[offset]
+
+
+DECL_LINE = RawBuffer.byte_at_unchecked.__wrapped__.__code__.co_firstlineno  # type: ignore[attr-defined]
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.count = 1
+
+    def inc_ref(self) -> None:
+        self.count += 1
+
+    def dec_ref(self) -> None:
+        self.count -= 1
+
+
+def test_unsafe_call_outside_unsafe_block() -> None:
+    buf = RawBuffer(b"abc")
+    with pytest.raises(UnsafeError) as ei:
+        buf.byte_at_unchecked(1)
+    call = line() - 1
+    err = assert_splat(ei.value, UnsafeError, "unsafe-call", call, DECL_LINE)
+    assert "Safety: `offset` is within the buffer." in str(err)
+
+
+def test_unsafe_call_inside_unsafe_block() -> None:
+    buf = RawBuffer(b"abc")
+    # SAFETY: 2 < len(b"abc").
+    with unsafe("SAFETY: 2 < len(b'abc')"):
+        block = line() - 1
+        assert in_unsafe()
+        assert buf.byte_at_unchecked(2) == ord("c")
+    assert not in_unsafe()
+    recorded = [s for s in unsafe_sites() if s.site.lineno == block]
+    assert recorded and recorded[0].justification == "2 < len(b'abc')"
+
+
+def test_undocumented_unsafe_block() -> None:
+    for text in ("", "   ", "SAFETY:", "safety:  "):
+        with pytest.raises(UnsafeError) as ei:
+            unsafe(text)
+        at = line() - 1
+        assert_splat(ei.value, UnsafeError, "undocumented-unsafe", at)
+    assert ctx.unsafe_depth == 0
+
+
+def test_unsafe_block_nesting_and_unwinding() -> None:
+    buf = RawBuffer(b"xy")
+    with pytest.raises(IndexError):
+        # SAFETY: deliberately wrong, to check the depth unwinds.
+        with unsafe("SAFETY: test of unwinding"):
+            # SAFETY: nested blocks are allowed.
+            with unsafe("SAFETY: nested"):
+                buf.byte_at_unchecked(5)
+    assert not in_unsafe() and ctx.unsafe_depth == 0
+
+
+def test_aref_from_raw_is_unsafe() -> None:
+    obj = Counted()
+    a = ARef.from_ref(obj)
+    raw = a.into_raw()
+    with pytest.raises(UnsafeError) as ei:
+        ARef.from_raw(raw)
+    call = line() - 1
+    assert_splat(ei.value, UnsafeError, "unsafe-call", call)
+    assert "ownership/aref.py:" in str(ei.value)  # The declaration.
+    # SAFETY: `raw` carries the increment given up by `into_raw` above.
+    with unsafe("SAFETY: raw comes from into_raw"):
+        b = ARef.from_raw(raw)
+    b.drop()
+    assert obj.count == 1
+
+
+def test_contract_registry() -> None:
+    by_name = {c.qualname: c for c in contracts()}
+    c = by_name[f"{__name__}.RawBuffer.byte_at_unchecked"]
+    assert c.safety == "`offset` is within the buffer."
+    assert c.enforcement == "checked at runtime"
+    assert by_name["ownership.aref.ARef.from_raw"].enforcement == "documented only"
+
+
+def test_declaration_needs_safety_text() -> None:
+    with pytest.raises(TypeError):
+        unsafe_fn(safety="  ")
+    with pytest.raises(TypeError):
+        unsafe(None)  # type: ignore[arg-type]
+
+
+def test_checks_off_lets_unsafe_calls_through() -> None:
+    buf = RawBuffer(b"q")
+    with checking(False):
+        assert buf.byte_at_unchecked(0) == ord("q")
+        unsafe("")  # Not even the justification is checked.

@@ -1,0 +1,1 @@
+"""Tests of the Z3 proofs package."""

@@ -1,0 +1,1 @@
+"""Driver snippets with one rule broken each; `# expect: <code>` marks every finding."""

@@ -1,0 +1,23 @@
+"""Handing a lock guard to another thread: guards are `!Send`."""
+
+from __future__ import annotations
+
+from ownership.sync import SpinLock, SpinLockGuard
+from ownership.task import spawn
+
+
+def bump(g: SpinLockGuard[int]) -> None:
+    g.data += 1
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.lock = SpinLock(0, name="Counter.lock")
+
+    def bump_elsewhere(self) -> None:
+        with self.lock.lock() as g:  # runtime-origin
+            spawn(bump, g).join()  # expect: send-handoff; runtime-site
+
+
+def main() -> None:
+    Counter().bump_elsewhere()

@@ -1,0 +1,1 @@
+"""Snippets that break `undocumented-unsafe`."""

@@ -1,0 +1,37 @@
+"""Unsafe blocks and unsafe calls, each with its `# SAFETY:` argument."""
+
+from __future__ import annotations
+
+from ownership.aref import ARef
+from ownership.unsafe import unsafe, unsafe_fn
+
+
+class Node:
+    def __init__(self) -> None:
+        self.refs = 1
+
+    def inc_ref(self) -> None:
+        self.refs += 1
+
+    def dec_ref(self) -> None:
+        self.refs -= 1
+
+
+@unsafe_fn(safety="`raw` carries one increment that the caller gives up.")
+def adopt(raw: Node) -> ARef[Node]:
+    # SAFETY: our own contract hands us the increment `from_raw` takes over.
+    return ARef.from_raw(raw)
+
+
+def borrow_and_adopt(node: Node) -> ARef[Node]:
+    node.inc_ref()
+    # SAFETY: the increment taken on the line above is given to the new ARef,
+    # which `adopt` requires; nothing else will drop it.
+    with unsafe("SAFETY: the increment taken above is handed over."):
+        return adopt(node)
+
+
+def main() -> None:
+    node = Node()
+    borrow_and_adopt(node).drop()
+    assert node.refs == 1
