@@ -186,7 +186,7 @@ class RwSemaphore:
         if held is not None:
             lockdep.release(held)
         self._wq.wake_all()
-        sched.active().preempt_point()
+        sched.preempt_point()
 
     # --- write side --------------------------------------------------------------------
 
@@ -242,4 +242,4 @@ class RwSemaphore:
         if held is not None:
             lockdep.release(held)
         self._wq.wake_all()
-        sched.active().preempt_point()
+        sched.preempt_point()

@@ -266,3 +266,22 @@ def test_pages_come_from_two_numa_nodes(kernel: Kernel) -> None:
         nids.add(p.mm.ptes[addr].page.nid)
         p.exit()
     assert nids == {0, 1}
+
+
+def test_fork_opens_the_childs_vma_and_exit_closes_it(kernel: Kernel, proc: Task) -> None:
+    dev = FaultingDevice(2)
+    kernel.register_miscdevice("lazy", dev)
+    f = proc.open("lazy")
+    addr = proc.mmap(f, 2 * PAGE_SIZE, PROT_READ, MAP_SHARED)
+    assert proc.read_user(addr, 6) == b"page 0"
+    child = proc.fork()
+    assert (dev.ops.opened, dev.ops.closed) == (1, 0)
+    assert child.read_user(addr + PAGE_SIZE, 6) == b"page 1", "the child faults through vm_ops too"
+    page = dev.pages[1].as_ptr()
+    assert page.mapcount == 1
+    child.exit()
+    assert dev.ops.closed == 1 and page.mapcount == 0
+    proc.munmap(addr, 2 * PAGE_SIZE)
+    assert dev.ops.closed == 2
+    f.close()
+    dev.drop_pages()
