@@ -168,13 +168,16 @@ class VmAreaRef:
                 )
             if not _lock_held_for(vma, write):
                 need = "the mmap write lock and the VMA write lock" if write else "the mmap or VMA read lock"
+                holder = vma.vm_mm.mmap_lock.holder_site()
                 raise UnsafeError(
                     f"{what} without {need} held by this thread",
                     rule="vma-from-raw-unlocked",
                     obj=vma.describe(),
                     site=here(),
-                    origin=vma.vm_mm.mmap_lock.holder_site(),
-                    origin_label="the mmap lock is held elsewhere, taken",
+                    origin=holder if holder is not None else vma.created_site,
+                    origin_label="the mmap lock that is held was taken (not what is needed)"
+                    if holder is not None
+                    else "the VMA was mapped (and no lock on it is held now)",
                 )
         # INVARIANT: checked above: the lock is held, and the caller promises it stays held.
         return cls(vma, lifetime, here())

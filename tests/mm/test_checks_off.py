@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ownership import config
 from ownership.alloc import GFP_KERNEL, VBox
 from ownership.aref import ARef
-from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE, Kernel
+from ownership.bindings import (
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PAGE_SIZE,
+    PROT_READ,
+    PROT_WRITE,
+    Kernel,
+)
 from ownership.errors import EACCES, EFAULT, KernelError
-from ownership.samples.rust_misc_device_mmap import RUST_MISC_DEV_REINSERT, RUST_MISC_DEV_ZAP, RustMiscDeviceMmap, page_header
+from ownership.samples.rust_misc_device_mmap import (
+    RUST_MISC_DEV_REINSERT,
+    RUST_MISC_DEV_ZAP,
+    RustMiscDeviceMmap,
+    page_header,
+)
 from ownership.task import current
 from ownership.unsafe import unsafe
 
@@ -24,7 +39,11 @@ def _scenario() -> list[object]:
         f = p.open("rust-misc-device")
         addr = p.mmap(f, 2 * PAGE_SIZE, PROT_READ, MAP_SHARED)
         seen.append(p.read_user(addr + PAGE_SIZE, 24))
-        for call in (lambda: p.write_user(addr, b"x"), lambda: p.mprotect(addr, PAGE_SIZE, PROT_READ | PROT_WRITE)):
+        refused: list[Callable[[], None]] = [
+            lambda: p.write_user(addr, b"x"),
+            lambda: p.mprotect(addr, PAGE_SIZE, PROT_READ | PROT_WRITE),
+        ]
+        for call in refused:
             try:
                 call()
             except KernelError as e:

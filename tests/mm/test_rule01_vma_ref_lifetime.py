@@ -116,8 +116,7 @@ def test_from_raw_without_any_lock_is_refused(proc: Task) -> None:
     # SAFETY: (wrong on purpose) the lock was released above.
     with unsafe("SAFETY: deliberately wrong: no lock is held"), pytest.raises(UnsafeError) as e:
         VmAreaRef.from_raw(raw, lt)
-    assert e.value.rule == "vma-from-raw-unlocked"
-    assert "VmAreaRef.from_raw(raw, lt)" in e.value.site.source_line()  # type: ignore[union-attr]
+    assert_report(e.value, "vma-from-raw-unlocked", "VmAreaRef.from_raw(raw, lt)", "return proc.mmap(None, pages * PAGE_SIZE")
 
 
 def test_from_raw_under_the_lock_is_accepted(proc: Task) -> None:

@@ -64,7 +64,7 @@ def test_vma_mut_from_raw_with_only_the_read_lock_is_refused(proc: Task) -> None
         with unsafe("SAFETY: deliberately wrong: only the mmap read lock is held"):
             with pytest.raises(UnsafeError) as e:
                 VmAreaMut.from_raw(ref.as_ptr(), guard.lifetime)
-    assert e.value.rule == "vma-from-raw-unlocked"
+    assert_report(e.value, "vma-from-raw-unlocked", "VmAreaMut.from_raw(", "with mm.mmap_read_lock() as guard:")
 
 
 def test_write_lookup_write_locks_the_vma_until_the_guard_goes(proc: Task) -> None:

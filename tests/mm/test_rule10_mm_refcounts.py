@@ -61,7 +61,7 @@ def test_from_raw_checks_what_it_can(proc: Task) -> None:
         assert Mm.from_raw(raw) is grab.get()
         with pytest.raises(UnsafeError) as e:
             MmWithUser.from_raw(raw)
-    assert e.value.rule == "mm-from-raw-invalid"
+    assert_report(e.value, "mm-from-raw-invalid", "MmWithUser.from_raw(raw)", "proc.exit()")
     grab.drop()
 
 
