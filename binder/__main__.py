@@ -64,10 +64,14 @@ def _run_exhaustive(checks: bool, jobs: int, sample: int) -> dict[str, Any]:
     if jobs == 1:
         parts = [_exhaustive_worker(work[0])]
     else:
+        import importlib
         import multiprocessing
 
+        # The workers are fresh interpreters: they import the worker by its module name
+        # (this file runs as `__main__`, which they could not import).
+        worker = importlib.import_module("binder.__main__")._exhaustive_worker
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            parts = pool.map(_exhaustive_worker, work)
+            parts = pool.map(worker, work)
     wall = time.perf_counter() - t0
     runs = sum(p["runs"] for p in parts)
     expected = len(range(0, alloc_kunit.TOTAL_EXHAUSTIVE_CASES, sample))

@@ -50,7 +50,7 @@ from ownership.config import STATE
 from ownership.context import may_sleep
 from ownership.errors import EBUSY, EFAULT, EINVAL, ESRCH, KernelBug, KernelError, UnsafeError
 from ownership.marker import impl_send, impl_sync
-from ownership.mm import Mm, MmWithUser, MmWithUserAsync
+from ownership.mm import Mm, MmapReadGuard, MmWithUser, MmWithUserAsync
 from ownership.mm.virt import VmAreaMixedMap, VmAreaNew, VmAreaRef, VmOperations
 from ownership.page import PAGE_SHIFT, PAGE_SIZE, Page
 from ownership.pin import Pinned
@@ -375,6 +375,16 @@ class ShrinkablePageRange(Pinned):
         """
         mm = self.mm.get().mmget_not_zero()
         return MmWithUser.into_mmput_async(mm) if mm is not None else None
+
+    @may_sleep
+    def zap_page(self, mmap_read: MmapReadGuard, vma_addr: int, page_index: int) -> None:
+        """Unmap page `page_index` from our VMA, if the VMA at `vma_addr` is still ours."""
+        unchecked = mmap_read.vma_lookup(vma_addr)
+        if unchecked is None:
+            return
+        vma = self.check_vma(unchecked)
+        if vma is not None:
+            vma.zap_page_range_single(vma_addr + (page_index << PAGE_SHIFT), PAGE_SIZE)
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -711,11 +721,7 @@ def rust_shrink_free_page(item: PageInfo, lru: SpinLockGuard[_LruLists]) -> int:
         # From here on the PageInfo and the range may be freed at any moment once the lru
         # lock is released, except for `mm_lock`, which our guard keeps.
         lru.drop()
-        unchecked = mmap_read.vma_lookup(vma_addr)
-        if unchecked is not None:
-            vma = rng.check_vma(unchecked)
-            if vma is not None:
-                vma.zap_page_range_single(vma_addr + (page_index << PAGE_SHIFT), PAGE_SIZE)
+        rng.zap_page(mmap_read, vma_addr, page_index)
     finally:
         if inner.is_held():
             inner.drop()

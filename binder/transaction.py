@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from .process import Process
     from .thread import Thread
 
-__all__ = ["Transaction", "TransactionInfo"]
+__all__ = ["TranslatedFds", "Transaction", "TransactionInfo", "translate_fds"]
 
 
 @dataclass(slots=True)
@@ -332,7 +332,7 @@ class Transaction:
             self.drop_outstanding_txn()
             return True
         try:
-            files = alloc.translate_fds()
+            files = translate_fds(alloc)
         except KernelError:
             # On failure to install the fds, fail the transaction for the sender and
             # ignore it on the recipient; the buffer is freed eagerly.
@@ -393,3 +393,59 @@ class Transaction:
             alloc.drop()
         self.drop_outstanding_txn()
 
+
+
+class TranslatedFds:
+    """File descriptors reserved in the receiver, installed only on `commit()`.
+
+    Invariants: each reservation is either installed (`commit`) or given back
+    (`abort`), exactly once.
+    """
+
+    __slots__ = ("close_on_free", "reservations")
+
+    def __init__(self, reservations: list[tuple[Any, Any]], close_on_free: list[int]) -> None:
+        self.reservations = reservations
+        self.close_on_free = close_on_free
+
+    def commit(self) -> list[int]:
+        """Install every reserved fd; returns the fds to close when the buffer is freed."""
+        for res, file in self.reservations:
+            res.fd_install(file)
+        self.reservations = []
+        return self.close_on_free
+
+    def abort(self) -> None:
+        for res, file in self.reservations:
+            res.drop()
+            file.drop()
+        self.reservations = []
+
+
+def translate_fds(alloc: Any) -> TranslatedFds:
+    """Reserve an fd in the receiving (current) task for every file of the buffer and
+    write the fd numbers into the buffer (`Allocation::translate_fds`)."""
+    info = alloc.allocation_info
+    if info is None or not info.files_to_translate:
+        return TranslatedFds([], [])
+    from ownership.file import FileDescriptorReservation, O_CLOEXEC
+
+    files, info.files_to_translate = info.files_to_translate, []
+    reservations: list[tuple[Any, Any]] = []
+    close_on_free: list[int] = []
+    try:
+        for i, entry in enumerate(files):
+            res = FileDescriptorReservation.get_unused_fd_flags(O_CLOEXEC)
+            reservations.append((res, entry.file))
+            files[i] = None
+            fd = res.reserved_fd()
+            alloc.write(entry.buffer_offset, fd.to_bytes(4, "little"))
+            if entry.close_on_free:
+                close_on_free.append(fd)
+    except BaseException:
+        TranslatedFds(reservations, []).abort()
+        for entry in files:
+            if entry is not None:
+                entry.file.drop()
+        raise
+    return TranslatedFds(reservations, close_on_free)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from .config import STATE
 from .errors import RefcountError
 from .marker import is_send, is_sync
-from .site import UNKNOWN, Site, here, site_of_frame
+from .site import UNKNOWN, Site, here, last_code, site_of_frame
 from .unsafe import unsafe_fn
 
 __all__ = ["ARef", "AlwaysRefCounted"]
@@ -99,7 +99,14 @@ class ARef(Generic[T]):
         a: ARef[T] = _new(type(self))
         a._obj = obj
         a._dropped_at = None
-        a.origin_site = site_of_frame(_getframe(1)) if STATE.on else UNKNOWN
+        if STATE.on:
+            # The call site, interned (the fast path of `site_of_frame`, inlined).
+            f = _getframe(1)
+            lc = last_code[0]
+            site = lc[1].get(f.f_lasti) if lc[0] is f.f_code else None
+            a.origin_site = site if site is not None else site_of_frame(f)
+        else:
+            a.origin_site = UNKNOWN
         return a
 
     def drop(self) -> None:
@@ -119,7 +126,13 @@ class ARef(Generic[T]):
         # `dec_ref` raises (e.g. AtomicSleepError) before any effect; only then mark.
         obj = self._obj
         type(obj).dec_ref(obj)
-        self._dropped_at = site_of_frame(_getframe(1)) if STATE.on else UNKNOWN
+        if STATE.on:
+            f = _getframe(1)
+            lc = last_code[0]
+            site = lc[1].get(f.f_lasti) if lc[0] is f.f_code else None
+            self._dropped_at = site if site is not None else site_of_frame(f)
+        else:
+            self._dropped_at = UNKNOWN
 
     def into_raw(self) -> T:
         """Give up the handle, keeping the increment (`ARef::into_raw`)."""

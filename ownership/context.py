@@ -6,10 +6,15 @@ state that decides whether the running code may sleep. A `SpinLock` guard,
 section*, recorded with the site that opened it, so that `might_sleep()` can print a
 `__might_resched`-style report naming where atomic context began.
 
+The state lives in a plain per-thread `ThreadState` (`ctx.st`): a hot path pays one
+thread-local lookup and then plain attribute accesses; `ctx.preempt_count`, `ctx.held`
+and the other fields are the same state through properties.
+
 `@may_sleep` is the single declaration that a function may sleep: the runtime wrapper
-calls `might_sleep()` on entry, and the static checker (`ownership.static`) reads the
-same decorator to find sleeping calls in atomic context. `@may_sleep(gfp="flags")`
-declares a function that sleeps only when its GFP argument allows direct reclaim.
+makes the `might_sleep()` check on entry (inlined), and the static checker
+(`ownership.static`) reads the same decorator to find sleeping calls in atomic
+context. `@may_sleep(gfp="flags")` declares a function that sleeps only when its GFP
+argument allows direct reclaim.
 """
 
 from __future__ import annotations

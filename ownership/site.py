@@ -16,7 +16,8 @@ Cost: the classification of a code object is cached by `id(code)` (hashing a cod
 object hashes its bytecode and constants, which is slow), and the code object is kept
 alive so that its id is never reused. `Site`s are immutable and interned per call
 site (code object and bytecode offset), so recording a site that was seen before
-allocates nothing: one frame load, two dictionary lookups.
+allocates nothing: one frame load, two dictionary lookups (or, when the code object
+is the one seen last, one identity test and one lookup).
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ _getframe = sys._getframe
 _by_code: dict[int, dict[int, Site] | None] = {}
 _pinned: dict[int, CodeType] = {}
 
+# The driver code object seen last and its sites, as one tuple (read and replaced
+# atomically): the lock fast path checks it before the `id()`-keyed lookup, since a
+# driver usually takes and releases locks from one function in a row.
+last_code: list[tuple[CodeType | None, dict[int, Site]]] = [(None, {})]
+
 
 def driver_module(file: str) -> None:
     """Mark a module of the package as driver code, so sites point into it."""
     _driver_files.add(os.path.abspath(file))
     _by_code.clear()
+    last_code[0] = (None, {})
 
 
 def _classify(code: CodeType) -> dict[int, Site] | None:
@@ -57,13 +64,6 @@ def _classify(code: CodeType) -> dict[int, Site] | None:
     _pinned[id(code)] = code
     _by_code[id(code)] = sites
     return sites
-
-
-def _is_internal(code: CodeType) -> bool:
-    key = id(code)
-    if key in _by_code and _pinned.get(key) is code:
-        return _by_code[key] is None
-    return _classify(code) is None
 
 
 class Site:
@@ -134,6 +134,7 @@ def site_of_frame(f: FrameType | None) -> Site:
         else:
             sites = _classify(code)
         if sites is not None:
+            last_code[0] = (code, sites)
             lasti = f.f_lasti
             s = sites.get(lasti)
             if s is None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import sched
 from .config import STATE
-from .context import ctx
+from .context import ctx, may_sleep
 from .errors import KernelBug, LifetimeError, SendError
 from .marker import NotThreadSafe, check_send, impl_send, impl_sync, not_send, not_sync, transfer
 from .site import Site, here
@@ -47,7 +47,9 @@ class JoinHandle(Generic[R]):
         self._error: BaseException | None = None
         self._handle: sched.ThreadHandle | None = None
 
+    @may_sleep
     def join(self, timeout: float | None = 30.0) -> R:
+        """Wait for the thread (it sleeps) and return its result, or re-raise its error."""
         assert self._handle is not None
         self._handle.join(timeout)
         if self._handle.is_alive():

@@ -24,7 +24,15 @@ from .context import ctx
 from .errors import UnsafeError
 from .site import Site, caller, here
 
-__all__ = ["UnsafeContract", "UnsafeSite", "contracts", "in_unsafe", "unsafe", "unsafe_fn", "unsafe_sites"]
+__all__ = [
+    "UnsafeContract",
+    "UnsafeSite",
+    "contracts",
+    "in_unsafe",
+    "unsafe",
+    "unsafe_fn",
+    "unsafe_sites",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -25,6 +25,7 @@ Everything else is read from the `@may_sleep` and `@unsafe_fn` declarations of
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,7 +44,8 @@ from .facts import (
     scan_class_decls,
 )
 from .resolve import Typer
-from .store import ClassDecl, FuncSummary, ModuleRecord, Reason, Store
+from .store import Store
+from .summary import ClassDecl, FuncSummary, ModuleRecord, Reason
 
 __all__ = ["INTRINSICS", "Analyzer", "display_path"]
 
@@ -115,6 +117,7 @@ class Analyzer:
         self._solving = False
         self._class_decls: dict[str, dict[str, ClassDecl]] = {}
         self._lines: dict[str, list[str]] = {}
+        self._final: dict[str, FuncSummary | None] = {}
 
     def lines(self, path: str) -> list[str]:
         """The source lines of a module, read once per build."""
@@ -189,9 +192,12 @@ class Analyzer:
         self.used.add(module)
         if module in self.pool:
             return self.summaries.get(fullname)
+        if fullname in self._final:
+            return self._final[fullname]
         rec = self._record_for(module)
         if rec is not None:
-            return rec.functions.get(fullname)
+            found = self._final[fullname] = rec.functions.get(fullname)
+            return found
         if self._ensure_provisional(module):
             if not self._solving:
                 self.solve()
@@ -300,18 +306,45 @@ class Analyzer:
             self._solving = False
 
     def _solve(self) -> None:
-        for _ in range(50):
-            self._dirty = False
-            changed = False
-            for facts in list(self.pool.values()):
+        # A worklist from the bottom (nothing sleeps): a function is summarised again
+        # only when a callee's summary changed. Modules of the import cycle that the
+        # summaries turn out to need join the pool as they are met.
+        functions: dict[str, FunctionFacts] = {}
+        callers: dict[str, set[str]] = {}
+        pending: deque[str] = deque()
+        queued: set[str] = set()
+        added: set[str] = set()
+
+        def admit() -> None:
+            for mod, facts in list(self.pool.items()):
+                if mod in added:
+                    continue
+                added.add(mod)
                 for ff in facts.functions.values():
-                    new = self._summarize(ff)
-                    old = self.summaries.get(ff.fullname)
-                    if old is None or not old.same_facts(new):
-                        changed = True
-                    self.summaries[ff.fullname] = new
-            if not changed and not self._dirty:
-                return
+                    functions[ff.fullname] = ff
+                    self.summaries.pop(ff.fullname, None)
+                    for c in ff.calls:
+                        for callee in c.callees:
+                            callers.setdefault(callee, set()).add(ff.fullname)
+                    if ff.fullname not in queued:
+                        queued.add(ff.fullname)
+                        pending.append(ff.fullname)
+
+        admit()
+        while pending:
+            name = pending.popleft()
+            queued.discard(name)
+            self._dirty = False
+            new = self._summarize(functions[name])
+            old = self.summaries.get(name)
+            self.summaries[name] = new
+            if old is None or not old.same_facts(new):
+                for caller in callers.get(name, ()):
+                    if caller not in queued:
+                        queued.add(caller)
+                        pending.append(caller)
+            if self._dirty:
+                admit()
 
     # --- one module ------------------------------------------------------------------
 
@@ -327,9 +360,6 @@ class Analyzer:
         self.pool = {}
         facts = extract_module(tree, Typer(type_map), lines, self.class_decl)
         self.pool = {module: facts}
-        for other in list(self.provisional):
-            # Keep what earlier modules of the cycle learned about each other.
-            self.pool.setdefault(other, self.provisional[other])
         self.solve()
         findings = list(facts.findings)
         findings.extend(self._call_findings(facts))
@@ -457,17 +487,18 @@ class Analyzer:
             if s is None or not s.handoff:
                 continue
             for formal in s.handoff:
-                arg = c.args.get(formal)
-                if arg is None or arg.nonsend is None:
+                bad = c.nonsend_arg(formal)
+                if bad is None:
                     continue
-                notes = [Note(arg.nonsend)]
-                if arg.origin:
-                    notes.append(Note("the !Send value was made here", facts.path, arg.origin))
+                text, reason, origin = bad
+                notes = [Note(reason)]
+                if origin:
+                    notes.append(Note("the !Send value was made here", facts.path, origin))
                 notes.append(Note(f"`{self.short(callee)}()` hands its `{formal}` to another thread"))
                 out.append(
                     Finding(
                         "send-handoff", c.line, c.column,
-                        f"`{arg.text}` is !Send but is handed to another thread by `{c.label}`",
+                        f"`{text}` is !Send but is handed to another thread by `{c.label}`",
                         notes,
                     )
                 )

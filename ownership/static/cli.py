@@ -68,14 +68,19 @@ def run_check(
     def flush(_filename: str | None, new_messages: list[str], _serious: bool) -> None:
         messages.extend(new_messages)
 
-    # mypy's own command line raises these limits for large programs.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2**14))
+    # mypy's own command line raises these limits for large programs; restore them
+    # afterwards, since this may run inside another program (the tests).
+    limit, thresholds = sys.getrecursionlimit(), gc.get_threshold()
+    sys.setrecursionlimit(max(limit, 2**14))
     gc.set_threshold(200 * 1000, 30, 30)
     try:
         build.build(sources, options, flush_errors=flush)
     except CompileError as e:
         if not messages:
             messages.extend(e.messages)
+    finally:
+        sys.setrecursionlimit(limit)
+        gc.set_threshold(*thresholds)
     return CheckResult(parse_messages(messages), len(sources))
 
 

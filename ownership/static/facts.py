@@ -31,6 +31,7 @@ appended to in recording passes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from mypy.nodes import (
@@ -92,7 +93,7 @@ from .resolve import (
     iter_exprs,
     not_send_reason,
 )
-from .store import ClassDecl
+from .summary import ClassDecl
 
 __all__ = [
     "ArgFact",
@@ -173,15 +174,19 @@ State = dict[str, Region]
 
 @dataclass
 class ArgFact:
-    """What matters about one argument of a call, for the callee's parameter it binds."""
+    """What matters about one argument of a call, for the callee's parameter it binds:
+    its GFP classification, and the caller's own parameter it is, if any."""
 
     text: str
     line: int
     gfp: str | None = None
     gfp_fwd: str | None = None
     param: str | None = None
-    nonsend: str | None = None
-    origin: int = 0
+
+
+NonSendCheck = Callable[[Expression], tuple[str, str | None, int]]
+"""An argument's source text, why its value is `!Send` (None if it is Send), and where
+it was made; computed on demand, for the calls whose callee hands values over."""
 
 
 @dataclass
@@ -204,6 +209,19 @@ class CallFact:
     regions: tuple[Region, ...]
     unsafe_ctx: str
     unsafe_block: int = 0
+    bound: dict[str, list[Expression]] = field(default_factory=dict)
+    nonsend: NonSendCheck | None = None
+
+    def nonsend_arg(self, formal: str) -> tuple[str, str, int] | None:
+        """(source text, why it is !Send, where it was made) of the argument bound to
+        `formal`, when its value is `!Send`."""
+        if self.nonsend is None:
+            return None
+        for e in self.bound.get(formal, ()):
+            text, reason, origin = self.nonsend(e)
+            if reason is not None:
+                return text, reason, origin
+        return None
 
 
 @dataclass
@@ -773,10 +791,12 @@ class FunctionWalker:
                 # The wait releases this guard's lock before sleeping.
                 regions.pop(f"var:{call.args[0].name}", None)
         args: dict[str, ArgFact] = {}
+        bound: dict[str, list[Expression]] = {}
         for c in callees:
             for formal, exprs in bind_args(call, c).items():
-                if formal in args:
+                if formal in bound:
                     continue
+                bound[formal] = exprs
                 fact = self.arg_fact(exprs)
                 if fact is not None:
                     args[formal] = fact
@@ -799,6 +819,8 @@ class FunctionWalker:
                     regions=tuple(regions.values()),
                     unsafe_ctx=ctx,
                     unsafe_block=block,
+                    bound=bound,
+                    nonsend=self.nonsend_check,
                 )
             )
         self.check_container_store(call)
@@ -831,30 +853,36 @@ class FunctionWalker:
         return out
 
     def arg_fact(self, exprs: list[Expression]) -> ArgFact | None:
+        if len(exprs) != 1:
+            return None
         e = exprs[0]
-        fact = ArgFact(self.src(e), e.line)
-        interesting = False
-        if len(exprs) == 1:
-            if isinstance(e, NameExpr) and isinstance(e.node, Var):
-                param = self.param_vars.get(e.node) or self.loop_alias.get(e.node)
-                if param is not None:
-                    fact.param = param
-                    interesting = True
-            cls = gfp_eval.classify(e, self.typer, self.param_vars, self.gfp_locals())
-            if cls is not None:
-                fact.gfp, fwd = cls
-                fact.gfp_fwd = fwd or None
-                interesting = True
-        for x in exprs:
-            reason, origin = self.nonsend(x)
-            if reason is not None:
-                fact.nonsend, fact.origin = reason, origin
-                interesting = True
-                break
-        return fact if interesting else None
+        param: str | None = None
+        if isinstance(e, NameExpr) and isinstance(e.node, Var):
+            param = self.param_vars.get(e.node) or self.loop_alias.get(e.node)
+        cls = gfp_eval.classify(e, self.typer, self.param_vars, self.gfp_locals()) if self.maybe_gfp(e) else None
+        if param is None and cls is None:
+            return None
+        fact = ArgFact(self.src(e), e.line, param=param)
+        if cls is not None:
+            fact.gfp, fwd = cls
+            fact.gfp_fwd = fwd or None
+        return fact
+
+    def maybe_gfp(self, e: Expression) -> bool:
+        """A cheap filter before evaluating GFP flags: the type says so, or the syntax."""
+        t = self.type_of(e)
+        if isinstance(t, Instance):
+            return t.type.fullname == gfp_eval.FLAGS_TYPE
+        if isinstance(e, RefExpr):
+            return e.fullname.startswith(gfp_eval.FLAGS_MODULE + ".") or isinstance(e.node, Var)
+        return isinstance(e, (OpExpr, UnaryExpr))
 
     def gfp_locals(self) -> dict[Var, Expression]:
         return self.typer.locals
+
+    def nonsend_check(self, e: Expression) -> tuple[str, str | None, int]:
+        reason, origin = self.nonsend(e)
+        return self.src(e), reason, origin
 
     def nonsend(self, e: Expression) -> tuple[str | None, int]:
         """Why the value of `e` is `!Send` (and where it was made), if it is."""

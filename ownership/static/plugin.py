@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mypy.checker import TypeChecker
 from mypy.errorcodes import ErrorCode
@@ -44,10 +44,12 @@ from mypy.options import Options
 from mypy.plugin import FunctionContext, MethodContext, Plugin, ReportConfigContext
 from mypy.types import Type
 
-from .analysis import Analyzer, display_path
-from .facts import Finding
 from .rules import RULES
 from .store import STORE_VERSION, Store
+
+if TYPE_CHECKING:
+    from .analysis import Analyzer
+    from .facts import Finding
 
 __all__ = ["CODES", "OwnershipPlugin", "plugin"]
 
@@ -92,13 +94,32 @@ class OwnershipPlugin(Plugin):
             ver = f"{options.python_version[0]}.{options.python_version[1]}"
             directory = os.path.join(cache, ver, "ownership-static")
         self.store = Store(directory)
-        self.analyzer = Analyzer(self._all_modules, self.store, self._module_in_scope)
+        self._analyzer: Analyzer | None = None
         self._checkers: dict[str, TypeChecker] = {}
         self._scope_by_path: dict[str, bool] = {}
+        self._scope_by_module: dict[str, bool] = {}
         self._scope_by_top: dict[str, bool] = {}
         self._excluded = _out_of_scope_dirs()
         self._fn_cb: Callable[[FunctionContext], Type] = self._capture_fn
         self._meth_cb: Callable[[MethodContext], Type] = self._capture_meth
+
+    @property
+    def analyzer(self) -> Analyzer:
+        """The analysis, loaded when a module is first checked (a warm run never is)."""
+        if self._analyzer is None:
+            from .analysis import Analyzer
+
+            self._analyzer = Analyzer(self._all_modules, self.store, self._module_in_scope)
+        return self._analyzer
+
+    def _module_of(self, fullname: str) -> str | None:
+        mods = self._all_modules()
+        name = fullname
+        while "." in name:
+            name = name.rsplit(".", 1)[0]
+            if name in mods:
+                return name
+        return None
 
     # --- scope -------------------------------------------------------------------
 
@@ -125,10 +146,13 @@ class OwnershipPlugin(Plugin):
         return res
 
     def _module_in_scope(self, module: str) -> bool:
-        tree = self._all_modules().get(module)
-        if tree is None:
-            return False
-        return self.path_in_scope(module, tree.path)
+        res = self._scope_by_module.get(module)
+        if res is None:
+            tree = self._all_modules().get(module)
+            if tree is None:
+                return False
+            res = self._scope_by_module[module] = self.path_in_scope(module, tree.path)
+        return res
 
     def _name_in_scope(self, fullname: str) -> bool:
         top = fullname.split(".", 1)[0]
@@ -138,7 +162,7 @@ class OwnershipPlugin(Plugin):
             if top in mods:
                 res = self._module_in_scope(top)
             else:
-                mod = self.analyzer.module_of(fullname)
+                mod = self._module_of(fullname)
                 res = mod is not None and self._module_in_scope(mod)
             self._scope_by_top[top] = res
         return res
@@ -192,6 +216,8 @@ class OwnershipPlugin(Plugin):
         return set()
 
     def _report(self, checker: TypeChecker, file: MypyFile, findings: list[Finding]) -> None:
+        from .analysis import display_path
+
         errors = checker.msg.errors
         saved = (errors.file, errors.target_module, errors.options, errors.scope)
         errors.set_file(file.path, file.fullname, checker.options)

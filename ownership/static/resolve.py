@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+# `mypy.argmap` imported first, before `mypy.types`, hits an import cycle inside mypy.
+import mypy.types  # noqa: F401
 from mypy.argmap import map_actuals_to_formals
 from mypy.maptype import map_instance_to_supertype
 from mypy.nodes import (
@@ -76,7 +78,7 @@ from mypy.types import (
     get_proper_type,
 )
 
-from .store import ClassDecl
+from .summary import ClassDecl
 
 __all__ = [
     "ATOMIC_CONTEXT_FUNCS",

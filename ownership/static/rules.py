@@ -13,7 +13,7 @@ checks agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "ATOMIC_SLEEP",
@@ -27,9 +27,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One static rule.
+class Rule(NamedTuple):
+    """One static rule (a NamedTuple: this module is imported by every mypy run).
 
     Invariants: `code` is a valid mypy error code (lowercase words joined by `-`) and
     unique among `RULES`; `runtime_class` names a class of `ownership.errors` or is

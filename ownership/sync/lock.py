@@ -17,11 +17,15 @@ Each acquisition goes through lockdep (`ownership.sync.lockdep`) before blocking
 AB-BA order is reported even when the run does not deadlock. Locks are `Pinned`: they
 are built in place (`SpinLock(value, name="...")`) and never move.
 
-Cost: lock and unlock are the model's hottest path, so they are written flat: one
-thread-local lookup (`ctx.st`), interned call sites (`ownership.site`), lockdep's chain
-cache, and objects built without Python-level `__init__` calls. A guard made with
-checks off carries no lockdep entry and no atomic section, and stays unchecked for
-its whole life even if checks are switched on meanwhile.
+Cost: lock and unlock are the model's hottest path, so they are written flat (the
+fast paths of `site_of_frame` and `lockdep.acquire_in` inlined): one thread-local
+lookup (`ctx.st`), interned call sites (`ownership.site`), lockdep's chain cache (one
+lookup in the lock class's `chains`), and no allocation but the guard itself: each lock
+owns one lockdep entry, which is also its holder's atomic section for a spinlock, and
+whichever thread holds the lock word fills it in. A guard made with checks off
+carries no lockdep entry and no atomic section, and stays unchecked for its whole
+life even if checks are switched on meanwhile (and vice versa). `python -m ownership
+bench` measures the result.
 
 Lock order: none taken here; each lock is independent.
 """
@@ -39,13 +43,7 @@ from ..context import AtomicSection, ThreadState, ctx, exit_atomic, may_sleep
 from ..errors import LifetimeError, LockError, SendError
 from ..marker import NotThreadSafe
 from ..pin import Pinned
-from ..site import (
-    UNKNOWN,
-    Site,
-    _by_code,  # The interned sites, read on the lock fast path.
-    here,
-    site_of_frame,
-)
+from ..site import UNKNOWN, Site, here, last_code, site_of_frame
 from . import lockdep
 from .lockdep import (
     _validated,  # lockdep's chain cache, read on the fast path.
@@ -124,29 +122,30 @@ class Lock(Pinned, Generic[T]):
             g._st = None
             return g
         # The call site, interned (the fast path of `site_of_frame`, inlined).
-        k = id(f.f_code)
-        site = None
-        if k in _by_code:
-            sites = _by_code[k]
-            if sites is not None:
-                site = sites.get(f.f_lasti)
+        lc = last_code[0]
+        site = lc[1].get(f.f_lasti) if lc[0] is f.f_code else None
         if site is None:
             site = site_of_frame(f)
         st = ctx.st
         # lockdep (the fast path of `lockdep.acquire_in`): the recursion check, then the
-        # chain key; only a chain never seen before is validated (and may raise).
+        # chain key, cached per class; only a chain never seen before is validated (and
+        # may raise).
         held_stack = st.held
         cls = self._cls
         prev = st.chain_key
-        if trylock or nested:
-            key = lockdep.chain_key(prev, cls.id, trylock, nested)
-        else:
+        if not trylock:
             for h in held_stack:
                 if h.instance is self:
                     lockdep.acquire_in(st, cls, self, site)  # Raises the recursion report.
-            key = hash((prev, cls.id))
-        if key not in _validated:
-            lockdep.validate_chain(held_stack, cls, site, trylock, nested, key)
+        if trylock or nested:
+            if type(nested) is not int or nested < 0:
+                raise TypeError(f"nested must be a lock subclass number >= 0, got {nested!r}")
+            key = lockdep.chain_key(prev, cls.id, trylock, nested)
+            if key not in _validated:
+                lockdep.validate_chain(held_stack, cls, site, trylock, nested, key)
+        else:
+            k = cls.chains.get(prev)
+            key = k if k is not None else lockdep.validate_plain(held_stack, cls, site, prev)
         if trylock:
             if not raw.acquire(False):
                 return None
@@ -176,9 +175,8 @@ class Lock(Pinned, Generic[T]):
         for h in st.held:
             if h.instance is self:
                 lockdep.acquire_in(st, self._cls, self, site)  # Raises the recursion report.
-        key = lockdep.chain_key(prev, self._cls.id, False, 0)
-        if key not in _validated:
-            lockdep.validate_chain(st.held, self._cls, site, False, 0, key)
+        k = self._cls.chains.get(prev)
+        key = k if k is not None else lockdep.validate_plain(st.held, self._cls, site, prev)
         return prev, key
 
     def _push(self, st: ThreadState, site: Site, prev: int, key: int) -> lockdep.HeldLock:
@@ -205,6 +203,18 @@ class Lock(Pinned, Generic[T]):
         from ..marker import is_send
 
         return is_send(self._data)
+
+
+def _close_section(st: ThreadState, sec: AtomicSection) -> None:
+    """Close a spinlock's atomic section out of LIFO order (`exit_atomic` without its
+    preemption point: the lock word is still held)."""
+    secs = st.sections
+    for i in range(len(secs) - 1, -1, -1):
+        if secs[i] is sec:
+            del secs[i]
+            st.preempt_count -= 1
+            return
+    exit_atomic(sec, st)  # Not open on this thread: raises the unbalanced report.
 
 
 class Guard(NotThreadSafe, Generic[T]):
@@ -326,12 +336,8 @@ class Guard(NotThreadSafe, Generic[T]):
                 hook()
             return
         # The call site, interned (the fast path of `site_of_frame`, inlined).
-        k = id(f.f_code)
-        site = None
-        if k in _by_code:
-            sites = _by_code[k]
-            if sites is not None:
-                site = sites.get(f.f_lasti)
+        lc = last_code[0]
+        site = lc[1].get(f.f_lasti) if lc[0] is f.f_code else None
         if site is None:
             site = site_of_frame(f)
         if self._end_site is not None:
@@ -357,15 +363,16 @@ class Guard(NotThreadSafe, Generic[T]):
         lt = self._lt
         if lt is not None:
             lt.end(site, "the guard was released")
-        self._lock._raw.release()
         if held.kind == "spinlock":
+            # The section closes before the lock word is released: from then on another
+            # thread may take the lock and reuse its entry.
             secs = st.sections
             if secs and secs[-1] is held:
                 secs.pop()
                 st.preempt_count -= 1
             else:
-                exit_atomic(held, st)
-                return
+                _close_section(st, held)
+        self._lock._raw.release()
         hook = sched.preempt_hook
         if hook is not None:
             hook()
@@ -387,10 +394,12 @@ class Guard(NotThreadSafe, Generic[T]):
         """Release the lock for a condvar wait; the guard stays (the wait re-takes it)."""
         held = self._held
         if held is not None:
-            lockdep.release(held)
+            st = ctx.st
+            lockdep.release_in(st, held)
+            if held.kind == "spinlock":
+                _close_section(st, held)
         self._lock._raw.release()
-        if held is not None and held.kind == "spinlock":
-            exit_atomic(held)
+        sched.preempt_point()
 
     def _relock_after_wait(self, site: Site) -> None:
         """Re-take the lock after a condvar wait, recorded at `site`."""
@@ -448,7 +457,8 @@ class Mutex(Lock[T]):
     @may_sleep
     def lock(self, *, nested: int = 0) -> MutexGuard[T]:
         """Acquire, sleeping if contended. Must not be called in atomic context."""
-        return self._acquire(_getframe(1), nested, False)  # type: ignore[return-value]
+        # Frame 1 is the `@may_sleep` wrapper; the caller is one further up.
+        return self._acquire(_getframe(2), nested, False)  # type: ignore[return-value]
 
     def try_lock(self) -> MutexGuard[T] | None:
         """Acquire if free; never sleeps (usable from a shrinker)."""

@@ -9,8 +9,14 @@ is *attempted*, before blocking, whether or not the run would have deadlocked.
 
 Cost: like lockdep's chain cache, the sequence of held classes is hashed into a chain
 key kept per thread; a chain that was validated once is never walked again, so an
-acquisition along a known chain costs one hash and one set lookup. Trylocks add no
-dependency (they cannot block) but are part of the chain, as in lockdep.
+acquisition along a known chain costs one hash and one set lookup (`acquire`), or, on
+the lock fast path of `ownership.sync.lock`, one lookup in the class's `chains` map.
+A validated chain stays valid: a dependency is only ever added after checking that it
+closes no cycle, so the cycle is reported when its last edge is attempted. Trylocks
+add no dependency (they cannot block) but are part of the chain, as in lockdep.
+
+Held-lock entries are `HeldLock`s; a spinlock's entry is also the atomic section its
+holder runs in (`ownership.context`), so one object sits on both per-thread stacks.
 
 The model's own ordering facts ("the VMA read lock nests inside the mmap lock",
 Documentation/mm/process_addrs.rst) are seeded with `declare_order`.
@@ -37,22 +43,26 @@ __all__ = [
     "release",
     "release_in",
     "validate_chain",
+    "validate_plain",
 ]
 
 
 class LockClass:
     """A lockdep class: all locks sharing a name are ordered as one.
 
-    Invariants: `id` is unique per class for the life of the process.
+    Invariants: `id` is unique per class for the life of the process. `chains` maps
+    the chain key of a held stack under which a plain acquisition of this class was
+    validated to the chain key after it: a hit is both the cache check and the new key.
     """
 
-    __slots__ = ("id", "kind", "name", "site")
+    __slots__ = ("chains", "id", "kind", "name", "site")
 
     def __init__(self, name: str, kind: str, site: Site | None, id_: int) -> None:
         self.name = name
         self.kind = kind
         self.site = site
         self.id = id_
+        self.chains: dict[int, int] = {}
 
     def __repr__(self) -> str:
         return f"LockClass({self.kind} {self.name!r})"
@@ -147,14 +157,29 @@ def declare_order(outer: LockClass, inner: LockClass, reason: str) -> None:
     """Seed the graph with a documented order: `inner` nests inside `outer`.
 
     Declared orders are facts about the code, not observations of a run: they survive
-    `reset_for_tests()`.
+    `reset_for_tests()`. Declaring an order that the recorded dependencies already
+    invert is a `LockError` (rule `lock-order`), as taking the locks that way would be.
     """
     with _glock:
+        path = _path(inner.id, outer.id) if inner.id != outer.id else None
+        if path:
+            e = _after[path[0][0]][path[0][1]]
+            raise LockError(
+                f"declared order '{outer.name}' -> '{inner.name}' contradicts the recorded "
+                "dependencies",
+                rule="lock-order",
+                obj=f"{inner.kind} '{inner.name}'",
+                site=here(),
+                origin=e.a_site,
+                origin_label=f"'{_by_id[path[0][0]].name}' was held, taken",
+                notes=[(f"then '{_by_id[path[0][1]].name}' was taken", e.b_site)],
+                details=[f"declared: {reason}"],
+            )
         _declared[(outer.id, inner.id)] = reason
         _after.setdefault(outer.id, {}).setdefault(
             inner.id, _Edge(None, None, "(declared)", declared=reason)
         )
-        _validated.clear()
+        _forget_chains()
 
 
 def _path(src: int, dst: int) -> list[tuple[int, int]] | None:
@@ -286,16 +311,41 @@ def validate_chain(
     Raises `LockError` for recursion or an order inversion (before any effect);
     otherwise records the new dependencies and caches the chain.
     """
-    if not trylock:
-        _validate(held, cls, site, nested)
-    _validated.add(key)
+    if trylock:
+        with _glock:
+            _validated.add(key)
+        return
+    _validate(held, cls, site, nested, key, None)
 
 
 def is_validated(key: int) -> bool:
     return key in _validated
 
 
-def _validate(held: list[HeldLock], cls: LockClass, site: Site, nested: int) -> None:
+def validate_plain(held: list[HeldLock], cls: LockClass, site: Site, prev: int) -> int:
+    """Validate a plain acquisition of `cls` on a stack keyed `prev` (the slow path of
+    `ownership.sync.lock`); returns the new chain key and caches it in `cls.chains`."""
+    key = hash((prev, cls.id))
+    with _glock:
+        if key in _validated:
+            cls.chains[prev] = key
+            return key
+    _validate(held, cls, site, 0, key, prev)
+    return key
+
+
+def _forget_chains() -> None:
+    """Drop every cached chain (the graph changed). Called with `_glock` held."""
+    _validated.clear()
+    for c in list(_classes.values()):
+        c.chains.clear()
+
+
+def _validate(
+    held: list[HeldLock], cls: LockClass, site: Site, nested: int, key: int, prev: int | None
+) -> None:
+    """Check the acquisition against the graph, add its dependencies and cache its chain,
+    all under the graph lock (so a concurrent reset cannot leave a stale cache entry)."""
     thread = threading.current_thread().name
     with _glock:
         for h in held:
@@ -309,6 +359,9 @@ def _validate(held: list[HeldLock], cls: LockClass, site: Site, nested: int) -> 
         for h in held:
             if h.cls is not cls:
                 _after.setdefault(h.cls.id, {}).setdefault(cls.id, _Edge(h.site, site, thread))
+        _validated.add(key)
+        if prev is not None:
+            cls.chains[prev] = key
 
 
 def release(entry: HeldLock) -> None:
@@ -349,6 +402,6 @@ def reset_for_tests() -> None:
     """Forget every recorded dependency (classes stay). Only for test isolation."""
     with _glock:
         _after.clear()
-        _validated.clear()
+        _forget_chains()
         for (a, b), reason in _declared.items():
             _after.setdefault(a, {})[b] = _Edge(None, None, "(declared)", declared=reason)

@@ -19,8 +19,10 @@ source scan saw them), unsafe blocks that actually ran, marker declarations.
 
     python -m ownership contracts [--format md|json|sarif] [--strict] [PATH ...]
 
-`--strict` exits 1 when a block lacks its justification (string or comment). SARIF
-output is written by `ownership.static.sarif` (imported only for `--format sarif`).
+`--strict` exits 1 when a block lacks its justification (string or comment), unless a
+comment right above it starts with "Deliberately undocumented" (the demo's bug, kept
+on purpose and reported as such). SARIF output is written by `ownership.static.sarif`
+(imported only for `--format sarif`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -85,6 +88,7 @@ class BlockInfo:
     calls: list[str]
     status: str = ""
     ran: bool = False
+    deliberate: bool = False
 
     @property
     def justification(self) -> str:
@@ -121,7 +125,12 @@ class Review:
             "documented_only": sum(1 for c in self.contracts if not c.checked and not c.proved),
             "unsafe_blocks": len(self.blocks),
             "blocks_missing_justification": sum(1 for b in self.blocks if b.status == "missing"),
-            "blocks_incomplete": sum(1 for b in self.blocks if b.status not in ("ok", "missing")),
+            "blocks_incomplete": sum(
+                1
+                for b in self.blocks
+                if b.status in ("no # SAFETY: comment", "no justification string")
+            ),
+            "blocks_deliberately_undocumented": sum(1 for b in self.blocks if b.deliberate),
             "blocks_ran": sum(1 for b in self.blocks if b.ran),
             "markers": len(self.markers),
         }
@@ -192,6 +201,20 @@ def _safety_comment(comments: dict[int, str], line: int) -> str | None:
             rest = [text[len("SAFETY:") :].strip(), *block[i + 1 :]]
             return " ".join(p for p in rest if p).strip()
     return None
+
+
+DELIBERATE = "DELIBERATELY UNDOCUMENTED"
+"""A comment right above a block starting with this marks a bug kept on purpose (the
+demo's undocumented-unsafe snippet): reported as such, not counted as missing."""
+
+
+def _deliberate(comments: dict[int, str], line: int) -> bool:
+    n = line - 1
+    while n in comments:
+        if comments[n].upper().startswith(DELIBERATE):
+            return True
+        n -= 1
+    return False
 
 
 def _module_name(path: Path) -> str:
@@ -276,6 +299,7 @@ class _Scanner(ast.NodeVisitor):
                     string=string or None,
                     comment=_safety_comment(self.comments, node.lineno),
                     calls=[],
+                    deliberate=_deliberate(self.comments, node.lineno),
                 )
                 self.blocks.append((info, calls))
         self.generic_visit(node)
@@ -319,29 +343,27 @@ def _iter_files(paths: Sequence[Path]) -> Iterator[Path]:
 # The review.
 
 
-def _default_paths() -> list[Path]:
-    import ownership
-
-    out = [Path(ownership.__file__).parent]
+def _package_dir(name: str) -> Path | None:
+    """Where package `name` lives, found without importing it (the review reads other
+    layers' sources; the ownership package does not depend on them)."""
     try:
-        import binder
-    except ImportError:
-        return out
-    if binder.__file__:
-        out.append(Path(binder.__file__).parent)
-    return out
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _default_paths() -> list[Path]:
+    return [p for p in (_package_dir("ownership"), _package_dir("binder")) if p is not None]
 
 
 def _proofs_text() -> str | None:
-    try:
-        import proofs
-    except ImportError:
+    d = _package_dir("proofs")
+    if d is None:
         return None
-    if not proofs.__file__:
-        return None
-    return "\n".join(
-        f.read_text(encoding="utf-8") for f in sorted(Path(proofs.__file__).parent.glob("*.py"))
-    )
+    return "\n".join(f.read_text(encoding="utf-8") for f in sorted(d.glob("*.py")))
 
 
 def _claim_exists(proofs_src: str | None, claim: str) -> bool:
@@ -441,7 +463,9 @@ def review(paths: Sequence[str] | None = None, *, import_modules: bool = True) -
             if q in by_name:
                 by_name[q].call_sites.append(f"{info.path}:{info.line}")
         info.ran = (os.path.realpath(info.path), info.line) in ran
-        if info.string and info.comment:
+        if info.deliberate and not (info.string and info.comment):
+            info.status = "deliberately undocumented"
+        elif info.string and info.comment:
             info.status = "ok"
         elif info.string:
             info.status = "no # SAFETY: comment"
@@ -495,7 +519,8 @@ def render_md(r: Review) -> str:
         f"{s['proved']} proved, {s['documented_only']} documented only",
         f"- {s['unsafe_blocks']} unsafe blocks: {s['blocks_missing_justification']} missing a "
         f"justification, {s['blocks_incomplete']} with only one of string and `# SAFETY:` "
-        f"comment; {s['blocks_ran']} ran in this process",
+        f"comment, {s['blocks_deliberately_undocumented']} deliberately undocumented (a "
+        f"demo of the bug); {s['blocks_ran']} ran in this process",
         f"- {s['markers']} Send/Sync declarations",
         "",
         "## Unsafe functions",
@@ -606,5 +631,5 @@ def main(argv: list[str]) -> int:
     else:
         text = render_md(r)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    incomplete = any(b.status != "ok" for b in r.blocks)
+    incomplete = any(b.status not in ("ok", "deliberately undocumented") for b in r.blocks)
     return 1 if args.strict and incomplete else 0

@@ -31,6 +31,7 @@ class World:
         self.kernel = Kernel()
         binder.register(self.kernel)
         self.clients: list[BinderClient] = []
+        self.procs: dict[int, Any] = {}
         self.threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
         self.sm_client = self.spawn("servicemanager")
@@ -43,11 +44,13 @@ class World:
         task = self.kernel.spawn_process(name)
         c = BinderClient(task, **kw)
         self.clients.append(c)
+        # The driver's Process, remembered for the checks (the file forgets it at release).
+        self.procs[id(c)] = _proc_of(c)
         return c
 
     def process(self, c: BinderClient) -> Any:
         """The driver's `Process` behind a client's binder fd."""
-        return _proc_of(c)
+        return self.procs[id(c)]
 
     def run(self, fn: Callable[[], object], name: str = "userspace") -> threading.Thread:
         """Run `fn` on a new userspace thread; exceptions are re-raised by `finish`."""
@@ -102,7 +105,7 @@ class World:
         if self.errors:
             raise self.errors[0]
         for c in self.clients:
-            assert_released(_proc_of(c))
+            assert_released(self.procs[id(c)])
 
 
 def task_of(c: BinderClient) -> Task:

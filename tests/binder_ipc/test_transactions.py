@@ -60,6 +60,8 @@ def make_server(server_id: int) -> tuple[int, object]:
         if t.code == ECHO_BINDER:
             obj = p.read_object()
             assert isinstance(obj, u.flat_binder_object)
+            # Hold the binder (as an sp<IBinder> would) across the buffer's free.
+            c.acquire(obj.handle)
             return Parcel().write_handle(obj.handle)
         return -38
 
@@ -195,10 +197,6 @@ def test_add_server_passes_a_binder_through_a_third_process() -> None:
 
 def test_binder_sent_to_its_owner_comes_back_as_a_binder() -> None:
     with world() as w:
-        p0, h0 = make_server(0)
-        srv = w.service("server0", p0, h0)  # type: ignore[arg-type]
-        app = w.spawn("client")
-        s0 = w.lookup(app, "server0")
         seen: list[u.flat_binder_object] = []
 
         def inspect(c: BinderClient, t: Transaction) -> Parcel:
@@ -207,12 +205,13 @@ def test_binder_sent_to_its_owner_comes_back_as_a_binder() -> None:
             seen.append(o)
             return Parcel()
 
-        srv.add_object(0x77, inspect)
-        app.add_object(0x99, inspect)
-        # The client sends the server's own handle back to it: the server sees a binder.
-        srv.objects[p0].handler = inspect
-        app.transact(s0, NOP, Parcel().write_handle(s0))
-        assert seen[-1].type == u.BINDER_TYPE_BINDER and seen[-1].binder == p0
+        w.service("server0", 0x5000, inspect)
+        app = w.spawn("client")
+        s0 = w.lookup(app, "server0")
+        # The client sends the server its own handle: the server sees its binder.
+        assert app.transact(s0, NOP, Parcel().write_handle(s0)).ok
+        assert seen[-1].type == u.BINDER_TYPE_BINDER
+        assert (seen[-1].binder, seen[-1].cookie) == (0x5000, 0)
 
 
 def test_free_buffer_twice_is_an_error() -> None:

@@ -30,6 +30,7 @@ from ownership.context import (
 )
 from ownership.errors import AtomicSleepError, LockError, SendError
 from ownership.sync import CondVar, Mutex, SpinLock
+from ownership.task import spawn
 
 from .helpers import assert_splat, line
 
@@ -297,3 +298,15 @@ def test_nested_atomic_sections_count() -> None:
         with rcu_read_lock(), local_irq_disable():
             assert in_atomic() and irqs_disabled()
     assert preempt_count() == 0 and not ctx.sections
+
+
+def test_joining_a_thread_under_a_spinlock() -> None:
+    lock = SpinLock(0, name="join lock")
+    h = spawn(lambda: 7)
+    with lock.lock():
+        taken = line() - 1
+        with pytest.raises(AtomicSleepError) as ei:
+            h.join()
+        joined = line() - 1
+    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", joined, taken)
+    assert h.join() == 7  # Outside the lock it is fine.

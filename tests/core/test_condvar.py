@@ -95,10 +95,14 @@ def test_wait_timeout_expires_with_the_lock_held() -> None:
     assert not ctx.held
 
 
-def test_notify_without_waiters_is_a_no_op() -> None:
+def test_notify_without_waiters_is_not_remembered() -> None:
     cv = CondVar("lonely")
+    lock = Mutex(0, name="lonely lock")
     cv.notify_one()
     cv.notify_all()
+    with lock.lock() as g:
+        # A condvar is not a semaphore: the earlier notifications woke nobody.
+        assert cv.wait_timeout(g, 0.01) is False
 
 
 def test_wait_while_holding_another_spinlock() -> None:

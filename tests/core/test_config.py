@@ -185,3 +185,20 @@ def test_environment_switch(env: str, expect: str) -> None:
         timeout=60,
     )
     assert out.stdout.strip() == expect
+
+
+def test_environment_switch_runs_a_correct_program_identically() -> None:
+    code = "from tests.core.test_config import correct_program; print(correct_program())"
+    outs = []
+    for env in ("0", "1"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "OWNERSHIP_CHECKS": env},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        )
+        outs.append(out.stdout.strip())
+    assert outs[0] == outs[1] == "[[1, 2, 3], 'v2', [0, 42], 4, 2, 6, 'ENOMEM']"

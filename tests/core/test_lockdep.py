@@ -13,7 +13,7 @@ import pytest
 
 from ownership.context import ctx, in_atomic
 from ownership.errors import LockError
-from ownership.site import here
+from ownership.site import Site, here
 from ownership.sync import Mutex, SpinLock, lockdep
 from ownership.task import spawn
 
@@ -165,10 +165,15 @@ def test_validated_chain_is_not_walked_again(monkeypatch: pytest.MonkeyPatch) ->
     real = lockdep._validate
 
     def counting(
-        held: list[lockdep.HeldLock], cls: lockdep.LockClass, site: object, nested: int
+        held: list[lockdep.HeldLock],
+        cls: lockdep.LockClass,
+        site: Site,
+        nested: int,
+        key: int,
+        prev: int | None,
     ) -> None:
         walks.append(cls.name)
-        real(held, cls, site, nested)  # type: ignore[arg-type]
+        real(held, cls, site, nested, key, prev)
 
     monkeypatch.setattr(lockdep, "_validate", counting)
     for _ in range(100):
@@ -214,3 +219,67 @@ def test_releasing_an_entry_this_thread_does_not_hold() -> None:
     assert_splat(errors[0], LockError, "unlock-not-held", at[0], taken)
     lockdep.release(entry)
     assert not ctx.held
+
+
+def test_recursive_lock_with_a_nesting_level_is_still_recursion() -> None:
+    lock = Mutex(0, name="nested recursion")
+    with lock.lock():
+        first = line() - 1
+        with pytest.raises(LockError) as ei:
+            lock.lock(nested=1)
+        again = line() - 1
+    assert_splat(ei.value, LockError, "recursive-lock", again, first)
+
+
+def test_nesting_level_must_be_a_small_int() -> None:
+    lock = SpinLock(0, name="nested type")
+    with pytest.raises(TypeError):
+        lock.lock(nested=-1)
+    with pytest.raises(TypeError):
+        lock.lock(nested="1")  # type: ignore[arg-type]
+    assert not ctx.held and not in_atomic()
+
+
+def test_declaring_an_order_the_run_already_inverted() -> None:
+    a = Mutex(0, name="declare-late outer")
+    b = Mutex(0, name="declare-late inner")
+    with b.lock():
+        held = line() - 1
+        with a.lock():
+            pass
+    with pytest.raises(LockError) as ei:
+        lockdep.declare_order(a._cls, b._cls, "outer before inner (test)")
+    declared = line() - 1
+    assert_splat(ei.value, LockError, "lock-order", declared, held)
+
+
+def test_contended_locks_keep_every_thread_consistent() -> None:
+    outer = Mutex(0, name="contended outer")
+    inner = SpinLock(0, name="contended inner")
+    solo = SpinLock(0, name="contended solo")
+    barrier = threading.Barrier(4)
+
+    def worker() -> tuple[int, int, int]:
+        barrier.wait()
+        for i in range(300):
+            with outer.lock() as o:
+                o.data += 1
+                with inner.lock() as g:
+                    g.data += 1
+                    r = g.ref()
+                    assert r.get() == g.data
+            if i % 3 == 0:
+                g2 = solo.try_lock()
+                if g2 is not None:
+                    g2.data += 1
+                    g2.drop()
+            else:
+                with solo.lock() as s:
+                    s.data += 1
+        # Each thread's own context is clean when it is done.
+        return len(ctx.held), len(ctx.sections), ctx.chain_key
+
+    hs = [spawn(worker) for _ in range(4)]
+    assert [h.join() for h in hs] == [(0, 0, 0)] * 4
+    with outer.lock() as o, inner.lock() as g:
+        assert o.data == g.data == 1200

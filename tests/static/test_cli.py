@@ -9,12 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from ownership.static import cli
 from ownership.static.cli import CheckResult
-from ownership.static.sarif import ContractEntry, UnsafeSiteEntry, contracts_to_sarif, findings_to_sarif
+from ownership.static.sarif import (
+    ContractEntry,
+    UnsafeSiteEntry,
+    contracts_to_sarif,
+    findings_to_sarif,
+)
 
 from .corpus import BAD, GOOD, PROJECT, CorpusFile
 
@@ -51,7 +56,7 @@ def test_text_report_and_exit_status_on_findings(
     assert rc == 1
     lines = out.splitlines()
     f = CorpusFile(target)
-    (code, line), = f.expected()
+    (_code, line), = f.expected()
     assert lines[0].endswith(
         f"mutex_under_spinlock.py:{line}: error: sleeping function called from atomic context: "
         "`self.config.lock()` may sleep  [atomic-sleep]"

@@ -72,7 +72,7 @@ def test_get_thread_names_the_allocation_and_the_lock(corpus_result: CheckResult
     assert "this call expects the preemption count to be 0" in texts
     assert "but the possible preemption count here is 1.." in texts
     assert texts[-1] == "which is called from here"
-    assert [(n.path, n.line) for n in r.related()][0] == (r.path, lock)
+    assert next((n.path, n.line) for n in r.related()) == (r.path, lock)
     assert any("alloc_check()" in t and 'declared @may_sleep(gfp="gfp")' in t for t in texts)
 
 

@@ -16,7 +16,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mypy.nodes import Expression, MemberExpr, NameExpr, OpExpr, UnaryExpr, Var
@@ -27,8 +27,14 @@ from ownership.static.facts import safety_comment
 from ownership.static.report import Report, ReportNote, parse_messages, render_text
 from ownership.static.resolve import Typer
 from ownership.static.rules import RULES
-from ownership.static.sarif import ContractEntry, UnsafeSiteEntry, contracts_to_sarif, findings_to_sarif
-from ownership.static.store import ClassDecl, FuncSummary, ModuleRecord, Reason, Store
+from ownership.static.sarif import (
+    ContractEntry,
+    UnsafeSiteEntry,
+    contracts_to_sarif,
+    findings_to_sarif,
+)
+from ownership.static.store import Store
+from ownership.static.summary import ClassDecl, FuncSummary, ModuleRecord, Reason
 
 SCHEMA = json.loads(Path(__file__).with_name("sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft4Validator(SCHEMA)
@@ -183,7 +189,7 @@ def test_parsing_arbitrary_output_never_fails(lines: list[str]) -> None:
 any_path = st.one_of(paths, st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s and s.strip() != ""))
 
 
-@settings(max_examples=60)
+@settings(max_examples=30)
 @given(st.lists(st.builds(
     lambda code, path, line, col, msg, ns: Report(code, path, line, col, msg, "error", ns),
     codes, any_path, st.integers(0, 10_000), st.integers(0, 500), st.text(max_size=60), notes,
@@ -201,7 +207,7 @@ site = st.builds(UnsafeSiteEntry, any_path, st.integers(0, 5000), st.text(max_si
                  st.lists(st.text(min_size=1, max_size=20), max_size=3).map(tuple))
 
 
-@settings(max_examples=60)
+@settings(max_examples=30)
 @given(st.lists(contract, max_size=5), st.lists(site, max_size=5))
 def test_any_contracts_make_a_valid_sarif_log(cs: list[ContractEntry], ss: list[UnsafeSiteEntry]) -> None:
     log = contracts_to_sarif(cs, ss)
@@ -214,8 +220,19 @@ def test_any_contracts_make_a_valid_sarif_log(cs: list[ContractEntry], ss: list[
 # --- the store ---------------------------------------------------------------------------
 
 names = st.text(alphabet=string.ascii_lowercase + "._", min_size=1, max_size=20)
+def _summary(
+    fullname: str, line: int, always: bool, gfp_params: tuple[str, ...], reason: Reason | None,
+    defaults: dict[str, str], declared: str, unsafe: str | None, unsafe_line: int, handoff: tuple[str, ...],
+) -> FuncSummary:
+    # Invariants of FuncSummary: `always` excludes a GFP condition; a Safety text has a line.
+    return FuncSummary(
+        fullname, line, always, () if always else gfp_params, reason, defaults, declared,
+        unsafe, unsafe_line if unsafe is not None else 0, handoff,
+    )
+
+
 summaries = st.builds(
-    FuncSummary,
+    _summary,
     names,
     st.integers(0, 5000),
     st.booleans(),
@@ -229,6 +246,7 @@ summaries = st.builds(
 )
 
 
+@settings(max_examples=40)
 @given(st.lists(summaries, max_size=4), st.dictionaries(names, st.builds(ClassDecl, st.one_of(st.none(), st.booleans()), st.one_of(st.none(), st.booleans())), max_size=3))
 def test_records_survive_the_store(tmp_path_factory: Any, fs: list[FuncSummary], classes: dict[str, ClassDecl]) -> None:
     directory = tmp_path_factory.mktemp("store")
