@@ -41,13 +41,13 @@ def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
         f = task.open("binder")
         task.mmap(f, alloc_kunit.BINDER_MMAP_SIZE, PROT_READ, MAP_PRIVATE | MAP_NORESERVE)
         proc = BinderDevice.process_of(File._view(f))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = alloc_kunit.run_exhaustive(
             proc,
             task.pid,
             select=lambda i: i % stride == k and i % sample == 0,
         )
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     task.exit()
     reg.unregister()
     return {
@@ -55,6 +55,7 @@ def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
         "failures": result.failures,
         "failed_cases": result.failed_cases,
         "seconds": seconds,
+        "cpu_seconds": cpu,
     }
 
 
@@ -85,6 +86,7 @@ def _run_exhaustive(checks: bool, jobs: int, sample: int) -> dict[str, Any]:
         "failures": failures,
         "failed_cases": [c for p in parts for c in p["failed_cases"]][:20],
         "seconds": round(wall, 2),
+        "cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 2),
         "runs_per_second": round(runs / wall, 1) if wall else 0.0,
         "ok": failures == 0 and runs == expected,
     }
@@ -111,7 +113,8 @@ def cmd_alloc_exhaustive(argv: list[str]) -> int:
             status = "PASSED" if r["ok"] else "FAILED"
             print(
                 f"binder_alloc_exhaustive_test [{status}] checks {r['checks']}: {r['runs']}/{r['expected_runs']} runs, "
-                f"{r['failures']} failures, {r['seconds']} s ({r['runs_per_second']} runs/s, {r['jobs']} job(s))"
+                f"{r['failures']} failures, {r['seconds']} s wall, {r['cpu_seconds']} s CPU "
+                f"({r['runs_per_second']} runs/s, {r['jobs']} job(s))"
             )
             for c in r["failed_cases"]:
                 print(f"  {c}")

@@ -100,15 +100,21 @@ class TestCase:
         return f"{'front' if self.front_pages else 'back '} - {aligns} - {seq}"
 
 
-def all_cases(buffer_size: int = BINDER_MMAP_SIZE) -> Iterator[TestCase]:
-    """The 750,000 runs, in the C test's order (`gen_buf_offsets` -> `gen_buf_sizes`)."""
+def _layouts(buffer_size: int) -> Iterator[tuple[tuple[int, ...], bool, tuple[int, ...], int]]:
+    """`(sizes, front_pages, alignments, end)` of every layout, in the C test's order."""
     for ends, aligns in gen_buf_offsets():
         front = tuple(e - (ends[i - 1] if i else 0) for i, e in enumerate(ends))
         back = list(reversed(front))
         back[0] += buffer_size - ends[-1]
-        for sizes, front_pages, end in ((front, True, ends[-1]), (tuple(back), False, buffer_size)):
-            for seq in FREE_SEQUENCES:
-                yield TestCase(sizes, front_pages, seq, aligns, end)
+        yield (front, True, aligns, ends[-1])
+        yield (tuple(back), False, aligns, buffer_size)
+
+
+def all_cases(buffer_size: int = BINDER_MMAP_SIZE) -> Iterator[TestCase]:
+    """The 750,000 runs, in the C test's order (`gen_buf_offsets` -> `gen_buf_sizes`)."""
+    for sizes, front_pages, aligns, end in _layouts(buffer_size):
+        for seq in FREE_SEQUENCES:
+            yield TestCase(sizes, front_pages, seq, aligns, end)
 
 
 @dataclass
@@ -224,16 +230,30 @@ def run_exhaustive(
     """
     runner = _Runner(proc, pid)
     result = ExhaustiveResult()
-    for index, tc in enumerate(all_cases(runner.buffer_size)):
-        if select is not None and not select(index):
-            continue
-        runner.errors.clear()
-        failed = runner.run(tc)
-        result.runs += 1
-        if failed:
-            result.failures += 1
-            if len(result.failed_cases) < max_reported:
-                result.failed_cases.append(f"case {index}: [FAILED] | {tc.describe()}: {'; '.join(runner.errors)}")
-        if progress is not None and result.runs % 10_000 == 0:
-            progress(result.runs, result.failures)
+    index = -1
+    for sizes, front_pages, aligns, end in _layouts(runner.buffer_size):
+        for seq in FREE_SEQUENCES:
+            index += 1
+            if select is None or select(index):
+                _one(runner, result, index, TestCase(sizes, front_pages, seq, aligns, end), progress, max_reported)
     return result
+
+
+def _one(
+    runner: _Runner,
+    result: ExhaustiveResult,
+    index: int,
+    tc: TestCase,
+    progress: Callable[[int, int], None] | None,
+    max_reported: int,
+) -> None:
+    """Run case `index` and account for it in `result`."""
+    runner.errors.clear()
+    failed = runner.run(tc)
+    result.runs += 1
+    if failed:
+        result.failures += 1
+        if len(result.failed_cases) < max_reported:
+            result.failed_cases.append(f"case {index}: [FAILED] | {tc.describe()}: {'; '.join(runner.errors)}")
+    if progress is not None and result.runs % 10_000 == 0:
+        progress(result.runs, result.failures)

@@ -562,9 +562,10 @@ class BinderClient:
         _, data = self.write_read(b"")
         return self.parse_returns(data)
 
-    def poll_once(self, *, register: bool = False) -> list[tuple[int, bytes]]:
-        """One read with the thread as a looper: handle refcounts and deaths, serve calls."""
-        out = bytearray(self.cmd(u.BC_ENTER_LOOPER) if register else b"")
+    def poll_once(self) -> list[tuple[int, bytes]]:
+        """One blocking read as a looper (process work included): handle refcount
+        requests and death notifications, serve incoming calls."""
+        out = bytearray(self.cmd(u.BC_ENTER_LOOPER))
         _, data = self.write_read(bytes(out))
         out = bytearray()
         returns = self.parse_returns(data)
@@ -582,19 +583,13 @@ class BinderClient:
         self.send(first)
         try:
             while not self._stop.is_set() and not (until is not None and until()):
-                out = bytearray()
                 try:
-                    _, data = self.write_read(b"")
+                    self._loop_once()
                 except KernelError:
+                    # The process died (or closed the device) under the looper.
                     if self._stop.is_set() or self.closed or getattr(self.task, "exited", False):
                         return
                     raise
-                for code_r, payload in self.parse_returns(data):
-                    t = self._handle_return(code_r, payload, out)
-                    if t is not None and not t.is_reply:
-                        self._serve(t, out)
-                if out:
-                    self.send(bytes(out))
         finally:
             if not self.closed and not getattr(self.task, "exited", False):
                 try:
@@ -602,6 +597,16 @@ class BinderClient:
                 except KernelError:
                     # The process died under us: nothing left to tell the driver.
                     pass
+
+    def _loop_once(self) -> None:
+        out = bytearray()
+        _, data = self.write_read(b"")
+        for code_r, payload in self.parse_returns(data):
+            t = self._handle_return(code_r, payload, out)
+            if t is not None and not t.is_reply:
+                self._serve(t, out)
+        if out:
+            self.send(bytes(out))
 
     def stop(self) -> None:
         """Ask `loop()` to return at its next wakeup."""

@@ -47,6 +47,11 @@ from .range_alloc import RangeAllocator, ReserveNewArgs, ReserveNewSuccess
 __all__ = ["Mapping", "Process", "ProcessInner"]
 
 
+def _check_ptr(ptr: object) -> None:
+    if not isinstance(ptr, int) or isinstance(ptr, bool):
+        raise TypeError(f"a user pointer is an int, got {type(ptr).__name__}")
+
+
 class Mapping:
     """The registered mapping of a process: its user address and its range allocator.
 
@@ -197,6 +202,7 @@ class Process(ProcessIpc):
 
     def buffer_get(self, ptr: int) -> Allocation | None:
         """The buffer userspace hands back at `ptr` (Allocated -> Reserved), if any."""
+        _check_ptr(ptr)
         with self.inner.lock() as g:
             mapping = g.data.mapping
             if mapping is None:
@@ -215,6 +221,7 @@ class Process(ProcessIpc):
 
     def buffer_raw_free(self, ptr: int) -> None:
         """Free the reserved buffer at `ptr` and make its now unused pages Available."""
+        _check_ptr(ptr)
         failed = None
         with self.inner.lock() as g:
             mapping = g.data.mapping

@@ -20,6 +20,14 @@ What lives here:
   refcount commands; death notifications; `BINDER_FREEZE`; the ioctl dispatch; and
   release deferred to the system workqueue (`PROC_DEFER_FLUSH`/`PROC_DEFER_RELEASE`).
 
+Ownership: upstream, nodes, threads, transactions and death registrations hold an
+`Arc<Process>` count of the process they belong to or target. The model keeps plain
+references for those (Python keeps the object alive) and takes `Arc` counts only where
+the count decides when the process's memory is torn down: the open file, each
+`Allocation`, and the queued deferred work. What such references read after the
+teardown is limited to immutable data (`pid()`) and the locks; the checks would report
+anything else (the task reference is dropped at teardown).
+
 Lock order: `Context.manager` (Mutex) -> `Process.node_refs` (Mutex) ->
 `Process.inner` (SpinLock; possibly of another process, a node's owner) ->
 `Thread.inner` / `NodeDeath.inner` / `Transaction.allocation` (SpinLocks). Work items
@@ -302,6 +310,10 @@ class ProcessIpc:
 
     def init_ipc(self) -> None:
         """Build the IPC-only members (called from `Process.__init__`)."""
+        # The pid is read from the task once: nodes, threads and transactions of other
+        # processes refer to this process by plain reference (not an `Arc` count, see
+        # the module docstring), so they must not reach `task` after its teardown.
+        self._pid = self.task.get().pid
         self.node_refs = Mutex(ProcessNodeRefs(), name="Process::node_refs")
         self.freeze_wait = CondVar(name="Process::freeze_wait")
         self.ready_tracker = ListTracker()
@@ -309,7 +321,7 @@ class ProcessIpc:
     # --- identity ---------------------------------------------------------------
 
     def pid(self) -> int:
-        return self.task.get().pid
+        return self._pid
 
     def euid(self) -> int:
         """The opener's effective uid (the model has no credentials: root)."""

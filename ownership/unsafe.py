@@ -2,8 +2,10 @@
 
 `@unsafe_fn(safety="...")` marks a function as `unsafe fn`: calling it outside a
 `with unsafe("SAFETY: ..."):` block raises `UnsafeError`, naming the call and the
-declaration. Every declaration (with its Safety text) and every block that runs (with
-its justification) is recorded for the contract review, `python -m ownership
+declaration; calling it in a block whose justification is empty raises `UnsafeError`
+(rule `undocumented-unsafe`), naming the call and the block. Every declaration (with
+its Safety text) and every block that runs (with its justification and the unsafe
+functions it called) is recorded for the contract review, `python -m ownership
 contracts`, which also finds them statically in source files that never ran.
 
 A contract may say how it is enforced beyond documentation: `checked="..."` names the
@@ -90,11 +92,18 @@ def in_unsafe() -> bool:
 class unsafe:
     """`with unsafe("SAFETY: why the contract holds"):` - an unsafe block.
 
-    The justification is required and must be non-empty: an unsafe block with no
-    SAFETY argument is the first thing a reviewer asks about.
+    The justification is required: an unsafe operation (a call to an `unsafe fn`)
+    inside a block whose justification is empty is an `UnsafeError` (rule
+    `undocumented-unsafe`) naming the call and the block, raised before the call runs.
+    A block that calls nothing unsafe is only a review finding (`python -m ownership
+    contracts`, the static checker), as Rust's `unused_unsafe` is only a warning.
+
+    Invariants: `justification` is the text without its `SAFETY:` prefix; `_site` is
+    the line of the `unsafe(...)` call; `_record` is this block's entry in the
+    registry while it is open.
     """
 
-    __slots__ = ("_site", "justification")
+    __slots__ = ("_record", "_site", "justification")
 
     def __init__(self, justification: str) -> None:
         if not isinstance(justification, str):
@@ -103,25 +112,28 @@ class unsafe:
         if text.upper().startswith("SAFETY:"):
             text = text[len("SAFETY:") :].strip()
         self._site = caller()
-        if not text and STATE.on:
-            raise UnsafeError(
-                "unsafe block without a SAFETY justification",
-                rule="undocumented-unsafe",
-                site=self._site,
-            )
         self.justification = text
+        self._record: UnsafeSite | None = None
 
     def __enter__(self) -> unsafe:
-        ctx.st.unsafe_depth += 1
+        st = ctx.st
         site = self._site
         key = (id(site.code), site.lineno)
-        if key not in _sites:
+        rec = _sites.get(key)
+        if rec is None:
             with _lock:
-                _sites.setdefault(key, UnsafeSite(site, self.justification))
+                rec = _sites.setdefault(key, UnsafeSite(site, self.justification))
+        self._record = rec
+        st.unsafe_blocks.append(self)
+        st.unsafe_depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        ctx.st.unsafe_depth -= 1
+        st = ctx.st
+        st.unsafe_depth -= 1
+        blocks = st.unsafe_blocks
+        if blocks and blocks[-1] is self:
+            blocks.pop()
 
 
 def unsafe_fn(
@@ -139,15 +151,34 @@ def unsafe_fn(
 
         @functools.wraps(f)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if STATE.on and ctx.st.unsafe_depth <= 0:
-                raise UnsafeError(
-                    f"call to unsafe function {f.__qualname__}() outside an unsafe block",
-                    rule="unsafe-call",
-                    obj=qual,
-                    site=here(),
-                    origin=decl,
-                    origin_label=f"declared unsafe (Safety: {safety.strip()})",
-                )
+            if STATE.on:
+                st = ctx.st
+                if st.unsafe_depth <= 0:
+                    raise UnsafeError(
+                        f"call to unsafe function {f.__qualname__}() outside an unsafe block",
+                        rule="unsafe-call",
+                        obj=qual,
+                        site=here(),
+                        origin=decl,
+                        origin_label=f"declared unsafe (Safety: {safety.strip()})",
+                    )
+                blocks = st.unsafe_blocks
+                if blocks:
+                    block = blocks[-1]
+                    if not block.justification:
+                        raise UnsafeError(
+                            f"call to unsafe function {f.__qualname__}() in an unsafe block "
+                            "without a SAFETY justification",
+                            rule="undocumented-unsafe",
+                            obj=qual,
+                            site=here(),
+                            origin=block._site,
+                            origin_label="the unsafe block without a justification",
+                            notes=[(f"declared unsafe (Safety: {safety.strip()})", decl)],
+                        )
+                    rec = block._record
+                    if rec is not None and qual not in rec.calls:
+                        rec.calls.add(qual)
             return f(*args, **kwargs)
 
         wrapper.__ownership_unsafe__ = safety.strip()  # type: ignore[attr-defined]

@@ -44,8 +44,8 @@ class Store:
 
     Invariants: `directory` is None when mypy runs without a cache (then records live
     only for one build); `_raw` holds the newest JSON known for a module (None when
-    there is none) and `_records` its parsed form; `_hashes` caches source hashes for
-    one build (a store lives as long as a build).
+    there is none) and `_records` its parsed form; `_hashes` and `_stats` cache source
+    hashes and (mtime, size) for one build (a store lives as long as a build).
     """
 
     def __init__(self, directory: str | None) -> None:
@@ -53,6 +53,7 @@ class Store:
         self._raw: dict[str, dict[str, Any] | None] = {}
         self._records: dict[str, ModuleRecord | None] = {}
         self._hashes: dict[str, str] = {}
+        self._stats: dict[str, list[int] | None] = {}
 
     def hash(self, path: str, *, fresh: bool = False) -> str:
         """`source_hash(path)`, read once per build unless `fresh`."""
@@ -60,6 +61,25 @@ class Store:
         if h is None:
             h = self._hashes[path] = source_hash(path)
         return h
+
+    def stat(self, path: str) -> list[int] | None:
+        """(mtime in ns, size) of a file, once per build: the cheap test before hashing."""
+        if path in self._stats:
+            return self._stats[path]
+        try:
+            st = os.stat(path)
+            key: list[int] | None = [st.st_mtime_ns, st.st_size]
+        except OSError:
+            key = None
+        self._stats[path] = key
+        return key
+
+    def _unchanged(self, path: str, digest: object, stats: dict[str, Any]) -> bool:
+        # As mypy does: an unchanged (mtime, size) means an unchanged file; otherwise
+        # the content decides (a touched but identical file is still current).
+        if stats.get(path) is not None and stats.get(path) == self.stat(path):
+            return True
+        return self.hash(path) == digest
 
     def _file(self, module: str) -> str | None:
         if self.directory is None:
@@ -102,6 +122,7 @@ class Store:
     def put(self, rec: ModuleRecord) -> None:
         """Keep `rec` as the module's record and write it atomically to disk."""
         data = rec.to_json()
+        data["stats"] = {p: self.stat(p) for p in [rec.path, *(dep[0] for dep in rec.deps.values())]}
         self._records[rec.module] = rec
         self._raw[rec.module] = data
         fn = self._file(rec.module)
@@ -120,12 +141,15 @@ class Store:
     def is_current(self, module: str, path: str) -> bool:
         """Whether the stored record of `module` still describes the sources on disk."""
         data = self.raw(module)
-        if data is None or data.get("hash") != self.hash(path):
+        if data is None:
             return False
+        stats = data.get("stats")
         deps = data.get("deps")
-        if not isinstance(deps, dict):
+        if not isinstance(stats, dict) or not isinstance(deps, dict):
+            return False
+        if not self._unchanged(path, data.get("hash"), stats):
             return False
         for dep in deps.values():
-            if not (isinstance(dep, list) and len(dep) == 2 and self.hash(str(dep[0])) == dep[1]):
+            if not (isinstance(dep, list) and len(dep) == 2 and self._unchanged(str(dep[0]), dep[1], stats)):
                 return False
         return True

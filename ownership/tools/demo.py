@@ -327,7 +327,8 @@ class Stats:
 def make_sync() -> tuple[Callable[[], object], Callable[[], object]]:
     def buggy() -> None:
         stats = Stats()
-        spawn(lambda r: r.get().record(), share(stats)).join()
+        shared = share(stats)
+        spawn(lambda r: r.get().record(), shared).join()
 
     def fixed() -> None:
         stats = Stats()
@@ -477,7 +478,7 @@ def make_unsafe_call() -> tuple[Callable[[], object], Callable[[], object]]:
     return buggy, fixed
 
 
-@snippet("undocumented-unsafe", "an unsafe block without a SAFETY justification", UnsafeError)
+@snippet("undocumented-unsafe", "an unsafe call justified by nothing", UnsafeError)
 def make_undocumented() -> tuple[Callable[[], object], Callable[[], object]]:
     ring = RawRing(4)
 

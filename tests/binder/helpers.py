@@ -53,10 +53,12 @@ class BinderWorld:
         self.baseline_processes = live_arcs().get("Process", 0)
         self.reg: BinderRegistration = register(self.kernel, process_type=process_type)
         self.opened: list[Opened] = []
+        self.tasks: list[Task] = []
 
     def open(self, name: str = "app", map_size: int | None = KUNIT_MMAP_SIZE, prot: int = PROT_READ) -> Opened:
         """Start a process that opens `/dev/binder` and maps `map_size` bytes of it."""
         task = self.kernel.spawn_process(name)
+        self.tasks.append(task)
         with task.as_current():
             f = task.open("binder")
             addr = task.mmap(f, map_size, prot, MAP_PRIVATE) if map_size else 0
@@ -74,9 +76,9 @@ class BinderWorld:
 
     def teardown(self) -> None:
         """Exit every process, run the deferred work, and check nothing leaked."""
-        for o in self.opened:
-            if not o.task.exited:
-                o.task.exit()
+        for t in self.tasks:
+            if not t.exited:
+                t.exit()
         flush()
         self.reg.unregister()
         problems = self.kernel.check_consistency()

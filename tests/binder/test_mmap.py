@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
-from binder.page_range import BINDER_VM_OPS, SZ_4M
+from binder.page_range import BINDER_VM_OPS, SZ_4M, ShrinkablePageRange
 from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
 from ownership.errors import EBUSY, EFAULT, EINVAL, EPERM, KernelError
-from ownership.mm.virt import flags
+from ownership.miscdevice import File, MiscDevice
+from ownership.mm.virt import VmAreaNew, flags
 from ownership.page import PAGE_SIZE
 from ownership.task import current
 
@@ -125,3 +128,49 @@ def test_mapping_is_not_copied_on_fork(world: BinderWorld) -> None:
     with o.current():
         assert o.task.read_user(o.addr, 6) == b"parent"
         alloc.drop()
+
+
+def test_shrinker_is_registered_as_android_binder(world: BinderWorld) -> None:
+    assert "android-binder" in world.kernel.shrinkers.names()
+    world.reg.unregister()
+    assert "android-binder" not in world.kernel.shrinkers.names()
+    # The world's teardown unregisters again: harmless.
+
+
+def test_mapping_at_address_zero_is_einval(world: BinderWorld) -> None:
+    class VmaAtZero:
+        """A VMA at address 0, as a kernel with mmap_min_addr = 0 would hand over."""
+
+        def start(self) -> int:
+            return 0
+
+    o = world.open(map_size=None)
+    with o.current():
+        with pytest.raises(KernelError) as e:
+            o.proc.mmap(cast(VmAreaNew, VmaAtZero()))
+        assert e.value.errno == EINVAL
+    assert o.proc.mapping_info() is None
+
+
+class Forwarder(MiscDevice):
+    """A driver that hands the VMA of its own mmap to someone else's page range."""
+
+    def __init__(self, pages: ShrinkablePageRange) -> None:
+        self.pages = pages
+
+    def mmap(self, file: File, vma: VmAreaNew) -> None:
+        self.pages.register_with_vma(vma)
+
+
+def test_vma_of_another_address_space_is_einval(world: BinderWorld) -> None:
+    victim = world.open("victim", map_size=None)
+    world.kernel.register_miscdevice("forwarder", Forwarder(victim.proc.pages))
+    other = world.kernel.spawn_process("other")
+    world.tasks.append(other)
+    with other.as_current():
+        f = other.open("forwarder")
+        with pytest.raises(KernelError) as e:
+            other.mmap(f, KUNIT_MMAP_SIZE, PROT_READ, MAP_PRIVATE)
+        assert e.value.errno == EINVAL
+        f.close()
+    assert victim.proc.pages.num_pages() == 0

@@ -17,7 +17,14 @@ import pytest
 from ownership.alloc import GFP_ATOMIC, GFP_KERNEL, KBox, fail_nth
 from ownership.aref import ARef
 from ownership.config import checking, checks_enabled
-from ownership.context import ctx, in_atomic, preempt_count
+from ownership.context import (
+    ctx,
+    in_atomic,
+    preempt_count,
+    preempt_disable,
+    preempt_enable,
+    rcu_read_lock,
+)
 from ownership.errors import KernelError
 from ownership.rbtree import RBTree, RBTreeNodeReservation
 from ownership.sync import Arc, CondVar, Mutex, SpinLock
@@ -129,6 +136,13 @@ def test_checks_off_lets_buggy_programs_run() -> None:
         a = ARef.from_ref(Obj())
         a.drop()
         a.drop()  # Double drop: ignored.
+        r = rcu_read_lock()
+        r.drop()
+        r.drop()  # Would be double-unlock.
+        sec = preempt_disable()
+        preempt_enable(sec)
+        preempt_enable(sec)  # Would be unbalanced-atomic.
+        assert not in_atomic()
 
 
 def test_guard_made_with_checks_on_released_with_checks_off() -> None:

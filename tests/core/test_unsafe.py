@@ -67,13 +67,36 @@ def test_unsafe_call_inside_unsafe_block() -> None:
     assert recorded and recorded[0].justification == "2 < len(b'abc')"
 
 
-def test_undocumented_unsafe_block() -> None:
-    for text in ("", "   ", "SAFETY:", "safety:  "):
+@pytest.mark.parametrize("text", ["", "   ", "SAFETY:", "safety:  "])
+def test_unsafe_call_in_an_undocumented_block(text: str) -> None:
+    buf = RawBuffer(b"abc")
+    # Deliberately undocumented: the bug this test shows.
+    with unsafe(text):
+        block = line() - 1
         with pytest.raises(UnsafeError) as ei:
-            unsafe(text)
-        at = line() - 1
-        assert_splat(ei.value, UnsafeError, "undocumented-unsafe", at)
+            buf.byte_at_unchecked(0)
+        call = line() - 1
+    assert_splat(ei.value, UnsafeError, "undocumented-unsafe", call, block, DECL_LINE)
     assert ctx.unsafe_depth == 0
+
+
+def test_documented_block_inside_an_undocumented_one() -> None:
+    buf = RawBuffer(b"abc")
+    # Deliberately undocumented: only the inner block, which does the call, matters.
+    with unsafe(""):
+        # SAFETY: 1 < 3.
+        with unsafe("SAFETY: 1 < len(b'abc')"):
+            assert buf.byte_at_unchecked(1) == ord("b")
+
+
+def test_unsafe_blocks_record_their_calls() -> None:
+    buf = RawBuffer(b"abc")
+    # SAFETY: 0 < 3.
+    with unsafe("SAFETY: 0 < 3"):
+        block = line() - 1
+        buf.byte_at_unchecked(0)
+    rec = next(s for s in unsafe_sites() if s.site.lineno == block)
+    assert rec.calls == {f"{__name__}.RawBuffer.byte_at_unchecked"}
 
 
 def test_unsafe_block_nesting_and_unwinding() -> None:
@@ -122,4 +145,6 @@ def test_checks_off_lets_unsafe_calls_through() -> None:
     buf = RawBuffer(b"q")
     with checking(False):
         assert buf.byte_at_unchecked(0) == ord("q")
-        unsafe("")  # Not even the justification is checked.
+        # Deliberately undocumented: with checks off, not even this is refused.
+        with unsafe(""):
+            assert buf.byte_at_unchecked(0) == ord("q")

@@ -121,7 +121,7 @@ def test_send_handoff_names_where_the_guard_was_made(corpus_result: CheckResult)
     r = _one(corpus_result, "spawn_guard.py", _line_of(f, "spawn(bump, g)"))
     assert r.message == "`g` is !Send but is handed to another thread by `spawn()`"
     assert r.related()[0].line == _line_of(f, "with self.lock.lock() as g:")
-    assert any("SpinLockGuard[int] is !Send" in n.text for n in r.notes)
+    assert any("MutexGuard[int] is !Send" in n.text for n in r.notes)
 
 
 def test_guard_escape_names_reference_and_guard(corpus_result: CheckResult) -> None:

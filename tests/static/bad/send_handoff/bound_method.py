@@ -1,14 +1,17 @@
-"""A bound method carries its object: releasing a guard from another thread."""
+"""A bound method carries its object: releasing a guard from another thread.
+
+The lock is a `Mutex`, so that waiting for the thread under it is allowed.
+"""
 
 from __future__ import annotations
 
-from ownership.sync import SpinLock
+from ownership.sync import Mutex
 from ownership.task import spawn
 
 
 class Gate:
     def __init__(self) -> None:
-        self.lock = SpinLock(False, name="Gate.lock")
+        self.lock = Mutex(False, name="Gate.lock")
 
     def open_elsewhere(self) -> None:
         g = self.lock.lock()  # runtime-origin
