@@ -1,6 +1,8 @@
 """`python -m binder <command>`: run the driver in a simulated machine.
 
     alloc-exhaustive   the 750,000-run port of binder_alloc_kunit.c's exhaustive test
+    demo               a service manager, an echo service and a client exchanging messages
+    bench              a binderThroughputTest-like workload: transactions/s, latency p50/p90/p99
 
 Further commands (`demo`, `bench`) are added by the IPC layer: each is a function
 taking the argument list and returning the exit status, registered in `COMMANDS`.
@@ -123,8 +125,73 @@ def cmd_alloc_exhaustive(argv: list[str]) -> int:
     return 0 if all(r["ok"] for r in results) else 1
 
 
+def cmd_demo(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m binder demo",
+        description="A service manager, an echo service and a client in simulated processes.",
+    )
+    ap.parse_args(argv)
+    from .demo import run_demo
+
+    return run_demo(Kernel(), register)
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from .bench import run_bench
+
+    ap = argparse.ArgumentParser(
+        prog="python -m binder bench",
+        description="binderThroughputTest-like: client/server pairs, sync BINDER_NOP transactions.",
+    )
+    ap.add_argument("--checks", choices=("on", "off", "both"), default="on", help="runtime checks (default on)")
+    ap.add_argument("--pairs", "--threads", type=int, default=1, help="client/server process pairs")
+    ap.add_argument("--iterations", type=int, default=None, help="transactions per client")
+    ap.add_argument("--transactions", type=int, default=None, help="transactions in total (split over pairs)")
+    ap.add_argument("--payload", type=int, default=0, help="payload bytes per transaction")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args(argv)
+    if args.pairs < 1 or args.payload < 0:
+        ap.error("--pairs must be >= 1 and --payload >= 0")
+    iterations = args.iterations
+    if iterations is None:
+        iterations = max(1, args.transactions // args.pairs) if args.transactions else 2000
+    if iterations < 1:
+        ap.error("--iterations must be >= 1")
+
+    def make_kernel() -> Kernel:
+        k = Kernel()
+        register(k)
+        return k
+
+    results = run_bench(make_kernel, checks=args.checks, pairs=args.pairs, iterations=iterations, payload=args.payload)
+    docs = [r.as_json() for r in results]
+    ratio = None
+    if len(results) == 2 and results[0].tps > 0 and results[1].tps > 0:
+        ratio = round(results[1].tps / results[0].tps, 2)
+    if args.json:
+        out: dict[str, Any] = dict(docs[0])
+        if len(docs) == 2:
+            out["off"] = docs[1]
+            out["checks_cost_ratio"] = ratio
+        print(json.dumps(out))
+        return 0
+    for d in docs:
+        lat = d["latency_us"]
+        print(
+            f"checks {d['checks']}: {d['pairs']} pair(s), {d['transactions']} transactions of "
+            f"{d['payload']} bytes in {d['seconds']} s: {d['transactions_per_second']} transactions/s; "
+            f"round trip avg {lat['avg']} us, p50 {lat['p50']} us, p90 {lat['p90']} us, p99 {lat['p99']} us"
+        )
+    if ratio is not None:
+        print(f"checks on cost {ratio}x the time of checks off (target <= 2x; KASAN ~2-3x, KCSAN ~5x, Miri ~40x)")
+    print("for scale: C and Rust binder take 17.5 us per round trip on a Pixel 6 Pro (RFC cover letter)")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "alloc-exhaustive": cmd_alloc_exhaustive,
+    "demo": cmd_demo,
+    "bench": cmd_bench,
 }
 
 

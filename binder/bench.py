@@ -121,7 +121,7 @@ def _run_once(make_kernel: Callable[[], Any], pairs: int, iterations: int, paylo
                 lat[i].append((time.perf_counter_ns() - t0) / 1000.0)
                 if not r.ok:
                     raise RuntimeError(f"transaction failed: {r.code:#x}")
-        except BaseException as e:  # noqa: BLE001 - reported after the run
+        except BaseException as e:
             errors.append(e)
 
     with checking(checks):

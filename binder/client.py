@@ -88,11 +88,13 @@ class Parcel:
     provoke with `Parcel.raw`).
     """
 
-    __slots__ = ("_pos", "data", "offsets")
+    __slots__ = ("_pos", "buffers_size", "data", "offsets")
 
     def __init__(self, data: bytes = b"", offsets: list[int] | None = None) -> None:
         self.data = bytearray(data)
         self.offsets: list[int] = list(offsets or [])
+        # Bytes of scatter-gather buffers (BINDER_TYPE_PTR) to reserve after the offsets.
+        self.buffers_size = 0
         self._pos = 0
 
     @classmethod
@@ -156,6 +158,23 @@ class Parcel:
 
     def write_fd(self, fd: int, cookie: int = 0) -> Parcel:
         return self.write_object(u.binder_fd_object(u.BINDER_TYPE_FD, 0, fd, cookie))
+
+    def write_buffer(self, addr: int, length: int, parent: int | None = None, parent_offset: int = 0) -> int:
+        """Embed a scatter-gather buffer (`BINDER_TYPE_PTR`) at user address `addr`.
+
+        With `parent` (the object index of an earlier buffer), the driver also fixes
+        up the pointer at `parent_offset` in the parent's copy. Returns this object's
+        index, to name it as a parent. The transaction is sent as `BC_TRANSACTION_SG`.
+        """
+        flags = u.BINDER_BUFFER_FLAG_HAS_PARENT if parent is not None else 0
+        index = len(self.offsets)
+        self.write_object(u.binder_buffer_object(u.BINDER_TYPE_PTR, flags, addr, length, parent or 0, parent_offset))
+        self.buffers_size += (length + 7) & ~7
+        return index
+
+    def write_fd_array(self, num_fds: int, parent: int, parent_offset: int) -> Parcel:
+        """Embed `num_fds` fds stored in buffer object `parent` at `parent_offset`."""
+        return self.write_object(u.binder_fd_array_object(u.BINDER_TYPE_FDA, 0, num_fds, parent, parent_offset))
 
     # --- reading ------------------------------------------------------------
 
@@ -412,16 +431,19 @@ class BinderClient:
             self.task.write_user(data_addr, data)
         if offs:
             self.task.write_user(offs_addr, offs)
-        tr = u.binder_transaction_data(
-            target=handle,
-            code=code,
-            flags=flags,
-            data_size=len(data),
-            offsets_size=len(offs),
-            buffer=data_addr,
-            offsets=offs_addr,
-        )
-        return self.cmd(code_cmd, tr.pack())
+        fields = (handle, 0, code, flags, 0, 0, len(data), len(offs), data_addr, offs_addr)
+        if parcel.buffers_size:
+            sg = u.binder_transaction_data_sg(*fields, parcel.buffers_size)
+            sg_cmd = u.BC_REPLY_SG if code_cmd == u.BC_REPLY else u.BC_TRANSACTION_SG
+            return self.cmd(sg_cmd, sg.pack())
+        return self.cmd(code_cmd, u.binder_transaction_data(*fields).pack())
+
+    def user_buffer(self, data: bytes) -> int:
+        """Put `data` in fresh memory of this process; its address, for `write_buffer`."""
+        addr = self.task.mmap(None, max(len(data), 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        if data:
+            self.task.write_user(addr, data)
+        return addr
 
     def _read_transaction(self, code: int, payload: bytes) -> Transaction:
         tr = u.binder_transaction_data.unpack(payload)
@@ -543,10 +565,11 @@ class BinderClient:
         self.send(bytes(out))
 
     def next_transaction(self) -> Transaction:
-        """Block until an incoming transaction arrives on this thread (manual serving)."""
+        """Block until an incoming transaction arrives, reading as a looper (manual serving)."""
         while True:
             out = bytearray()
-            for code_r, payload in self.read_returns():
+            _, data = self.write_read(self.cmd(u.BC_ENTER_LOOPER))
+            for code_r, payload in self.parse_returns(data):
                 t = self._handle_return(code_r, payload, out)
                 if out:
                     self.send(bytes(out))

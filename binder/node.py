@@ -27,13 +27,14 @@ it before taking the owner's `Process.inner`.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import TYPE_CHECKING
 
 from ownership.config import STATE
 from ownership.errors import EINVAL, KernelError, RefcountError
 from ownership.marker import impl_send, impl_sync
-from ownership.site import Site, here
+from ownership.site import Site, here, site_of_frame
 from ownership.sync import LockedBy, SpinLock, SpinLockGuard
 
 from .defs import next_debug_id
@@ -64,6 +65,11 @@ __all__ = [
 ]
 
 InnerGuard = SpinLockGuard["ProcessInner"]
+
+
+def _caller(depth: int) -> Site:
+    """The site `depth` frames above the caller: the driver code using a NodeRef."""
+    return site_of_frame(sys._getframe(depth + 1))
 
 
 class CouldNotDeliverCriticalIncrement(Exception):
@@ -175,9 +181,10 @@ class Node:
     (`DeliverToRead`): pushed at most once at a time, as `inner.delivery_state` records.
     """
 
-    __slots__ = ("cookie", "debug_id", "flags", "inner", "owner", "ptr")
+    __slots__ = ("cookie", "debug_id", "flags", "inner", "origin_site", "owner", "ptr")
 
     def __init__(self, ptr: int, cookie: int, flags: int, owner: Process) -> None:
+        self.origin_site = _caller(1) if STATE.on else None
         self.debug_id = next_debug_id()
         self.ptr = ptr
         self.cookie = cookie
@@ -264,6 +271,8 @@ class Node:
                     rule="binder-node-underflow",
                     obj=repr(self),
                     site=here(),
+                    origin=self.origin_site,
+                    origin_label="the node was created",
                 )
             state.count -= count
             need_push = not is_dead and state.count == 0 and state.has_count
@@ -529,7 +538,7 @@ class NodeRef:
         self.strong_count = strong_count
         self.weak_count = weak_count
         self._dropped_at: Site | None = None
-        self.origin_site = here() if STATE.on else None
+        self.origin_site = _caller(1) if STATE.on else None
 
     def __repr__(self) -> str:
         return f"NodeRef({self.node!r}, s {self.strong_count} w {self.weak_count})"
@@ -540,7 +549,7 @@ class NodeRef:
                 f"{use} of a NodeRef after it was dropped",
                 rule="noderef-use-after-drop",
                 obj=repr(self),
-                site=here(),
+                site=_caller(2),
                 origin=self._dropped_at,
                 origin_label="the NodeRef was dropped",
                 notes=[("the NodeRef was made", self.origin_site)],
@@ -558,7 +567,7 @@ class NodeRef:
         self.weak_count += other.weak_count
         other.strong_count = other.weak_count = 0
         other.strong_node_count = other.weak_node_count = 0
-        other._dropped_at = here()
+        other._dropped_at = _caller(1)
         if self.strong_node_count >= 2 or self.weak_node_count >= 2:
             with self.node.owner.inner.lock() as guard:
                 inner = self.node.inner.access(guard)
@@ -618,13 +627,13 @@ class NodeRef:
                     "double drop of a NodeRef",
                     rule="double-drop",
                     obj=repr(self),
-                    site=here(),
+                    site=_caller(1),
                     origin=self._dropped_at,
                     origin_label="the NodeRef was already dropped",
                     notes=[("the NodeRef was made", self.origin_site)],
                 )
             return
-        self._dropped_at = here()
+        self._dropped_at = _caller(1)
         if self.strong_node_count > 0:
             self.node.update_refcount(False, self.strong_node_count, True)
         if self.weak_node_count > 0:

@@ -131,7 +131,11 @@ class PageInfo:
 
 
 class _LruLists:
-    """The lists of a `ListLru`: one insertion-ordered set per NUMA node."""
+    """The lists of a `ListLru`: one insertion-ordered set per NUMA node.
+
+    Invariants: `nodes[nid]` holds exactly the items whose `lru_nid` is `nid`, oldest
+    first.
+    """
 
     __slots__ = ("nodes",)
 
@@ -406,16 +410,20 @@ class ShrinkablePageRange(Pinned):
             pages.push_within_capacity(PageInfo(self, i))
         with self.lock.lock() as g:
             inner = g.data
-            if inner.size > 0:
-                raise KernelError(EBUSY, "failed to register with vma: already registered")
-            # INVARIANT: `size` slots, all Free, for the VMA starting at `vma_addr`.
-            inner.pages = tuple(pages)
-            inner.pages_alloc = pages
-            inner.size = num_pages
-            inner.vma_addr = vma.start()
-            # The private data is only compared, never dereferenced.
-            vma.set_private_data(self)
-            vma.set_vm_ops(BINDER_VM_OPS)
+            busy = inner.size > 0
+            if not busy:
+                # INVARIANT: `size` slots, all Free, for the VMA starting at `vma_addr`.
+                inner.pages = tuple(pages)
+                inner.pages_alloc = pages
+                inner.size = num_pages
+                inner.vma_addr = vma.start()
+                # The private data is only compared, never dereferenced.
+                vma.set_private_data(self)
+                vma.set_vm_ops(BINDER_VM_OPS)
+        if busy:
+            # The unused array is freed after the spinlock is released.
+            pages.drop()
+            raise KernelError(EBUSY, "failed to register with vma: already registered")
         return num_pages
 
     # --- Free/Available -> Used ---------------------------------------------------------------

@@ -67,7 +67,11 @@ class Mapping:
 
 
 class ProcessInner(ProcessIpcInner):
-    """The fields of `Process` behind `Process.inner`: the IPC ones and the mapping."""
+    """The fields of `Process` behind `Process.inner`: the IPC ones and the mapping.
+
+    Invariants: `mapping` is None until the first successful `mmap`, and again after
+    the process was released.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,12 +117,18 @@ class Process(ProcessIpc):
             raise
         # Remember the Arc's allocation without owning a count: `self_arc()` clones it
         # while the process is alive (some count exists), like `ArcBorrow::into()`.
+        # `into_raw` of a clone keeps that clone's count, which `from_raw(..).drop()`
+        # gives straight back: the net count is unchanged.
         raw = arc.clone().into_raw()
         Arc.from_raw(raw).drop()
 
         def self_arc() -> Arc[Process]:
+            # A method of the process is running, so some handle holds a count and the
+            # allocation is alive; a count taken after the last one went is a
+            # RefcountError (refcount_inc on zero), never a silent use after free.
             borrowed = Arc.from_raw(raw)
             new = borrowed.clone()
+            # The borrowed handle never owned a count: forget it without a decrement.
             borrowed.into_raw()
             return new
 

@@ -44,10 +44,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ownership.alloc import GFP_KERNEL, alloc_check
+from ownership.aref import ARef
 from ownership.context import may_sleep
 from ownership.errors import EAGAIN, EINVAL, ENOENT, EPERM, ESRCH, KernelError
 from ownership.miscdevice import File
-from ownership.aref import ARef
 from ownership.rbtree import RBTree, RBTreeNodeReservation
 from ownership.sync import Arc, CondVar, Mutex, SpinLock, SpinLockGuard
 from ownership.task import Task

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
 from ownership.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, KernelError
+from ownership.file import FileRef
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import CondVar, SpinLock
 
@@ -55,7 +56,7 @@ from .defs import (
     ptr_align,
 )
 from .error import BinderError
-from .transaction import Transaction, TransactionInfo
+from .transaction import Transaction, TransactionInfo, drop_pending_files
 from .uapi import (
     BC_ACQUIRE,
     BC_ACQUIRE_DONE,
@@ -715,6 +716,7 @@ class Thread:
             self._fill_allocation(alloc, info, aligned_data_size, allow_fds)
         except BaseException:
             # The buffer's destructor releases the objects translated so far.
+            drop_pending_files(alloc)
             alloc.drop()
             raise
         return alloc
@@ -774,7 +776,7 @@ class Thread:
             if not allow_fds:
                 raise KernelError(EPERM, "the target does not accept file descriptors")
             fdo = binder_fd_object.unpack(raw)
-            file = self.process.fget(fdo.fd)
+            file = FileRef.fget(fdo.fd)
             try:
                 # The real fd is written when the transaction is received.
                 view.write(offset, binder_fd_object(BINDER_TYPE_FD, 0, U32_MAX, fdo.cookie).pack())
@@ -823,7 +825,7 @@ class Thread:
 
             fda_bytes = UserSlice(parent.sender_uaddr + fda.parent_offset, fds_len).reader().read(fds_len)
             for i in range(0, fds_len, 4):
-                file = self.process.fget(_u32(fda_bytes[i : i + 4]))
+                file = FileRef.fget(_u32(fda_bytes[i : i + 4]))
                 try:
                     view.alloc.info_add_fd(file, fix.target_offset + i, True)
                 except BaseException:
@@ -882,6 +884,8 @@ class Thread:
                 if buffer.looper_need_return_on_free():
                     with self.inner.lock() as g:
                         g.data.looper_need_return = True
+                    # The fds of an fd array are the buffer's: closed with it.
+                    _close_fds_on_free(buffer)
                 buffer.drop()
             elif cmd in (BC_INCREFS, BC_ACQUIRE, BC_RELEASE, BC_DECREFS):
                 handle = _u32(reader.read(4))
@@ -1059,6 +1063,20 @@ class _AllocationView:
             except KernelError:
                 target.update_ref(handle, False, strong)
                 raise KernelError(EINVAL, "could not write the translated handle") from None
+
+
+def _close_fds_on_free(buffer: Any) -> None:
+    """Close the fds a freed buffer installed for an fd array (`close_on_free`)."""
+    from ownership.file import close_fd
+
+    info = buffer.allocation_info
+    fds, info.close_on_free = info.close_on_free, []
+    for fd in fds:
+        try:
+            close_fd(fd)
+        except KernelError:
+            # Userspace already closed it: nothing to do, as upstream ignores the error.
+            continue
 
 
 def _read_object(reader: UserReader) -> bytes:

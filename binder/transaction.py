@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.errors import EINVAL, KernelError
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import SpinLock
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .process import Process
     from .thread import Thread
 
-__all__ = ["TranslatedFds", "Transaction", "TransactionInfo", "translate_fds"]
+__all__ = ["Transaction", "TransactionInfo", "TranslatedFds", "drop_pending_files", "translate_fds"]
 
 
 @dataclass(slots=True)
@@ -336,6 +337,7 @@ class Transaction:
         except KernelError:
             # On failure to install the fds, fail the transaction for the sender and
             # ignore it on the recipient; the buffer is freed eagerly.
+            drop_pending_files(alloc)
             alloc.drop()
             if two_way:
                 self.from_thread.deliver_reply(BR_FAILED_REPLY, self)
@@ -378,6 +380,7 @@ class Transaction:
     def cancel(self) -> None:
         alloc = self._take_allocation()
         if alloc is not None:
+            drop_pending_files(alloc)
             alloc.drop()
         if self.target_node is not None and not self.flags & TF_ONE_WAY:
             self.from_thread.deliver_reply(BR_DEAD_REPLY, self)
@@ -390,6 +393,7 @@ class Transaction:
         """Rust's `Drop`: free a buffer that was never delivered, uncount the transaction."""
         alloc = self._take_allocation()
         if alloc is not None:
+            drop_pending_files(alloc)
             alloc.drop()
         self.drop_outstanding_txn()
 
@@ -428,24 +432,35 @@ def translate_fds(alloc: Any) -> TranslatedFds:
     info = alloc.allocation_info
     if info is None or not info.files_to_translate:
         return TranslatedFds([], [])
-    from ownership.file import FileDescriptorReservation, O_CLOEXEC
+    from ownership.file import O_CLOEXEC, FileDescriptorReservation
 
-    files, info.files_to_translate = info.files_to_translate, []
+    files, info.files_to_translate = list(info.files_to_translate), []
     reservations: list[tuple[Any, Any]] = []
     close_on_free: list[int] = []
+    done = 0
     try:
-        for i, entry in enumerate(files):
+        alloc_check(GFP_KERNEL, "TranslatedFds")
+        for entry in files:
             res = FileDescriptorReservation.get_unused_fd_flags(O_CLOEXEC)
             reservations.append((res, entry.file))
-            files[i] = None
+            done += 1
             fd = res.reserved_fd()
             alloc.write(entry.buffer_offset, fd.to_bytes(4, "little"))
             if entry.close_on_free:
                 close_on_free.append(fd)
     except BaseException:
         TranslatedFds(reservations, []).abort()
-        for entry in files:
-            if entry is not None:
-                entry.file.drop()
+        for entry in files[done:]:
+            entry.file.drop()
         raise
     return TranslatedFds(reservations, close_on_free)
+
+
+def drop_pending_files(alloc: Any) -> None:
+    """`fput` the files of a buffer that will never be delivered (its `FileList` drop)."""
+    info = alloc.allocation_info
+    if info is None:
+        return
+    files, info.files_to_translate = info.files_to_translate, []
+    for entry in files:
+        entry.file.drop()

@@ -103,14 +103,14 @@ __all__ = [
     "FLAT_BINDER_FLAG_ACCEPTS_FDS",
     "FLAT_BINDER_FLAG_PRIORITY_MASK",
     "FLAT_BINDER_FLAG_TXN_SECURITY_CTX",
+    "IOC_READ",
+    "IOC_WRITE",
     "TF_ACCEPT_FDS",
     "TF_CLEAR_BUF",
     "TF_ONE_WAY",
     "TF_ROOT_OBJECT",
     "TF_STATUS_CODE",
     "TF_UPDATE_TXN",
-    "IOC_READ",
-    "IOC_WRITE",
     "BinderStruct",
     "binder_buffer_object",
     "binder_extended_error",
@@ -246,7 +246,7 @@ def _sized(cls: type[BinderStruct]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class binder_object_header(BinderStruct):  # noqa: N801 - the C name.
+class binder_object_header(BinderStruct):
     """`struct binder_object_header`: the type tag every embedded object starts with."""
 
     FORMAT: ClassVar[str] = "<I"
@@ -254,7 +254,7 @@ class binder_object_header(BinderStruct):  # noqa: N801 - the C name.
 
 
 @dataclass(frozen=True, slots=True)
-class flat_binder_object(BinderStruct):  # noqa: N801
+class flat_binder_object(BinderStruct):
     """`struct flat_binder_object`: a binder (local object) or a handle (remote object).
 
     `binder` and `handle` share one 8-byte union; for handles only the low 32 bits
@@ -273,7 +273,7 @@ class flat_binder_object(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_fd_object(BinderStruct):  # noqa: N801
+class binder_fd_object(BinderStruct):
     """`struct binder_fd_object`: a file descriptor to duplicate into the target."""
 
     FORMAT: ClassVar[str] = "<IIQQ"
@@ -288,7 +288,7 @@ class binder_fd_object(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_buffer_object(BinderStruct):  # noqa: N801
+class binder_buffer_object(BinderStruct):
     """`struct binder_buffer_object` (BINDER_TYPE_PTR): a scatter-gather buffer."""
 
     FORMAT: ClassVar[str] = "<IIQQQQ"
@@ -301,7 +301,7 @@ class binder_buffer_object(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_fd_array_object(BinderStruct):  # noqa: N801
+class binder_fd_array_object(BinderStruct):
     """`struct binder_fd_array_object` (BINDER_TYPE_FDA): fds inside a parent buffer."""
 
     FORMAT: ClassVar[str] = "<IIQQQ"
@@ -313,7 +313,7 @@ class binder_fd_array_object(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_transaction_data(BinderStruct):  # noqa: N801
+class binder_transaction_data(BinderStruct):
     """`struct binder_transaction_data`.
 
     `target` is the union of `handle` (BC_TRANSACTION) and `ptr` (BR_TRANSACTION);
@@ -338,7 +338,7 @@ class binder_transaction_data(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_transaction_data_sg(BinderStruct):  # noqa: N801
+class binder_transaction_data_sg(BinderStruct):
     """`struct binder_transaction_data_sg`: a transaction plus its `buffers_size`."""
 
     FORMAT: ClassVar[str] = "<QQIIiIQQQQQ"
@@ -359,7 +359,7 @@ class binder_transaction_data_sg(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_transaction_data_secctx(BinderStruct):  # noqa: N801
+class binder_transaction_data_secctx(BinderStruct):
     """`struct binder_transaction_data_secctx`: BR_TRANSACTION_SEC_CTX's payload."""
 
     FORMAT: ClassVar[str] = "<QQIIiIQQQQQ"
@@ -377,7 +377,7 @@ class binder_transaction_data_secctx(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_ptr_cookie(BinderStruct):  # noqa: N801
+class binder_ptr_cookie(BinderStruct):
     """`struct binder_ptr_cookie`: the payload of BR_INCREFS ... and BC_*_DONE."""
 
     FORMAT: ClassVar[str] = "<QQ"
@@ -386,7 +386,7 @@ class binder_ptr_cookie(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_handle_cookie(BinderStruct):  # noqa: N801
+class binder_handle_cookie(BinderStruct):
     """`struct binder_handle_cookie` (`__packed`: 12 bytes)."""
 
     FORMAT: ClassVar[str] = "<IQ"
@@ -395,7 +395,7 @@ class binder_handle_cookie(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_write_read(BinderStruct):  # noqa: N801
+class binder_write_read(BinderStruct):
     """`struct binder_write_read`: the BINDER_WRITE_READ argument."""
 
     FORMAT: ClassVar[str] = "<QQQQQQ"
@@ -408,13 +408,13 @@ class binder_write_read(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_version(BinderStruct):  # noqa: N801
+class binder_version(BinderStruct):
     FORMAT: ClassVar[str] = "<i"
     protocol_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
-class binder_freeze_info(BinderStruct):  # noqa: N801
+class binder_freeze_info(BinderStruct):
     """`struct binder_freeze_info`: the BINDER_FREEZE argument."""
 
     FORMAT: ClassVar[str] = "<III"
@@ -424,7 +424,7 @@ class binder_freeze_info(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_frozen_status_info(BinderStruct):  # noqa: N801
+class binder_frozen_status_info(BinderStruct):
     """`struct binder_frozen_status_info`: the BINDER_GET_FROZEN_INFO argument."""
 
     FORMAT: ClassVar[str] = "<III"
@@ -434,7 +434,7 @@ class binder_frozen_status_info(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_extended_error(BinderStruct):  # noqa: N801
+class binder_extended_error(BinderStruct):
     FORMAT: ClassVar[str] = "<IIi"
     id: int = 0
     command: int = 0
@@ -442,7 +442,7 @@ class binder_extended_error(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_node_info_for_ref(BinderStruct):  # noqa: N801
+class binder_node_info_for_ref(BinderStruct):
     FORMAT: ClassVar[str] = "<IIIIII"
     handle: int = 0
     strong_count: int = 0
@@ -453,7 +453,7 @@ class binder_node_info_for_ref(BinderStruct):  # noqa: N801
 
 
 @dataclass(frozen=True, slots=True)
-class binder_node_debug_info(BinderStruct):  # noqa: N801
+class binder_node_debug_info(BinderStruct):
     FORMAT: ClassVar[str] = "<QQII"
     ptr: int = 0
     cookie: int = 0

@@ -83,7 +83,11 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class ReserveNewArgs(Generic[T]):
-    """The arguments of `reserve_new`, with the memory it may need, allocated up front."""
+    """The arguments of `reserve_new`, with the memory it may need, allocated up front.
+
+    Invariants: each `*_alloc` field, when set, was allocated with GFP_KERNEL outside any
+    spinlock and is consumed at most once by `reserve_new`.
+    """
 
     size: int
     is_oneway: bool = False
@@ -100,6 +104,9 @@ class ReserveNewSuccess(Generic[T]):
 
     The pre-allocations it did not use are returned here, so that the caller frees them
     after releasing the spinlock.
+
+    Invariants: the range at `offset` is Reserved; the `unused_*` fields are owned by
+    this object until `free_unused()`.
     """
 
     offset: int

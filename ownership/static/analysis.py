@@ -37,6 +37,7 @@ from .facts import (
     Finding,
     FunctionFacts,
     ModuleFacts,
+    ModuleWalker,
     Note,
     Region,
     extract_module,
@@ -81,7 +82,12 @@ def display_path(path: str) -> str:
 
 @dataclass
 class Verdict:
-    """Whether a call may sleep, judged against its callees' summaries."""
+    """Whether a call may sleep, judged against its callees' summaries.
+
+    Invariants: when `sleeps`, `callee` is the callee that sleeps and `detail` says
+    with which GFP flags (if any); `fwd` lists the caller's own GFP parameters whose
+    flags decide it otherwise (empty when `sleeps`).
+    """
 
     sleeps: bool = False
     callee: str = ""
@@ -118,6 +124,8 @@ class Analyzer:
         self._class_decls: dict[str, dict[str, ClassDecl]] = {}
         self._lines: dict[str, list[str]] = {}
         self._final: dict[str, FuncSummary | None] = {}
+        self._walkers: dict[str, ModuleWalker] = {}
+        self._not_found: set[str] = set()
 
     def lines(self, path: str) -> list[str]:
         """The source lines of a module, read once per build."""
@@ -167,19 +175,25 @@ class Analyzer:
             return self.store.get(module)
         return None
 
-    def _ensure_provisional(self, module: str) -> bool:
-        """Walk a module of the current import cycle that mypy has not checked yet."""
-        if module in self.pool:
-            return True
-        tree = self._modules().get(module)
-        if tree is None or tree.is_cache_skeleton or not tree.defs or module in self.done:
-            return False
-        facts = self.provisional.get(module)
-        if facts is None:
-            facts = extract_module(tree, Typer(None), self.lines(tree.path), self.class_decl)
-            self.provisional[module] = facts
-        self.pool[module] = facts
-        self._dirty = True
+    def _ensure_provisional(self, module: str, fullname: str | None = None) -> bool:
+        """Walk, in a module of the current import cycle that mypy has not checked yet,
+        the function `fullname` (when given): only what other modules call is needed."""
+        walker = self._walkers.get(module)
+        if walker is None:
+            tree = self._modules().get(module)
+            if tree is None or tree.is_cache_skeleton or not tree.defs or module in self.done:
+                return False
+            walker = ModuleWalker(tree, Typer(None), self.lines(tree.path), self.class_decl)
+            self._walkers[module] = walker
+            self.provisional[module] = walker.facts
+        if module not in self.pool:
+            self.pool[module] = walker.facts
+            self._dirty = True
+        if fullname is not None and fullname not in walker.facts.functions and fullname not in self._not_found:
+            if walker.define_function(fullname):
+                self._dirty = True
+            else:
+                self._not_found.add(fullname)
         return True
 
     def summary(self, fullname: str) -> FuncSummary | None:
@@ -191,6 +205,11 @@ class Analyzer:
             return None
         self.used.add(module)
         if module in self.pool:
+            if fullname not in self.summaries and module in self._walkers:
+                # A function of a provisional module not walked yet.
+                self._ensure_provisional(module, fullname)
+                if self._dirty and not self._solving:
+                    self.solve()
             return self.summaries.get(fullname)
         if fullname in self._final:
             return self._final[fullname]
@@ -198,7 +217,7 @@ class Analyzer:
         if rec is not None:
             found = self._final[fullname] = rec.functions.get(fullname)
             return found
-        if self._ensure_provisional(module):
+        if self._ensure_provisional(module, fullname):
             if not self._solving:
                 self.solve()
             return self.summaries.get(fullname)
@@ -283,6 +302,7 @@ class Analyzer:
                     if gfp_reason is None:
                         gfp_reason = Reason("call", c.line, v.callee, c.label, f"passing its own `{p}` flags")
             if not s.always and gfp:
+                # INVARIANT: a GFP condition only when the function does not always sleep.
                 s.gfp, s.reason = tuple(gfp), gfp_reason
         handoff: list[str] = []
         for c in ff.calls:
@@ -316,11 +336,11 @@ class Analyzer:
         added: set[str] = set()
 
         def admit() -> None:
-            for mod, facts in list(self.pool.items()):
-                if mod in added:
-                    continue
-                added.add(mod)
-                for ff in facts.functions.values():
+            for facts in list(self.pool.values()):
+                for ff in list(facts.functions.values()):
+                    if ff.fullname in added:
+                        continue
+                    added.add(ff.fullname)
                     functions[ff.fullname] = ff
                     self.summaries.pop(ff.fullname, None)
                     for c in ff.calls:
@@ -354,6 +374,7 @@ class Analyzer:
         lines = self.lines(tree.path)
         self.used = set()
         self.provisional.pop(module, None)
+        self._walkers.pop(module, None)
         self._class_decls.pop(module, None)
         for fn in [k for k in self.summaries if self.module_of(k) == module]:
             del self.summaries[fn]
@@ -387,6 +408,8 @@ class Analyzer:
             for ff in facts.functions.values()
             if ff.fullname in self.summaries and not self.summaries[ff.fullname].is_trivial()
         }
+        # INVARIANT: the hash is of the source as it is now, re-read (not the build's
+        # memo), and `deps` closes over the records of every module consulted.
         rec = ModuleRecord(facts.module, path, self.store.hash(path, fresh=True), functions, dict(facts.classes), deps)
         self.store.put(rec)
 

@@ -31,7 +31,11 @@ PLUGIN = "ownership.static.plugin"
 
 @dataclass
 class CheckResult:
-    """What one check found: the findings, and how many source files mypy checked."""
+    """What one check found: the findings, and how many source files mypy checked.
+
+    Invariants: `reports` are in mypy's output order (by file, then line);
+    `files_checked` counts the sources given on the command line, not their imports.
+    """
 
     reports: list[Report]
     files_checked: int

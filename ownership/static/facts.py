@@ -60,6 +60,7 @@ from mypy.nodes import (
     MemberExpr,
     MypyFile,
     NameExpr,
+    Node,
     OperatorAssignmentStmt,
     OpExpr,
     OverloadedFuncDef,
@@ -70,6 +71,7 @@ from mypy.nodes import (
     StrExpr,
     TryStmt,
     TupleExpr,
+    TypeInfo,
     UnaryExpr,
     Var,
     WhileStmt,
@@ -135,7 +137,10 @@ _KIND_TEXT = {
 
 @dataclass(frozen=True)
 class Note:
-    """One line of explanation under a finding, optionally pointing at a source line."""
+    """One line of explanation under a finding, optionally pointing at a source line.
+
+    Invariants: `line` > 0 iff `path` is set.
+    """
 
     text: str
     path: str | None = None
@@ -144,7 +149,11 @@ class Note:
 
 @dataclass
 class Finding:
-    """One diagnostic: a rule broken at `line`:`column` of the module being checked."""
+    """One diagnostic: a rule broken at `line`:`column` of the module being checked.
+
+    Invariants: `code` is a rule of `ownership.static.rules` (or "ownership-static" for
+    a failure of the checker itself); `column` is 0-based, as mypy's nodes count.
+    """
 
     code: str
     line: int
@@ -175,7 +184,11 @@ State = dict[str, Region]
 @dataclass
 class ArgFact:
     """What matters about one argument of a call, for the callee's parameter it binds:
-    its GFP classification, and the caller's own parameter it is, if any."""
+    its GFP classification, and the caller's own parameter it is, if any.
+
+    Invariants: `gfp` is None (not a GFP value), "sleep", "nosleep", "unknown" or
+    "fwd", and `gfp_fwd` names the caller's parameter iff `gfp` is "fwd".
+    """
 
     text: str
     line: int
@@ -226,7 +239,11 @@ class CallFact:
 
 @dataclass
 class UnsafeBlock:
-    """A `with unsafe(...)` statement and the state of its justification."""
+    """A `with unsafe(...)` statement and the state of its justification.
+
+    Invariants: `comment` is "ok", "missing" or "empty" (see `safety_comment`);
+    `argument` is "ok" or "empty" (the `unsafe("...")` string without its text).
+    """
 
     line: int
     column: int
@@ -254,7 +271,11 @@ class FunctionFacts:
 @dataclass
 class ModuleFacts:
     """The facts of one module: its functions, its classes' Send/Sync declarations,
-    its unsafe blocks, and the findings that needed no summary."""
+    its unsafe blocks, and the findings that needed no summary.
+
+    Invariants: `lines` are the module's source lines (as read when it was walked);
+    `functions` is keyed by full name (`<module>`/`<class>` for top-level code).
+    """
 
     module: str
     path: str
@@ -353,7 +374,10 @@ def scan_class_decls(tree: MypyFile) -> dict[str, ClassDecl]:
 
 
 class ModuleWalker:
-    """Walks one module and fills a `ModuleFacts`."""
+    """Walks one module and fills a `ModuleFacts`.
+
+    Invariants: every function walked has its `FunctionFacts` in `facts.functions`.
+    """
 
     def __init__(self, tree: MypyFile, typer: Typer, lines: list[str], classes: ClassLookup) -> None:
         self.tree = tree
@@ -366,6 +390,30 @@ class ModuleWalker:
         top.walk_block(self.tree.defs)
         self.facts.functions[top.facts.fullname] = top.facts
         return self.facts
+
+    def define_function(self, fullname: str) -> bool:
+        """Walk just one function, found by its full name in the module's symbol tables
+        (a module of an import cycle that mypy has not checked yet: only the functions
+        other modules call are needed). False when it is not found there."""
+        prefix = self.tree.fullname + "."
+        if not fullname.startswith(prefix):
+            return False
+        names = self.tree.names
+        node: Node | None = None
+        for part in fullname[len(prefix) :].split("."):
+            sym = names.get(part)
+            node = sym.node if sym is not None else None
+            if isinstance(node, TypeInfo):
+                names = node.names
+        if isinstance(node, OverloadedFuncDef):
+            node = node.impl if node.impl is not None else (node.items[0] if node.items else None)
+        if isinstance(node, Decorator):
+            self.function(node.func, list(node.original_decorators or node.decorators), None)
+            return True
+        if isinstance(node, FuncDef):
+            self.function(node, [], None)
+            return True
+        return False
 
     # Definitions found while walking are analysed as functions of their own.
 
@@ -413,6 +461,12 @@ class ModuleWalker:
 
 @dataclass
 class GuardInfo:
+    """A guard acquired in the function being walked (for `guard-escape`).
+
+    Invariants: `line` is where it was taken, `text` the expression that took it;
+    `scoped` is True for the target of a `with` block (released when the block ends).
+    """
+
     line: int
     text: str
     scoped: bool
@@ -420,6 +474,12 @@ class GuardInfo:
 
 @dataclass
 class Borrow:
+    """A value borrowed through a guard of this function (for `guard-escape`).
+
+    Invariants: `guard` names a variable of `FunctionWalker.guards`, taken at
+    `guard_line`; the borrow was made at `line`; `what` describes it for reports.
+    """
+
     guard: str
     guard_line: int
     line: int
@@ -427,7 +487,13 @@ class Borrow:
 
 
 class FunctionWalker:
-    """The flow-sensitive walk of one function body."""
+    """The flow-sensitive walk of one function body.
+
+    Invariants: facts are appended only while `recording` (the last pass over a
+    loop); `loops`/`loop_depths`/`with_keys` mirror the loops and `with` blocks
+    enclosing the statement being walked; `local_vars` are the function's own
+    variables seen so far (parameters included).
+    """
 
     def __init__(
         self,
@@ -616,6 +682,7 @@ class FunctionWalker:
                 kind = "preempt"
             key = f"var:{name}"
             if kind is not None:
+                # INVARIANT: a section taken on this path is definitely open on it.
                 st[key] = Region(kind, self.region_what(kind, s.rvalue), s.line, True, name)
             if isinstance(s.rvalue, CallExpr) and is_guard_type(rtype):
                 self.guards[name] = GuardInfo(s.line, self.src(s.rvalue), False)

@@ -9,7 +9,8 @@ allow direct reclaim. At each call the checker evaluates the argument statically
   `Flags.may_sleep`; `|`, `&`, `^` and `~` of such values are folded;
 * the caller's own GFP parameter ("forwarding") makes the caller GFP-conditional in
   turn, as `KBox.new(value, gfp)` is because it passes `gfp` to `alloc_check`;
-* a local variable assigned once is followed to its value.
+* a local variable assigned once is followed to its value;
+* `A if cond else B` may allow reclaim when either branch does.
 
 Anything else (an attribute, a call's result) is "unknown", and the checker is
 conservative: an unknown GFP value is assumed to allow reclaim, so such a call in
@@ -23,7 +24,16 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from mypy.nodes import Expression, MemberExpr, NameExpr, OpExpr, RefExpr, UnaryExpr, Var
+from mypy.nodes import (
+    ConditionalExpr,
+    Expression,
+    MemberExpr,
+    NameExpr,
+    OpExpr,
+    RefExpr,
+    UnaryExpr,
+    Var,
+)
 
 from .resolve import Typer, instances
 
@@ -66,6 +76,11 @@ def allows_reclaim(value: int) -> bool:
 
 @dataclass(frozen=True)
 class _Fwd:
+    """A value that is the caller's GFP parameter `param` (possibly with atomic bits).
+
+    Invariants: `param` names a parameter of the function being walked.
+    """
+
     param: str
 
 
@@ -96,6 +111,13 @@ def _evaluate(
             return _evaluate(value, params, local_values, depth + 1)
     if isinstance(e, RefExpr):
         return flag_value(_ref_fullname(e))
+    if isinstance(e, ConditionalExpr):
+        # `GFP_ATOMIC if urgent else GFP_KERNEL` may sleep when either branch may.
+        a = _evaluate(e.if_expr, params, local_values, depth + 1)
+        b = _evaluate(e.else_expr, params, local_values, depth + 1)
+        if isinstance(a, int) and isinstance(b, int):
+            return a if allows_reclaim(a) or not allows_reclaim(b) else b
+        return None
     if isinstance(e, UnaryExpr) and e.op == "~":
         inner = _evaluate(e.expr, params, local_values, depth + 1)
         return (~inner) & _MASK if isinstance(inner, int) else None

@@ -59,14 +59,17 @@ INTERNAL = ErrorCode("ownership-static", "The ownership static checker could not
 _STATIC_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+# The modules whose code decides the findings (not the report writers).
+_ANALYSIS_SOURCES = ("analysis.py", "facts.py", "gfp.py", "plugin.py", "resolve.py", "rules.py", "store.py", "summary.py")
+
+
 def _version_token() -> str:
-    """A digest of this package's own sources: a new checker invalidates old findings."""
+    """A digest of the analysis' own sources: a new checker invalidates old findings."""
     h = hashlib.sha1(str(STORE_VERSION).encode(), usedforsecurity=False)
-    for name in sorted(os.listdir(_STATIC_DIR)):
-        if name.endswith(".py"):
-            with open(os.path.join(_STATIC_DIR, name), "rb") as f:
-                h.update(name.encode())
-                h.update(f.read())
+    for name in _ANALYSIS_SOURCES:
+        with open(os.path.join(_STATIC_DIR, name), "rb") as f:
+            h.update(name.encode())
+            h.update(f.read())
     return h.hexdigest()[:16]
 
 
@@ -96,6 +99,7 @@ class OwnershipPlugin(Plugin):
         self.store = Store(directory)
         self._analyzer: Analyzer | None = None
         self._checkers: dict[str, TypeChecker] = {}
+        self._last_checker: TypeChecker | None = None
         self._scope_by_path: dict[str, bool] = {}
         self._scope_by_module: dict[str, bool] = {}
         self._scope_by_top: dict[str, bool] = {}
@@ -201,18 +205,29 @@ class OwnershipPlugin(Plugin):
     # --- the analysis, once a module is checked ------------------------------------------
 
     def get_additional_indirect_deps(self, file: MypyFile) -> set[str]:
+        # Always let go of the module's checker: its type map is large.
+        checker = self._checkers.pop(file.path, None)
+        if checker is not None:
+            self._last_checker = checker
         if not self.path_in_scope(file.fullname, file.path):
             return set()
-        checker = self._checkers.pop(file.path, None)
         type_map = checker._type_maps[0] if checker is not None else None
         try:
             findings = self.analyzer.analyze(file, type_map)
         except Exception as e:
-            if checker is None:
-                raise
-            findings = [Finding("ownership-static", 1, 0, f"ownership static checker failed on this module: {type(e).__name__}: {e}")]
-        if findings and checker is not None:
-            self._report(checker, file, findings)
+            from .facts import Finding
+
+            findings = [
+                Finding(
+                    "ownership-static", 1, 0,
+                    f"ownership static checker failed on this module: {type(e).__name__}: {e}",
+                )
+            ]
+        # Any checker will do to reach mypy's error list (there is one per build); a
+        # module whose calls hooked nothing has no findings but a crash report.
+        reporter = checker if checker is not None else self._last_checker
+        if findings and reporter is not None:
+            self._report(reporter, file, findings)
         return set()
 
     def _report(self, checker: TypeChecker, file: MypyFile, findings: list[Finding]) -> None:
@@ -220,7 +235,8 @@ class OwnershipPlugin(Plugin):
 
         errors = checker.msg.errors
         saved = (errors.file, errors.target_module, errors.options, errors.scope)
-        errors.set_file(file.path, file.fullname, checker.options)
+        options = checker.options if checker.path == file.path else self.options.clone_for_module(file.fullname)
+        errors.set_file(file.path, file.fullname, options)
         try:
             for f in findings:
                 code = CODES.get(f.code, INTERNAL)

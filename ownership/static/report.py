@@ -31,7 +31,10 @@ _LOC_RE = re.compile(r"^(?P<text>.*) \((?P<path>[^()]+?\.pyi?):(?P<line>\d+)\)$"
 
 @dataclass(frozen=True)
 class ReportNote:
-    """A note under a finding; `path`/`line` when it points at another source line."""
+    """A note under a finding; `path`/`line` when it points at another source line.
+
+    Invariants: `line` > 0 when `path` is set, 0 otherwise.
+    """
 
     text: str
     path: str | None = None

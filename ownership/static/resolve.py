@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # `mypy.argmap` imported first, before `mypy.types`, hits an import cycle inside mypy.
 import mypy.types  # noqa: F401
@@ -53,7 +54,6 @@ from mypy.nodes import (
     SetExpr,
     SliceExpr,
     StarExpr,
-    SuperExpr,
     TupleExpr,
     TypeApplication,
     TypeInfo,
@@ -301,60 +301,71 @@ def not_send_reason(t: Type | None, classes: ClassLookup, trait: str = "send", d
 # Walking expressions.
 
 
+def _no_children(e: Expression) -> Sequence[Expression]:
+    return ()
+
+
+def _gen_children(e: GeneratorExpr) -> Sequence[Expression]:
+    gen: list[Expression] = list(e.sequences)
+    for conds in e.condlists:
+        gen.extend(conds)
+    gen.append(e.left_expr)
+    return gen
+
+
+def _dict_comp_children(e: DictionaryComprehension) -> Sequence[Expression]:
+    dc: list[Expression] = list(e.sequences)
+    for conds in e.condlists:
+        dc.extend(conds)
+    if e.key is not None:
+        dc.append(e.key)
+    dc.append(e.value)
+    return dc
+
+
+def _dict_children(e: DictExpr) -> Sequence[Expression]:
+    out: list[Expression] = []
+    for k, v in e.items:
+        if k is not None:
+            out.append(k)
+        out.append(v)
+    return out
+
+
+_CHILDREN: dict[type, Callable[[Any], Sequence[Expression]]] = {
+    NameExpr: _no_children,
+    CallExpr: lambda e: [e.callee, *e.args],
+    MemberExpr: lambda e: (e.expr,),
+    IndexExpr: lambda e: (e.base, e.index),
+    OpExpr: lambda e: (e.left, e.right),
+    ComparisonExpr: lambda e: e.operands,
+    UnaryExpr: lambda e: (e.expr,),
+    TupleExpr: lambda e: e.items,
+    ListExpr: lambda e: e.items,
+    SetExpr: lambda e: e.items,
+    DictExpr: _dict_children,
+    ConditionalExpr: lambda e: (e.cond, e.if_expr, e.else_expr),
+    StarExpr: lambda e: (e.expr,),
+    CastExpr: lambda e: (e.expr,),
+    AssertTypeExpr: lambda e: (e.expr,),
+    AwaitExpr: lambda e: (e.expr,),
+    YieldFromExpr: lambda e: (e.expr,),
+    TypeApplication: lambda e: (e.expr,),
+    YieldExpr: lambda e: (e.expr,) if e.expr is not None else (),
+    RevealExpr: lambda e: (e.expr,) if e.expr is not None else (),
+    AssignmentExpr: lambda e: (e.value,),
+    SliceExpr: lambda e: tuple(x for x in (e.begin_index, e.end_index, e.stride) if x is not None),
+    ListComprehension: lambda e: _gen_children(e.generator),
+    SetComprehension: lambda e: _gen_children(e.generator),
+    GeneratorExpr: _gen_children,
+    DictionaryComprehension: _dict_comp_children,
+}
+
+
 def expr_children(e: Expression) -> Sequence[Expression]:
     """The sub-expressions of `e` evaluated when `e` is (not lambdas' bodies)."""
-    if isinstance(e, CallExpr):
-        return [e.callee, *e.args]
-    if isinstance(e, MemberExpr):
-        return [e.expr]
-    if isinstance(e, IndexExpr):
-        return [e.base, e.index]
-    if isinstance(e, OpExpr):
-        return [e.left, e.right]
-    if isinstance(e, ComparisonExpr):
-        return list(e.operands)
-    if isinstance(e, UnaryExpr):
-        return [e.expr]
-    if isinstance(e, (TupleExpr, ListExpr, SetExpr)):
-        return list(e.items)
-    if isinstance(e, DictExpr):
-        out: list[Expression] = []
-        for k, v in e.items:
-            if k is not None:
-                out.append(k)
-            out.append(v)
-        return out
-    if isinstance(e, ConditionalExpr):
-        return [e.cond, e.if_expr, e.else_expr]
-    if isinstance(e, (StarExpr, CastExpr, AssertTypeExpr, AwaitExpr, YieldFromExpr, TypeApplication)):
-        return [e.expr]
-    if isinstance(e, YieldExpr):
-        return [e.expr] if e.expr is not None else []
-    if isinstance(e, RevealExpr):
-        return [e.expr] if e.expr is not None else []
-    if isinstance(e, AssignmentExpr):
-        return [e.value]
-    if isinstance(e, SliceExpr):
-        return [x for x in (e.begin_index, e.end_index, e.stride) if x is not None]
-    if isinstance(e, SuperExpr):
-        return []
-    if isinstance(e, (ListComprehension, SetComprehension)):
-        return expr_children(e.generator)
-    if isinstance(e, GeneratorExpr):
-        gen: list[Expression] = list(e.sequences)
-        for conds in e.condlists:
-            gen.extend(conds)
-        gen.append(e.left_expr)
-        return gen
-    if isinstance(e, DictionaryComprehension):
-        dc: list[Expression] = list(e.sequences)
-        for conds in e.condlists:
-            dc.extend(conds)
-        if e.key is not None:
-            dc.append(e.key)
-        dc.append(e.value)
-        return dc
-    return []
+    f = _CHILDREN.get(type(e))
+    return f(e) if f is not None else ()
 
 
 def iter_exprs(e: Expression) -> Iterator[Expression]:

@@ -176,6 +176,16 @@ def findings_to_sarif(
 # The contract review.
 
 
+def _check_types(obj: object, **fields: type) -> None:
+    """A clear TypeError for an entry built with a wrong type (never a broken log)."""
+    for name, typ in fields.items():
+        value: object = getattr(obj, name)
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise TypeError(f"{type(obj).__name__}.{name} must be {typ.__name__}, got {type(value).__name__}")
+        if isinstance(value, int) and value < 0:
+            raise TypeError(f"{type(obj).__name__}.{name} must be >= 0, got {value}")
+
+
 @dataclass(frozen=True)
 class ContractEntry:
     """One `unsafe fn`: its Safety section and how the contract is enforced.
@@ -190,6 +200,9 @@ class ContractEntry:
     line: int
     enforcement: str
 
+    def __post_init__(self) -> None:
+        _check_types(self, qualname=str, safety=str, path=str, line=int, enforcement=str)
+
     @staticmethod
     def from_contract(c: UnsafeContract) -> ContractEntry:
         return ContractEntry(c.qualname, c.safety, c.site.filename, c.site.lineno, c.enforcement)
@@ -198,12 +211,20 @@ class ContractEntry:
 @dataclass(frozen=True)
 class UnsafeSiteEntry:
     """One unsafe block: its justification ("" when it has none) and the unsafe
-    functions it calls (qualified names)."""
+    functions it calls (qualified names).
+
+    Invariants: `line` >= 0 and `calls` is a tuple of str (checked when built).
+    """
 
     path: str
     line: int
     justification: str
     calls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_types(self, path=str, line=int, justification=str, calls=tuple)
+        if not all(isinstance(c, str) for c in self.calls):
+            raise TypeError("UnsafeSiteEntry.calls must be a tuple of qualified names (str)")
 
     @staticmethod
     def from_site(s: UnsafeSite) -> UnsafeSiteEntry:

@@ -47,8 +47,10 @@ def process_of(file: CFile) -> Process:
 class BinderWorld:
     """One machine for one test."""
 
-    def __init__(self, *, process_type: type[Process] = Process, pages_per_node: int = 4096) -> None:
-        self.kernel = Kernel(pages_per_node=pages_per_node)
+    def __init__(
+        self, *, process_type: type[Process] = Process, pages_per_node: int = 4096, per_vma_lock: bool = True
+    ) -> None:
+        self.kernel = Kernel(pages_per_node=pages_per_node, per_vma_lock=per_vma_lock)
         self.baseline_pages = self.kernel.nr_used_pages()
         self.baseline_processes = live_arcs().get("Process", 0)
         self.reg: BinderRegistration = register(self.kernel, process_type=process_type)

@@ -7,7 +7,7 @@ import pytest
 from binder.allocation import AllocationInfo
 from binder.error import BinderError
 from binder.range_alloc import TREE_THRESHOLD
-from ownership.errors import EFAULT, ENOSPC, KernelError, LifetimeError, UnsafeError
+from ownership.errors import EFAULT, ENOSPC, KernelError, LifetimeError, RefcountError, UnsafeError
 from ownership.page import PAGE_SIZE
 from ownership.unsafe import unsafe
 from ownership.workqueue import flush
@@ -166,3 +166,19 @@ def test_commit_of_a_dead_process_drops_the_info_outside_the_lock(world: BinderW
     # The release freed every buffer still allocated; nothing is left to take back.
     assert o.proc.buffer_get(ptr) is None
     flush()
+
+
+def test_a_new_count_of_a_freed_process_is_a_refcount_error(world: BinderWorld) -> None:
+    o = world.open()
+    proc = o.proc
+    with o.current():
+        a = proc.buffer_alloc(1, 8, False, o.task.pid)
+        a.drop()
+    o.task.exit()  # Unmaps, closes the fd: the release frees the process.
+    flush()
+    with pytest.raises(RefcountError) as e:
+        proc.self_arc()  # The bug: a stale pointer to a freed Process.
+    assert e.value.rule == "refcount-inc-zero"
+    # Where the count was taken, and where the last one was given back (the release).
+    report = str(e.value)
+    assert "process.py:" in report and "process_ipc.py:" in report

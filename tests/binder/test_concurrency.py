@@ -29,7 +29,8 @@ def _runner(errors: list[BaseException], fn: Callable[[], None]) -> Callable[[],
     def body() -> None:
         try:
             fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised by the test
+        except BaseException as e:
+            # Kept, and re-raised by the test on its own thread.
             errors.append(e)
 
     return body

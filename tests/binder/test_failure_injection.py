@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from binder.allocation import Allocation
 from binder.range_alloc import TREE_THRESHOLD
 from ownership.alloc import allocation_count, fail_nth
 from ownership.errors import ENOMEM, KernelError
@@ -26,24 +27,24 @@ def scenario(w: BinderWorld) -> list[str]:
     try:
         o = w.open("victim", map_size=64 * PAGE_SIZE)
         done.append("open+mmap")
-        allocs = []
+        allocs: list[Allocation] = []
         with o.current():
             try:
                 for i in range(TREE_THRESHOLD + 3):
-                    a = o.proc.buffer_alloc(i, PAGE_SIZE + 16 * i, i % 2 == 1, o.task.pid)
-                    allocs.append(a)
-                    a.write(0, f"buffer {i}".encode())
-                    assert o.task.read_user(a.ptr, len(f"buffer {i}")) == f"buffer {i}".encode()
+                    new = o.proc.buffer_alloc(i, PAGE_SIZE + 16 * i, i % 2 == 1, o.task.pid)
+                    allocs.append(new.success())
+                    allocs[-1].write(0, f"buffer {i}".encode())
+                    assert o.task.read_user(allocs[-1].ptr, len(f"buffer {i}")) == f"buffer {i}".encode()
                 done.append("buffers")
-                kept = allocs.pop().success()
+                kept = allocs.pop()
                 kept.keep_alive()
                 back = o.proc.buffer_get(kept.ptr)
                 assert back is not None
                 allocs.append(back)
                 done.append("round trip")
             finally:
-                for a in allocs:
-                    a.drop()
+                for alloc in allocs:
+                    alloc.drop()
         w.kernel.shrink(1000)
         w.close(o)
         done.append("close")

@@ -13,12 +13,20 @@ failing-then-fixed pair.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from binder.page_range import ShrinkablePageRange
+from binder.page_range import (
+    LRU_REMOVED_RETRY,
+    LRU_SKIP,
+    PageInfo,
+    ShrinkablePageRange,
+    rust_shrink_free_page,
+)
 from binder.process import Process
 from ownership.aref import ARef
+from ownership.context import preempt_disabled
 from ownership.bindings import (
     MAP_ANONYMOUS,
     MAP_FIXED,
@@ -27,11 +35,12 @@ from ownership.bindings import (
     PROT_READ,
     PROT_WRITE,
 )
-from ownership.errors import ESRCH, AtomicSleepError, KernelError, LifetimeError
+from ownership.errors import ESRCH, AtomicSleepError, KernelBug, KernelError, LifetimeError
 from ownership.miscdevice import File, MiscDevice
 from ownership.mm import MmapReadGuard, MmWithUser
 from ownership.mm.virt import VmAreaMixedMap, VmAreaNew, VmAreaRef
 from ownership.page import PAGE_SHIFT, PAGE_SIZE, Page
+from ownership.sync import SpinLockGuard
 from ownership.task import current
 
 from .helpers import KUNIT_MMAP_SIZE, BinderWorld
@@ -310,3 +319,93 @@ def test_shrinker_scans_at_most_nr_to_scan(world: BinderWorld) -> None:
     assert world.kernel.shrink(3) == 3
     assert o.proc.pages.page_states()[:4].count("free") == 3
     assert world.kernel.shrink(3) == 1
+
+
+# --- internal assertions (upstream's assert!/BUG) ---------------------------------------------
+
+
+def test_use_range_beyond_the_mapping_is_a_kernel_bug(world: BinderWorld) -> None:
+    o = world.open()
+    n = o.proc.pages.num_pages()
+    with o.current():
+        with pytest.raises(KernelBug) as e:
+            o.proc.pages.use_range(n - 1, n + 1)
+        assert e.value.rule == "binder-use-range-bounds"
+        # Nothing was touched; a range inside the mapping works.
+        assert set(o.proc.pages.page_states()) == {"free"}
+        o.proc.pages.use_range(n - 1, n)
+        o.proc.pages.stop_using_range(n - 1, n)
+        with pytest.raises(KernelBug):
+            o.proc.pages.stop_using_range(0, n + 1)
+    assert o.proc.pages.page_states()[-1] == "available"
+
+
+def test_an_isolate_callback_breaking_the_lru_protocol_is_a_kernel_bug(world: BinderWorld) -> None:
+    o = world.open()
+    _available_page(world)
+    lru = world.reg.shrinker.list_lru
+
+    def skip_after_unlocking(item: PageInfo, guard: SpinLockGuard[Any]) -> int:
+        guard.drop()
+        return LRU_SKIP
+
+    def removed_but_still_locked(item: PageInfo, guard: SpinLockGuard[Any]) -> int:
+        return LRU_REMOVED_RETRY
+
+    for bad, rule in ((skip_after_unlocking, "list-lru-skip-unlocked"), (removed_but_still_locked, "list-lru-removed-retry-locked")):
+        with pytest.raises(KernelBug) as e:
+            lru.walk(bad, 4)
+        assert e.value.rule == rule
+    # The walk released the lru lock either way; the real shrinker still works.
+    assert lru.walk(rust_shrink_free_page, 4) == 1
+    assert o.proc.pages.page_states()[0] == "free"
+
+
+# --- without per-VMA locks: the mmap read lock fallback --------------------------------------
+
+
+@pytest.fixture
+def world_no_vma_lock() -> Iterator[BinderWorld]:
+    w = BinderWorld(per_vma_lock=False)
+    yield w
+    w.teardown()
+
+
+def test_install_and_zap_through_the_mmap_read_lock(world_no_vma_lock: BinderWorld) -> None:
+    w = world_no_vma_lock
+    o = w.open()
+    with o.current():
+        a = o.proc.buffer_alloc(1, 2 * PAGE_SIZE, False, o.task.pid)
+        a.write(PAGE_SIZE, b"fallback")
+        assert o.task.read_user(a.ptr + PAGE_SIZE, 8) == b"fallback"
+        a.drop()
+    assert w.kernel.shrink(8) == 2
+    assert set(o.proc.pages.page_states()) == {"free"}
+
+
+def test_replaced_vma_is_refused_through_the_mmap_read_lock(world_no_vma_lock: BinderWorld) -> None:
+    o = world_no_vma_lock.open()
+    _replace_with_scratchpad(world_no_vma_lock, o.addr)
+    with o.current():
+        with pytest.raises(KernelError) as e:
+            o.proc.buffer_alloc(1, 64, False, o.task.pid)
+        assert e.value.errno == ESRCH
+
+
+# --- atomic context ---------------------------------------------------------------------------
+
+
+def test_use_range_in_atomic_context_is_an_atomic_sleep(world: BinderWorld) -> None:
+    o = world.open()
+    with o.current():
+        with preempt_disabled():
+            with pytest.raises(AtomicSleepError) as e:
+                o.proc.pages.use_range(0, 1)  # The bug: it may allocate and sleep.
+        assert set(o.proc.pages.page_states()) == {"free"}
+        o.proc.pages.use_range(0, 1)
+        assert o.proc.pages.page_states()[0] == "used"
+        # stop_using_range is atomic-safe: under preempt_disable it is clean.
+        with preempt_disabled():
+            o.proc.pages.stop_using_range(0, 1)
+    assert o.proc.pages.page_states()[0] == "available"
+    assert str(e.value).count("test_page_range.py:") >= 2

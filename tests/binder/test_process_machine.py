@@ -118,8 +118,6 @@ class ProcessBuffersMachine(RuleBasedStateMachine):
         # The range allocator says EPERM; the driver warns and changes nothing.
         with self.o.current(), pytest.warns(KernelWarning, match="failed to free"):
             self.o.proc.buffer_raw_free(ptr)
-        with self.o.current():
-            assert self.o.proc.buffer_get(ptr + 1) is None
 
     @rule(n=st.integers(min_value=1, max_value=20))
     def shrink(self, n: int) -> None:

@@ -58,7 +58,7 @@ class World:
         def body() -> None:
             try:
                 fn()
-            except BaseException as e:  # noqa: BLE001 - re-raised in finish()
+            except BaseException as e:
                 self.errors.append(e)
 
         t = threading.Thread(target=body, name=name, daemon=True)
@@ -93,13 +93,13 @@ class World:
 
     def finish(self) -> None:
         for c in self.clients:
-            t = task_of(c)
-            if not t.exited:
-                t.exit()
+            task = task_of(c)
+            if not task.exited:
+                task.exit()
         flush()
-        for t in self.threads:
-            t.join(JOIN_TIMEOUT)
-        stuck = [t.name for t in self.threads if t.is_alive()]
+        for th in self.threads:
+            th.join(JOIN_TIMEOUT)
+        stuck = [th.name for th in self.threads if th.is_alive()]
         assert not stuck, f"userspace threads did not finish: {stuck}"
         flush()
         if self.errors:

@@ -12,7 +12,6 @@ import threading
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
-
 from ownership.errors import KernelError
 
 from .harness import task_of, world
@@ -170,3 +169,85 @@ def test_client_dies_while_server_serves() -> None:
         other = w.spawn("other")
         h2 = w.lookup(other, "s")
         assert other.transact(h2, GET).ok
+
+
+def _wait_serving(w: object, c: BinderClient) -> None:
+    proc = w.process(c)  # type: ignore[attr-defined]
+    for _ in range(2000):
+        with proc.inner.lock() as g:
+            threads = list(g.data.threads.values())
+        if any(t.has_current_transaction() for t in threads):
+            return
+        threading.Event().wait(0.005)
+    raise AssertionError("the server never picked the transaction up")
+
+
+def _chain(w: object, gate: threading.Event) -> tuple[BinderClient, BinderClient, BinderClient, int]:
+    """client -> middle -> leaf: the middle calls the leaf while serving the client."""
+    leaf = _server(w, "leaf", 0x200, gate)
+
+    def middle_handler(c: BinderClient, t: Transaction) -> Parcel:
+        obj = t.parcel.read_object()
+        assert isinstance(obj, u.flat_binder_object)
+        return Parcel().write_u32(c.transact(obj.handle, BLOCK).code)
+
+    middle = w.service("middle", 0x300, middle_handler)  # type: ignore[attr-defined]
+    app = w.spawn("client")  # type: ignore[attr-defined]
+    hm = w.lookup(app, "middle")  # type: ignore[attr-defined]
+    return leaf, middle, app, hm
+
+
+def test_leaf_of_a_nested_call_dies() -> None:
+    """The leaf dies: the middle's call gets BR_DEAD_REPLY, the client its reply."""
+    with world() as w:
+        gate = threading.Event()
+        leaf, _middle, app, hm = _chain(w, gate)
+        hl = w.lookup(app, "leaf")
+        result: list[int] = []
+
+        def call() -> None:
+            r = app.transact(hm, GET, Parcel().write_handle(hl))
+            result.append(r.parcel.read_u32())
+
+        caller = w.run(call, "caller")
+        _wait_serving(w, leaf)
+        w.kill(leaf)
+        gate.set()
+        caller.join(10)
+        assert result == [u.BR_DEAD_REPLY]
+
+
+def test_middle_of_a_nested_call_dies() -> None:
+    """The middle dies while the leaf serves it: the leaf's reply finds a dead thread,
+    is dropped with its buffer, and unwinding the dead thread's stack sends the client
+    BR_DEAD_REPLY (upstream unwinds a dead thread's stack when a reply reaches it)."""
+    with world() as w:
+        gate = threading.Event()
+        leaf, middle, app, hm = _chain(w, gate)
+        hl = w.lookup(app, "leaf")
+        result: list[int] = []
+        caller = w.run(lambda: result.append(app.transact(hm, GET, Parcel().write_handle(hl)).code), "caller")
+        _wait_serving(w, leaf)
+        w.kill(middle)
+        gate.set()
+        caller.join(10)
+        assert result == [u.BR_DEAD_REPLY]
+        # The leaf goes on serving others.
+        other = w.spawn("other")
+        assert other.transact(w.lookup(other, "leaf"), GET).ok
+
+
+def test_oneway_to_a_dying_process_is_dropped() -> None:
+    with world() as w:
+        from binder.servicemanager import add_service
+
+        srv = w.spawn("server")  # no looper: the oneway work stays queued
+        srv.add_object(0x42, lambda c, t: Parcel())
+        assert add_service(srv, "s", 0x42) == 0
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        for _ in range(3):
+            assert app.transact(h, GET, Parcel().write_i32(1), flags=u.TF_ONE_WAY).code == u.BR_TRANSACTION_COMPLETE
+        w.kill(srv)
+        # After the death, a oneway call is refused as dead.
+        assert app.transact(h, GET, flags=u.TF_ONE_WAY).code == u.BR_DEAD_REPLY

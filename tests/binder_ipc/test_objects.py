@@ -8,6 +8,8 @@ validated objects): each a clean `BR_FAILED_REPLY`, never a crash, nothing leake
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from binder import uapi as u
@@ -181,7 +183,75 @@ def test_check_no_header_mapped_in_user() -> None:
             # Keep the request buffer: the next one must be packed right after it.
             srv.reply(Parcel(), t, free=False)
             caller.join(10)
-        for (a, n), (b, _) in zip(addrs, addrs[1:]):
+        for (a, n), (b, _) in itertools.pairwise(addrs):
             assert 0 <= b - a - ((max(n, 8) + 7) & ~7) <= 8
         for a, _ in addrs:
             srv.free_buffer(a)
+
+
+def test_scatter_gather_buffers_with_parent_fixups() -> None:
+    """BC_TRANSACTION_SG: a parent buffer holding a pointer to a child buffer and an fd
+    array; the receiver finds both copied after the payload, the parent's pointer fixed
+    up to the child's new address, and the fds installed in its own table."""
+    from typing import Any, cast
+
+    from .harness import task_of
+
+    with world() as w:
+        seen: dict[str, Any] = {}
+
+        def handler(c: BinderClient, t: Transaction) -> Parcel:
+            objs = [t.parcel.data[o : o + 40] for o in t.parcel.offsets]
+            parent = u.binder_buffer_object.unpack(bytes(objs[0]))
+            child = u.binder_buffer_object.unpack(bytes(objs[1]))
+            task = task_of(c)
+            seen["parent"] = task.read_user(parent.buffer, parent.length)
+            seen["child"] = task.read_user(child.buffer, child.length)
+            seen["child_addr"] = child.buffer
+            seen["in_mapping"] = all(c.base <= b.buffer < c.base + c.map_size for b in (parent, child))
+            seen["files"] = dict(task.files)
+            return Parcel()
+
+        w.service("s", 0x10, handler)
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        f = task_of(app).open("binder")
+        fd = next(k for k, v in task_of(app).files.items() if v is f)
+        child_data = b"child payload!"
+        child_addr = app.user_buffer(child_data)
+        # parent: [8-byte pointer to child][two u32 fds][8 bytes of tail data]
+        parent_data = child_addr.to_bytes(8, "little") + fd.to_bytes(4, "little") * 2 + b"tailtail"
+        parent_addr = app.user_buffer(parent_data)
+        p = Parcel()
+        pi = p.write_buffer(parent_addr, len(parent_data))
+        p.write_buffer(child_addr, len(child_data), parent=pi, parent_offset=0)
+        p.write_fd_array(2, parent=pi, parent_offset=8)
+        assert app.transact(h, 1, p).ok
+        parent = cast(bytes, seen["parent"])
+        assert int.from_bytes(parent[:8], "little") == seen["child_addr"]  # fixed up
+        assert seen["child"] == child_data and parent[16:] == b"tailtail"
+        assert seen["in_mapping"]
+        new_fds = [int.from_bytes(parent[8 + 4 * i : 12 + 4 * i], "little") for i in range(2)]
+        files = cast(dict[int, Any], seen["files"])
+        assert all(files.get(n) is f for n in new_fds)
+        # The fd array's fds were closed when the receiver freed the buffer.
+        srv_files = task_of(w.clients[1]).files
+        assert not any(n in srv_files for n in new_fds)
+
+
+def test_fixups_out_of_order_are_rejected() -> None:
+    with world() as w:
+        w.service("s", 0x10, lambda c, t: Parcel())
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        parent_addr = app.user_buffer(bytes(32))
+        child_addr = app.user_buffer(bytes(8))
+        p = Parcel()
+        pi = p.write_buffer(parent_addr, 32)
+        p.write_buffer(child_addr, 8, parent=pi, parent_offset=16)
+        p.write_buffer(child_addr, 8, parent=pi, parent_offset=0)  # decreasing offset
+        assert app.transact(h, 1, p).code == u.BR_FAILED_REPLY
+        q = Parcel()
+        qi = q.write_buffer(parent_addr, 32)
+        q.write_buffer(child_addr, 8, parent=qi, parent_offset=28)  # past the parent's end
+        assert app.transact(h, 1, q).code == u.BR_FAILED_REPLY

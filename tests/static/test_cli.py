@@ -163,3 +163,69 @@ def test_contracts_to_sarif_from_runtime_records() -> None:
         "tests.static.bad.undocumented_unsafe.unsafe_fn_body.read_header: Safety:"
     )
     assert all(r["level"] == "note" for r in by_rule["unsafe-site"])
+
+
+def test_contracts_command_writes_valid_sarif(capsys: pytest.CaptureFixture[str]) -> None:
+    from ownership.tools import contracts
+
+    rc = contracts.main(["--format", "sarif"])
+    assert rc == 0
+    log = json.loads(capsys.readouterr().out)
+    validate_sarif(log)
+    results = log["runs"][0]["results"]
+    assert any(r["ruleId"] == "unsafe-contract" for r in results)
+    assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1 for r in results)
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        ("def broken(:\n    pass\n", "syntax"),
+        ("x: int = 'not an int'\n", "assignment"),
+    ],
+)
+def test_broken_input_is_a_finding_not_a_crash(
+    corpus_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str, code: str
+) -> None:
+    target = tmp_path / "broken_input.py"
+    target.write_text(source, encoding="utf-8")
+    rc, out = run_cli([str(target)], corpus_dir, capsys)
+    assert rc == 1
+    assert f"[{code}]" in out or (code == "syntax" and "error: " in out)
+
+
+def test_empty_and_non_utf8_files(corpus_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty_module.py"
+    empty.write_text("", encoding="utf-8")
+    rc, out = run_cli([str(empty)], corpus_dir, capsys)
+    assert (rc, out.strip()) == (0, "Success: no findings (checked 1 source file)")
+    latin = tmp_path / "latin_module.py"
+    latin.write_bytes(b"# -*- coding: latin-1 -*-\nNAME = '\xe9t\xe9'\n")
+    rc, out = run_cli([str(latin)], corpus_dir, capsys)
+    assert rc == 0, out
+
+
+def test_unknown_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--format", "xml", str(GOOD)])
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"qualname": 3, "safety": "s", "path": "p.py", "line": 1, "enforcement": "proved"},
+        {"qualname": "q", "safety": "s", "path": "p.py", "line": -1, "enforcement": "proved"},
+        {"qualname": "q", "safety": "s", "path": "p.py", "line": True, "enforcement": "proved"},
+    ],
+)
+def test_contract_entries_reject_wrong_types(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(TypeError):
+        ContractEntry(**kwargs)
+
+
+def test_site_entries_reject_wrong_types() -> None:
+    with pytest.raises(TypeError):
+        UnsafeSiteEntry("p.py", 1, "why", ["not", "a", "tuple"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        UnsafeSiteEntry("p.py", 1, "why", (1, 2))  # type: ignore[arg-type]

@@ -114,6 +114,8 @@ def test_rcu_and_preempt_sections_are_named(corpus_result: CheckResult) -> None:
     assert pre.related()[0].line == _line_of(f, "with preempt_disabled():")
     linear = _one(corpus_result, "rcu_and_preempt.py", _line_of(f, "sec = preempt_disable()") + 1)
     assert linear.related()[0].line == _line_of(f, "sec = preempt_disable()")
+    irq = _one(corpus_result, "rcu_and_preempt.py", _line_of(f, "with local_irq_disable():") + 1)
+    assert "but interrupts are disabled here" in [n.text for n in irq.notes]
 
 
 def test_send_handoff_names_where_the_guard_was_made(corpus_result: CheckResult) -> None:

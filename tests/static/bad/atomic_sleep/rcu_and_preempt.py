@@ -1,9 +1,10 @@
-"""Sleeping inside `rcu_read_lock()`, `preempt_disabled()` and `preempt_disable()`."""
+"""Sleeping inside `rcu_read_lock()`, `preempt_disabled()`, `preempt_disable()` and
+`local_irq_disable()`."""
 
 from __future__ import annotations
 
 from ownership.alloc import GFP_KERNEL, KVec
-from ownership.context import preempt_disable, preempt_disabled, preempt_enable, rcu_read_lock
+from ownership.context import local_irq_disable, preempt_disable, preempt_disabled, preempt_enable, rcu_read_lock
 from ownership.sync import Mutex
 
 
@@ -25,6 +26,10 @@ class Table:
         self.lock.lock().drop()  # expect: atomic-sleep
         preempt_enable(sec)
         self.lock.lock().drop()
+
+    def lock_with_irqs_off(self) -> None:
+        with local_irq_disable():
+            self.lock.lock().drop()  # expect: atomic-sleep
 
 
 def main() -> None:
