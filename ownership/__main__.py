@@ -4,6 +4,7 @@
     demo        one buggy and one correct driver snippet per rule, with the splats
     bench       the cost of the checks, as ratios measured in one run
     check       static checks of driver code (mypy with the project's plugin)
+    rules       the catalogue of rule ids, what each models, and its error class
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ COMMANDS = {
     "demo": "ownership.tools.demo",
     "bench": "ownership.tools.bench",
     "check": "ownership.static.cli",
+    "rules": "ownership.rules",
 }
 
 

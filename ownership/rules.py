@@ -1,0 +1,179 @@
+"""The catalogue of rule ids: what each models and which error reports it.
+
+Every `SafetyViolation` carries a stable `.rule` id. This module lists every id the
+runtime can raise, once, with the Rust, Miri or kernel mechanism it stands in for, so
+that a reviewer can read the whole rule set in one place (`python -m ownership rules`
+prints it; the README's table is that output). The VMA flag rules are not restated:
+they are read from `ownership.mm.vma_rules.RULES`. A test checks that every
+`rule="..."` raised anywhere in `ownership/` or `binder/` is listed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+
+from .errors import (
+    AtomicSleepError,
+    BorrowError,
+    KernelBug,
+    LifetimeError,
+    LockError,
+    PinError,
+    RefcountError,
+    SafetyViolation,
+    SendError,
+    SyncError,
+    UnsafeError,
+    VmaFlagError,
+)
+
+__all__ = ["RULES", "Rule", "all_rules", "main"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule id, the mechanism it models and the error class that reports it."""
+
+    id: str
+    error: type[Exception]
+    models: str
+    summary: str
+
+
+def _r(id_: str, error: type[Exception], models: str, summary: str) -> Rule:
+    return Rule(id_, error, models, summary)
+
+
+RULES: tuple[Rule, ...] = (
+    # Execution context.
+    _r("atomic-sleep", AtomicSleepError, "CONFIG_DEBUG_ATOMIC_SLEEP (`__might_resched`), klint",
+       "a may-sleep call (Mutex.lock, GFP_KERNEL, mmap_read_lock, mmput, ...) in atomic context"),
+    _r("unbalanced-atomic", LockError, "preempt_count underflow warning",
+       "closing an atomic section this thread did not open"),
+    # Locks.
+    _r("lock", LockError, "lockdep", "a locking bug"),
+    _r("lock-order", LockError, "lockdep: possible circular locking dependency",
+       "an AB-BA lock order, reported the first time the inverted order is attempted"),
+    _r("recursive-lock", LockError, "lockdep: possible recursive locking",
+       "taking a lock (or a lock of the same class, without nesting) already held"),
+    _r("double-unlock", LockError, "lockdep: bad unlock balance; Rust's move of the guard",
+       "releasing a guard twice"),
+    _r("unlock-not-held", LockError, "lockdep: releasing a lock that is not held",
+       "a lockdep release with no matching acquisition on this thread"),
+    _r("locked-by-owner", LockError, "`LockedBy::access` asserting `ptr::eq` of the owner",
+       "LockedBy data reached with a guard of another lock"),
+    _r("rwsem-owner", LockError, "rwsem owner debugging (DEBUG_RWSEMS)",
+       "an rw_semaphore released by a thread that does not hold it"),
+    _r("hung-task", LockError, "the hung-task detector",
+       "a thread blocked on a lock far longer than any correct run would (deadlock)"),
+    _r("mmap-lock-not-held", LockError, "`mmap_assert_locked()`",
+       "an mm operation that needs the mmap lock called without it"),
+    # Send / Sync.
+    _r("send", SendError, "the `Send` auto trait; `NotThreadSafe` guards",
+       "a !Send value handed to, used on, or released on another thread"),
+    _r("sync", SyncError, "the `Sync` auto trait",
+       "a !Sync value shared between threads"),
+    _r("kmap-local-thread", SendError, "kmap_local_page: the mapping is valid on one thread",
+       "a page mapping used on another thread than the one that mapped it"),
+    # Lifetimes and borrows.
+    _r("lifetime", LifetimeError, "the borrow checker (lifetimes); KASAN use-after-free",
+       "a reference used after its guard, owner or borrow ended"),
+    _r("borrow", BorrowError, "the borrow checker (aliasing XOR mutation); Miri",
+       "an exclusive borrow while others live, or a shared one under an exclusive"),
+    _r("current-task-expired", LifetimeError, "`&CurrentTask` borrowing from `current!()`",
+       "a CurrentTask used outside the task context it came from"),
+    # Refcounts.
+    _r("refcount", RefcountError, "refcount_t debugging", "refcount misuse"),
+    _r("refcount-underflow", RefcountError, "refcount_t: underflow; use-after-free",
+       "a refcount decremented below zero"),
+    _r("refcount-inc-zero", RefcountError, "refcount_t: addition on 0; use-after-free",
+       "a refcount incremented from zero"),
+    _r("double-drop", RefcountError, "Rust's move semantics (drop consumes the value)",
+       "an ARef or Arc handle dropped twice"),
+    _r("aref-use-after-drop", RefcountError, "Rust's move semantics", "an ARef used after drop"),
+    _r("arc-use-after-drop", RefcountError, "Rust's move semantics", "an Arc handle used after drop"),
+    _r("page-refcount", RefcountError, "`put_page` on a zero refcount (VM_BUG_ON_PAGE)",
+       "a struct page refcount underflow"),
+    _r("mm-use-after-free", RefcountError, "KASAN on a freed mm_struct (mmdrop to zero)",
+       "an Mm used after its last mmdrop"),
+    _r("mm-users-zero", RefcountError, "`MmWithUser` invariant: mm_users is non-zero",
+       "an MmWithUser reference taken or used while mm_users is zero"),
+    _r("noderef-use-after-drop", RefcountError, "Rust's move semantics (Binder `NodeRef`)",
+       "a Binder node reference used after it was dropped"),
+    _r("binder-node-underflow", RefcountError, "Binder's node refcount checks",
+       "a Binder node's strong or weak count decremented below zero"),
+    # Pinning.
+    _r("pin", PinError, "`Pin<P>` / `PhantomPinned` (`!Unpin`)",
+       "a pinned value (lock, condvar, Arc contents) moved or duplicated"),
+    # Unsafe.
+    _r("unsafe", UnsafeError, "the `unsafe` keyword", "an unsafe contract broken"),
+    _r("unsafe-call", UnsafeError, "calling an `unsafe fn` requires an `unsafe` block",
+       "an unsafe function called outside `with unsafe(...)`"),
+    _r("undocumented-unsafe", UnsafeError, "clippy::undocumented_unsafe_blocks (kernel policy)",
+       "an unsafe block without a SAFETY justification"),
+    _r("mm-from-raw-invalid", UnsafeError, "`Mm::from_raw` / `MmWithUser::from_raw` Safety",
+       "from_raw on an mm_struct that is freed or has no users"),
+    _r("vma-from-raw-invalid", UnsafeError, "`VmaRef::from_raw` Safety: the pointer is valid",
+       "from_raw on a VMA that is no longer in the tree"),
+    _r("vma-from-raw-unlocked", UnsafeError, "`VmaRef::from_raw` Safety: the mmap or VMA lock is held",
+       "from_raw on a VMA without the lock that keeps it stable"),
+    _r("mixedmap-from-raw", UnsafeError, "`VmaMixedMap::from_raw` Safety: VM_MIXEDMAP is set",
+       "from_raw claiming MIXEDMAP on a VMA without it"),
+    _r("vma-new-from-raw", UnsafeError, "`VmaNew::from_raw` Safety: the VMA is being set up",
+       "from_raw on a VMA that is not inside its mmap handler"),
+    _r("page-use-after-drop", LifetimeError, "`Page` ownership (Drop frees the page)",
+       "a Page used after drop"),
+    _r("page-use-after-free", LifetimeError, "KASAN on a freed struct page",
+       "a page reached after the C side freed it"),
+    _r("borrowed-page-invalid", UnsafeError, "`BorrowedPage::from_raw` Safety: the page is valid",
+       "from_raw on a page that is not allocated"),
+    _r("borrowed-page-outlived-owner", LifetimeError, "`BorrowedPage<'a>`: dies with its owner",
+       "a BorrowedPage used after the VBox (or other owner) was dropped"),
+    _r("binder-page-not-in-use", UnsafeError, "`ShrinkablePageRange::{read,write}` Safety",
+       "a Binder buffer page accessed while it is not in use"),
+    _r("file-use-after-fput", LifetimeError, "KASAN on a `struct file` after its last fput",
+       "a File used after its last reference was put"),
+    _r("binder-allocation-use-after-free", LifetimeError, "Binder `Allocation` ownership",
+       "a Binder allocation used after it was freed"),
+    # VMA flags (the rule table's ids are added by all_rules()).
+    _r("vma-flags", VmaFlagError, "the VMA flag rules (see ownership.mm.vma_rules)",
+       "a VMA flag rule broken"),
+)
+
+
+def all_rules() -> list[Rule]:
+    """`RULES` plus one entry per VMA flag rule of the rule table."""
+    from .mm.vma_rules import RULES as VMA_RULES
+
+    out = list(RULES)
+    for r in VMA_RULES:
+        out.append(Rule(r.id, VmaFlagError, f"{r.source}: \"{r.quote}\"", r.summary))
+    return out
+
+
+def _ids() -> set[str]:
+    return {r.id for r in all_rules()}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ownership rules", description=__doc__)
+    ap.add_argument("--format", choices=("md", "json"), default="md")
+    a = ap.parse_args(argv)
+    rules = all_rules()
+    if a.format == "json":
+        print(json.dumps([
+            {"id": r.id, "error": r.error.__name__, "models": r.models, "summary": r.summary}
+            for r in rules
+        ], indent=2))
+        return 0
+    print("| rule | what it catches | Rust / kernel mechanism modelled | error |")
+    print("|---|---|---|---|")
+    for r in rules:
+        models = r.models.replace("|", "\\|")
+        print(f"| `{r.id}` | {r.summary} | {models} | `{r.error.__name__}` |")
+    return 0
+
+
+assert all(issubclass(r.error, (SafetyViolation, KernelBug)) for r in RULES)
