@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 from ownership.alloc import GFP_KERNEL, KVec
-from ownership.context import local_irq_disable, preempt_disable, preempt_disabled, preempt_enable, rcu_read_lock
+from ownership.context import (
+    local_irq_disable,
+    preempt_disable,
+    preempt_disabled,
+    preempt_enable,
+    rcu_read_lock,
+)
 from ownership.sync import Mutex
 
 
