@@ -15,6 +15,12 @@ Other layers add their own snippets: any module named `demo_snippets` in the
 and calls `register(Snippet(...))` (or uses the `snippet` decorator on a pair of
 functions). Those modules should call `ownership.site.driver_module(__file__)` too.
 
+Some bugs are beyond any runtime check: a driver that refuses a writable mapping but
+leaves `VM_MAYWRITE` set breaks no rule of the model, userspace simply gets write access
+later. Such a snippet has `expect=None`: its buggy form must run to completion and return
+a description of the damage it did (what userspace could do that it must not), which is
+printed instead of a splat; its fixed form must run clean as for any other snippet.
+
     python -m ownership demo [--list] [--only RULE ...] [--core]
 
 Lock order: each snippet has its own locks. The fixed forms take `proc_lock` before
@@ -64,11 +70,15 @@ __all__ = ["Snippet", "load_extra_snippets", "main", "register", "registry", "ru
 @dataclass(frozen=True)
 class Snippet:
     """One rule, shown twice: `buggy` must raise `expect` with rule `rule`; `fixed`
-    must run clean."""
+    must run clean.
+
+    With `expect=None` the bug is one no runtime check can see: `buggy` must return a
+    non-empty description of the damage it did instead of raising.
+    """
 
     rule: str
     title: str
-    expect: type[SafetyViolation]
+    expect: type[SafetyViolation] | None
     buggy: Callable[[], object]
     fixed: Callable[[], object]
     layer: str = "core"
@@ -86,7 +96,7 @@ def register(s: Snippet) -> Snippet:
 
 
 def snippet(
-    rule: str, title: str, expect: type[SafetyViolation], *, layer: str = "core"
+    rule: str, title: str, expect: type[SafetyViolation] | None, *, layer: str = "core"
 ) -> Callable[[Callable[[], tuple[Callable[[], object], Callable[[], object]]]], Snippet]:
     """Decorate a function returning `(buggy, fixed)` to register them as one snippet."""
 
@@ -151,8 +161,8 @@ def make_get_thread() -> tuple[Callable[[], object], Callable[[], object]]:
             found = inner.data.threads.get(tid)
             if found is not None:
                 return found.clone()
-            ta = Arc.new(ThreadT(tid), GFP_KERNEL)  # Sleeps under the spinlock.
-            inner.data.threads.try_create_and_insert(tid, ta.clone(), GFP_KERNEL)
+            ta = Arc.new(ThreadT(tid), GFP_KERNEL)  # type: ignore[atomic-sleep]  # Sleeps under the spinlock.
+            inner.data.threads.try_create_and_insert(tid, ta.clone(), GFP_KERNEL)  # type: ignore[atomic-sleep]
             return ta
 
     def get_thread(this: ArcBorrow[Process], tid: int) -> Arc[ThreadT]:
@@ -484,7 +494,7 @@ def make_undocumented() -> tuple[Callable[[], object], Callable[[], object]]:
 
     def buggy() -> None:
         # Deliberately undocumented: this missing justification is the bug shown here.
-        with unsafe(""):
+        with unsafe(""):  # type: ignore[undocumented-unsafe]
             ring.write_unchecked(0, b"x")
 
     def fixed() -> None:
@@ -566,7 +576,7 @@ def make_condvar() -> tuple[Callable[[], object], Callable[[], object]]:
         with todo.lock() as g, stats.lock() as s:
             s.data += 1
             while not g.data:
-                more.wait(g)  # Sleeps with `stats` still held.
+                more.wait(g)  # type: ignore[atomic-sleep]  # Sleeps with `stats` still held.
             g.data.pop()
 
     def fixed() -> None:
@@ -597,10 +607,10 @@ def _dirty() -> str | None:
     return None
 
 
-def run(s: Snippet, out: Callable[[str], object] = print) -> bool:
-    """Run one snippet both ways, printing the splat and "ok"; True if both behaved."""
+def _run_buggy_caught(s: Snippet, out: Callable[[str], object]) -> bool:
+    """Run the buggy form of a snippet; True if the runtime caught it as `s.expect`."""
+    assert s.expect is not None
     good = True
-    out(f"=== [{s.rule}] {s.title}" + (f" ({s.layer})" if s.layer != "core" else ""))
     out("--- buggy:")
     try:
         s.buggy()
@@ -615,6 +625,31 @@ def run(s: Snippet, out: Callable[[str], object] = print) -> bool:
     else:
         out(f"!!! NOT CAUGHT: expected {s.expect.__name__} [{s.rule}]")
         good = False
+    return good
+
+
+def _run_buggy_damage(s: Snippet, out: Callable[[str], object]) -> bool:
+    """Run the buggy form of a snippet whose bug no runtime check sees; True if it showed damage."""
+    out("--- buggy (no runtime check can see this bug; the damage it did):")
+    try:
+        damage = s.buggy()
+    except Exception as e:  # Includes SafetyViolation: the snippet is not what it claims.
+        out(f"!!! the buggy form failed: {type(e).__name__}: {e}")
+        return False
+    if not isinstance(damage, str) or not damage:
+        out(f"!!! NO DAMAGE SHOWN: the buggy form returned {damage!r}, not a description")
+        return False
+    out(damage)
+    return True
+
+
+def run(s: Snippet, out: Callable[[str], object] = print) -> bool:
+    """Run one snippet both ways, printing the splat and "ok"; True if both behaved."""
+    out(f"=== [{s.rule}] {s.title}" + (f" ({s.layer})" if s.layer != "core" else ""))
+    if s.expect is None:
+        good = _run_buggy_damage(s, out)
+    else:
+        good = _run_buggy_caught(s, out)
     if (msg := _dirty()) is not None:
         out(f"!!! {msg}")
         good = False
@@ -642,10 +677,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--core", action="store_true", help="skip the other layers' snippets")
     args = ap.parse_args(argv)
     problems = [] if args.core else load_extra_snippets()
-    chosen = [s for s in _registry if not args.only or s.rule in args.only]
+    # `--core` skips a layer's snippets even when the layer was imported before (by a test).
+    chosen = [
+        s
+        for s in _registry
+        if (not args.core or s.layer == "core") and (not args.only or s.rule in args.only)
+    ]
     if args.list:
         for s in chosen:
-            print(f"{s.rule:22} {s.layer:8} {s.title}")
+            print(f"{s.rule:28} {s.layer:8} {s.title}")
         return 0
     if not chosen:
         print(f"demo: no snippet for {args.only}", file=sys.stderr)
@@ -660,5 +700,12 @@ def main(argv: list[str]) -> int:
     if failed:
         print(f"{len(failed)} of {n} snippets misbehaved:", *failed, sep="\n  ")
         return 1
-    print(f"all {n} snippets behaved: every bug caught, every fix clean.")
+    shown = sum(1 for s in chosen if s.expect is None)
+    if shown:
+        print(
+            f"all {n} snippets behaved: {n - shown} bugs caught, {shown} beyond the runtime's "
+            "checks showed their damage, every fix clean."
+        )
+    else:
+        print(f"all {n} snippets behaved: every bug caught, every fix clean.")
     return 0

@@ -198,6 +198,16 @@ def test_demo_reports_an_uncaught_bug(capsys: pytest.CaptureFixture[str]) -> Non
     assert "NOT CAUGHT" in capsys.readouterr().out
 
 
+def test_demo_damage_snippets_must_show_their_damage(capsys: pytest.CaptureFixture[str]) -> None:
+    silent = demo.Snippet("logic-bug", "a bug that shows nothing", None, lambda: None, lambda: None)
+    assert demo.run(silent) is False
+    assert "NO DAMAGE SHOWN" in capsys.readouterr().out
+    shown = demo.Snippet("logic-bug", "a bug that shows its damage", None, lambda: "user wrote it", lambda: None)
+    assert demo.run(shown) is True
+    out = capsys.readouterr().out
+    assert "user wrote it" in out and "--- fixed: ok" in out and "!!!" not in out
+
+
 def test_demo_list_and_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["demo", "--core", "--list"]) == 0
     listed = capsys.readouterr().out
