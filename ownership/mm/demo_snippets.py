@@ -165,7 +165,7 @@ def make_guard_not_send() -> Pair:
         with _process("guard-send"):
             guard = _mm().mmap_read_lock()
             try:
-                spawn(lambda g: g.drop(), guard).join()  # Another thread unlocks our rwsem.
+                spawn(lambda g: g.drop(), guard).join()  # type: ignore[send-handoff]  # Another thread unlocks our rwsem.
             finally:
                 guard.drop()
 

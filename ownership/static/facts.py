@@ -23,6 +23,12 @@ a fixed point (facts are recorded in the last pass only), and the else branch of
 `if g is None:` knows the guard is there. It is not path-sensitive beyond that; a
 guard that is only *maybe* held counts as held (the count is reported as `0..1`).
 
+Functions defined inside functions are walked as functions of their own, named
+`<enclosing function>.<name>` (mypy's own name for them is the bare name, which the
+nested `buggy`s of two factories share); a lambda's body is walked as an anonymous
+nested function (`<enclosing>.<lambda@line:col>`) with no atomic section open, since
+it runs when called, but inside the unsafe block or unsafe function it is written in.
+
 The walk's state is split from the recorded facts: `State` maps open sections by key
 and is copied at branches, while `FunctionFacts` accumulates the calls and is only
 appended to in recording passes.
@@ -384,6 +390,7 @@ class ModuleWalker:
         self.typer = typer
         self.classes = classes
         self.facts = ModuleFacts(tree.fullname, tree.path, lines)
+        _name_nested_functions(tree.defs, None, typer.local_names)
 
     def run(self) -> ModuleFacts:
         top = FunctionWalker(self, f"{self.tree.fullname}.<module>", 1, None, (), None)
@@ -432,6 +439,21 @@ class ModuleWalker:
         elif isinstance(stmt, ClassDef):
             self.class_def(stmt, outer)
 
+    def lambda_def(self, lam: LambdaExpr, outer: FunctionWalker) -> None:
+        """A lambda's body, walked as an anonymous nested function: no atomic section
+        is open when it runs, but it shares the unsafe block or unsafe function it is
+        written in (a closure does in Rust)."""
+        name = f"{outer.facts.fullname}.<lambda@{lam.line}:{lam.column}>"
+        w = FunctionWalker(self, name, lam.line, None, tuple(a.variable.name for a in lam.arguments), outer)
+        for a in lam.arguments:
+            w.param_vars[a.variable] = a.variable.name
+            w.local_vars.add(a.variable)
+        w.unsafe_blocks = list(outer.unsafe_blocks)
+        w.unsafe_fn_ctx = outer.facts.unsafe is not None or outer.unsafe_fn_ctx
+        w.stmt_line = outer.stmt_line
+        w.expr(lam.expr(), {})
+        self.facts.functions[name] = w.facts
+
     def class_def(self, cdef: ClassDef, outer: FunctionWalker | None) -> None:
         decl = class_decl_of(cdef)
         if decl is not None:
@@ -452,7 +474,7 @@ class ModuleWalker:
                 declared = (value,) if value else ()
             elif name == UNSAFE_FN and isinstance(d, CallExpr):
                 unsafe = _str_value(_kwarg(d, "safety")) or "(not a literal string)"
-        w = FunctionWalker(self, fdef.fullname or fdef.name, fdef.line, fdef, (), outer)
+        w = FunctionWalker(self, self.typer.name_of(fdef), fdef.line, fdef, (), outer)
         w.facts.declared_sleep = declared
         w.facts.unsafe = unsafe
         w.run()
@@ -492,7 +514,9 @@ class FunctionWalker:
     Invariants: facts are appended only while `recording` (the last pass over a
     loop); `loops`/`loop_depths`/`with_keys` mirror the loops and `with` blocks
     enclosing the statement being walked; `local_vars` are the function's own
-    variables seen so far (parameters included).
+    variables seen so far (parameters included) and those of the enclosing functions
+    it may capture; `unsafe_fn_ctx` is True for a lambda written in an unsafe
+    function's body (a closure shares its unsafe context, as in Rust).
     """
 
     def __init__(
@@ -519,6 +543,9 @@ class FunctionWalker:
                 self.self_var = fdef.arguments[0].variable
         self.loop_alias: dict[Var, str] = {}
         self.local_vars: set[Var] = set(self.param_vars)
+        if outer is not None:
+            self.local_vars |= outer.local_vars
+        self.unsafe_fn_ctx = False
         self.local_defs: dict[str, FuncDef] = {}
         self.recording = True
         self.loops: list[tuple[list[State], list[State]]] = []
@@ -829,6 +856,9 @@ class FunctionWalker:
 
     def expr(self, e: Expression, st: State) -> None:
         if isinstance(e, LambdaExpr):
+            # Its body runs later, when it is called: a function of its own.
+            if self.recording:
+                self.mod.lambda_def(e, self)
             return
         for child in expr_children(e):
             self.expr(child, st)
@@ -870,7 +900,7 @@ class FunctionWalker:
         if self.recording:
             if self.unsafe_blocks:
                 ctx, block = "block", self.unsafe_blocks[-1]
-            elif self.facts.unsafe is not None:
+            elif self.facts.unsafe is not None or self.unsafe_fn_ctx:
                 ctx, block = "fn", 0
             else:
                 ctx, block = "none", 0
@@ -1111,6 +1141,56 @@ class FunctionWalker:
             return
         for arg in call.args:
             self.check_escape(arg, target.replace("stored", "put in a container", 1), call.line)
+
+
+def _name_nested_functions(stmts: list[Statement], owner: str | None, names: dict[FuncDef, str]) -> None:
+    """Name every function defined inside another one `<owner>.<name>` (`@<line>` added
+    when its owner defines two of that name): mypy's own full name of a nested function
+    is its bare name, which functions of different owners share."""
+    for s in stmts:
+        funcs: list[FuncDef] = []
+        if isinstance(s, FuncDef):
+            funcs = [s]
+        elif isinstance(s, Decorator):
+            funcs = [s.func]
+        elif isinstance(s, OverloadedFuncDef):
+            for item in ([s.impl] if s.impl is not None else []) + list(s.items):
+                funcs.append(item.func if isinstance(item, Decorator) else item)
+        if funcs:
+            for fn in funcs:
+                if fn in names:
+                    continue
+                if owner is not None:
+                    name = f"{owner}.{fn.name}"
+                    if name in names.values():
+                        name = f"{name}@{fn.line}"
+                    names[fn] = name
+                _name_nested_functions(fn.body.body, names.get(fn) or fn.fullname or fn.name, names)
+            continue
+        if isinstance(s, ClassDef):
+            # Methods have full names of their own (mypy names local classes `C@line`).
+            _name_nested_functions(s.defs.body, None, names)
+            continue
+        for b in _blocks_of(s):
+            _name_nested_functions(b.body, owner, names)
+
+
+def _blocks_of(s: Statement) -> list[Block]:
+    """The statement blocks directly inside a compound statement."""
+    if isinstance(s, IfStmt):
+        return [*s.body, *([s.else_body] if s.else_body is not None else [])]
+    if isinstance(s, (WhileStmt, ForStmt)):
+        return [s.body, *([s.else_body] if s.else_body is not None else [])]
+    if isinstance(s, WithStmt):
+        return [s.body]
+    if isinstance(s, TryStmt):
+        extra = [b for b in (s.else_body, s.finally_body) if b is not None]
+        return [s.body, *s.handlers, *extra]
+    if isinstance(s, MatchStmt):
+        return list(s.bodies)
+    if isinstance(s, Block):
+        return [s]
+    return []
 
 
 def _always_true(e: Expression) -> bool:

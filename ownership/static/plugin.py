@@ -23,8 +23,14 @@ them, and mypy's incremental cache replays them. Summaries are kept in a store b
 mypy's cache (`ownership.static.store`), and `report_config_data` marks a cached module
 stale when a module whose summaries it used has changed.
 
+Nested functions are analysed as functions of their own, named after the function
+that defines them (`make_demo.buggy`); a lambda's body is too, with no atomic section
+open (it runs when called) but within the unsafe block it is written in.
+
 Limits: calls through a `Callable` value or a protocol method are not followed
-(dynamic dispatch: only the runtime sees those); the analysis is flow-sensitive within
+(dynamic dispatch: only the runtime sees those); a reference kept in a local and used
+after its guard was released is seen by the runtime only (`guard-escape` covers
+references that leave the function); the analysis is flow-sensitive within
 a function but not path-sensitive; mypy's parallel and daemon modes are not supported
 (each worker would keep its own summaries). List this plugin after other plugins that
 hook the same calls: mypy uses the first plugin answering for a name.

@@ -451,12 +451,20 @@ class Typer:
     else inference from declarations and the local assignments seen so far.
 
     Invariants: `locals` maps a local variable to the last expression assigned to it in
-    the walk (used only when the type map has no entry).
+    the walk (used only when the type map has no entry); `local_names` maps each
+    function defined inside another function to its qualified name in the module
+    (mypy names such a function by its bare name only, so two nested `buggy`s of
+    different functions would otherwise be one).
     """
 
     def __init__(self, type_map: dict[Expression, Type] | None) -> None:
         self.type_map = type_map
         self.locals: dict[Var, Expression] = {}
+        self.local_names: dict[FuncDef, str] = {}
+
+    def name_of(self, fn: FuncDef) -> str:
+        """The full name the analysis knows a function by (qualified when nested)."""
+        return self.local_names.get(fn) or fn.fullname or fn.name
 
     def type_of(self, e: Expression, depth: int = 0) -> ProperType | None:
         tm = self.type_map
@@ -527,7 +535,10 @@ class Typer:
             tm_type = get_proper_type(raw) if raw is not None else None
         for item in _callable_items(tm_type):
             d = item.definition
-            fullname = getattr(d, "fullname", None) if d is not None else None
+            if isinstance(d, FuncDef):
+                fullname: str | None = self.name_of(d)
+            else:
+                fullname = getattr(d, "fullname", None) if d is not None else None
             if fullname and fullname not in seen:
                 seen.add(fullname)
                 formals = tuple(zip(item.arg_names, item.arg_kinds))
@@ -546,24 +557,24 @@ class Typer:
                 fn = _func_of(target)
                 if fn is not None:
                     bound = fn.is_class
-                    return [Callee(fn.fullname, _formals_of(fn, bound))]
+                    return [Callee(self.name_of(fn), _formals_of(fn, bound))]
                 return []
             out: list[Callee] = []
             for inst in instances(self.type_of(callee.expr)):
                 target = _lookup_member(inst.type, callee.name)
                 fn = _func_of(target)
-                if fn is not None and fn.fullname not in {c.fullname for c in out}:
-                    out.append(Callee(fn.fullname, _formals_of(fn, not _is_static(target))))
+                if fn is not None and self.name_of(fn) not in {c.fullname for c in out}:
+                    out.append(Callee(self.name_of(fn), _formals_of(fn, not _is_static(target))))
             return out
         if isinstance(node, TypeInfo):
             init = _lookup_member(node, "__init__")
             fn = _func_of(init)
             if fn is not None and fn.info.fullname != "builtins.object":
-                return [Callee(fn.fullname, _formals_of(fn, True))]
+                return [Callee(self.name_of(fn), _formals_of(fn, True))]
             return []
         fn = _func_of(node)
         if fn is not None:
-            return [Callee(fn.fullname, _formals_of(fn, False))]
+            return [Callee(self.name_of(fn), _formals_of(fn, False))]
         return []
 
 

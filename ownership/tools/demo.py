@@ -216,7 +216,7 @@ def make_mutex_under_rcu() -> tuple[Callable[[], object], Callable[[], object]]:
     config = Mutex({"debug": False}, name="demo config mutex")
 
     def buggy() -> None:
-        with rcu_read_lock(), config.lock() as g:
+        with rcu_read_lock(), config.lock() as g:  # type: ignore[atomic-sleep]  # A Mutex may sleep.
             g.data["debug"] = True
 
     def fixed() -> None:
@@ -308,7 +308,7 @@ def make_send_guard() -> tuple[Callable[[], object], Callable[[], object]]:
     def buggy() -> None:
         g = lock.lock()
         try:
-            spawn(lambda guard: guard.data.append(1), g).join()
+            spawn(lambda guard: guard.data.append(1), g).join()  # type: ignore[send-handoff]
         finally:
             g.drop()
 
@@ -478,7 +478,7 @@ def make_unsafe_call() -> tuple[Callable[[], object], Callable[[], object]]:
     ring = RawRing(16)
 
     def buggy() -> None:
-        ring.write_unchecked(0, b"hi")
+        ring.write_unchecked(0, b"hi")  # type: ignore[unsafe-call]
 
     def fixed() -> None:
         # SAFETY: 0 + 2 <= 16.

@@ -1,3 +1,3 @@
 """Tests of the static checker (`ownership.static`): the golden corpus in `bad/` and
-`good/`, the case it cannot see in `unseen/`, and the command line, SARIF and cache
+`good/`, the cases it cannot see in `unseen/`, and the command line, SARIF and cache
 behaviour."""

@@ -1,6 +1,6 @@
 """Static and dynamic agree: each bad snippet that can run is caught by the runtime
-checks with the same rule, each good one runs clean, and the documented blind spot of
-the checker is caught at run time only.
+checks with the same rule, each good one runs clean, and the documented blind spots of
+the checker (`unseen/`) are caught at run time only.
 
 The runtime report must name the same two sites the corpus marks: where the bug
 happened (`# runtime-site`) and where the conflicting lock, guard or declaration came
@@ -63,6 +63,20 @@ def test_dynamic_dispatch_is_caught_only_at_runtime(corpus_result: CheckResult) 
     assert info.value.rule == "atomic-sleep"
     for name, line in f.runtime_sites() + f.runtime_origins():
         assert f"{name}:{line}" in str(info.value)
+
+
+def test_use_after_release_is_caught_only_at_runtime(corpus_result: CheckResult) -> None:
+    f = CorpusFile(UNSEEN / "use_after_release.py")
+    assert [r for r in corpus_result.reports if r.path.endswith("use_after_release.py")] == []
+    with pytest.raises(SafetyViolation) as info:
+        run_main(f)
+    assert info.value.rule == "lifetime"
+    for name, line in f.runtime_sites() + f.runtime_origins():
+        assert f"{name}:{line}" in str(info.value)
+
+
+def test_each_unseen_file_has_its_runtime_test() -> None:
+    assert {f.path.name for f in all_files(UNSEEN)} == {"dynamic_dispatch.py", "use_after_release.py"}
 
 
 def test_every_static_rule_with_a_runtime_class_has_a_runtime_example() -> None:
