@@ -39,6 +39,8 @@ WORKER_PTR = 0xB0B0_0000
 
 @dataclass
 class BenchResult:
+    """One run of the workload: what was measured and the per-call latencies."""
+
     checks: str
     pairs: int
     iterations: int

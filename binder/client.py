@@ -67,6 +67,8 @@ class UserTask(Protocol):
 
 
 class UserFile(Protocol):
+    """What the client needs of an open file: `ioctl` and `close`."""
+
     def ioctl(self, cmd: int, arg: object = ...) -> object: ...
 
     def close(self) -> None: ...
@@ -346,6 +348,8 @@ class BinderClient:
         self.objects: dict[int, _LocalObject] = {}
         self.deaths: dict[int, DeathRecipient] = {}
         self.events: list[tuple[int, int]] = []
+        # Called on BR_SPAWN_LOOPER (libbinder's `spawnPooledThread`); None: ignore it.
+        self.on_spawn_looper: Callable[[], object] | None = None
         self._tls = threading.local()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -486,6 +490,9 @@ class BinderClient:
                 obj.strong -= 1
             elif code == u.BR_DECREFS and obj is not None:
                 obj.weak -= 1
+        elif code == u.BR_SPAWN_LOOPER:
+            if self.on_spawn_looper is not None:
+                self.on_spawn_looper()
         elif code == u.BR_DEAD_BINDER:
             cookie = int.from_bytes(payload, "little")
             cb = self.deaths.get(cookie)
@@ -534,6 +541,8 @@ class BinderClient:
         return reply
 
     def _transact(self, handle: int, code: int, parcel: Parcel | None, flags: int) -> Reply:
+        # As libbinder, every call accepts file descriptors in its reply.
+        flags |= u.TF_ACCEPT_FDS
         out = bytearray(self._transaction_cmd(u.BC_TRANSACTION, handle, code, parcel or Parcel(), flags))
         oneway = bool(flags & u.TF_ONE_WAY)
         while True:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ownership.context import may_sleep
 from ownership.errors import EBUSY, EPERM, KernelError
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import Mutex
@@ -34,6 +35,8 @@ __all__ = ["Context", "ContextList"]
 
 
 class _ContextListInner:
+    """The registered contexts, behind `ContextList.lock`."""
+
     __slots__ = ("contexts",)
 
     def __init__(self) -> None:
@@ -43,7 +46,10 @@ class _ContextListInner:
 @impl_send("the list is behind a Mutex")
 @impl_sync("the list is behind a Mutex")
 class ContextList:
-    """The registry of contexts (upstream the global `CONTEXTS: Mutex<ContextList>`)."""
+    """The registry of contexts (upstream the global `CONTEXTS: Mutex<ContextList>`).
+
+    Invariants: every context of the list was not yet deregistered.
+    """
 
     __slots__ = ("lock",)
 
@@ -56,7 +62,10 @@ class ContextList:
 
 
 class Manager:
-    """The context manager state (`Manager`): its node, its uid, and every process."""
+    """The context manager state (`Manager`): its node, its uid, and every process.
+
+    Invariants: `uid` is set from the first manager on and never changes.
+    """
 
     __slots__ = ("all_procs", "node", "uid")
 
@@ -90,18 +99,21 @@ class Context:
     def __repr__(self) -> str:
         return f"Context({self.name!r})"
 
+    @may_sleep
     def deregister(self) -> None:
         """The device file was removed; no-op if called twice."""
         with self.list.lock.lock() as g:
             if self in g.data.contexts:
                 g.data.contexts.remove(self)
 
+    @may_sleep
     def register_process(self, proc: Process) -> None:
         if proc.ctx is not self:
             raise KernelError(EPERM, "Context::register_process called on the wrong context")
         with self.manager.lock() as g:
             g.data.all_procs.append(proc)
 
+    @may_sleep
     def deregister_process(self, proc: Process) -> None:
         if proc.ctx is not self:
             return
@@ -109,6 +121,7 @@ class Context:
             if proc in g.data.all_procs:
                 g.data.all_procs.remove(proc)
 
+    @may_sleep
     def set_manager_node(self, node_ref: NodeRef, caller_uid: int) -> None:
         """`BINDER_SET_CONTEXT_MGR`: `EBUSY` if set, `EPERM` for another uid than before."""
         with self.manager.lock() as g:
@@ -120,6 +133,7 @@ class Context:
             m.node = node_ref
             m.uid = caller_uid
 
+    @may_sleep
     def unset_manager_node(self) -> None:
         with self.manager.lock() as g:
             node_ref, g.data.node = g.data.node, None
@@ -127,6 +141,7 @@ class Context:
         if node_ref is not None:
             node_ref.drop()
 
+    @may_sleep
     def get_manager_node(self, strong: bool) -> NodeRef:
         """A new ref on the manager's node; `BR_DEAD_REPLY` if there is none."""
         with self.manager.lock() as g:
@@ -138,19 +153,23 @@ class Context:
             except KernelError as e:
                 raise BinderError.of(e) from None
 
+    @may_sleep
     def manager_process(self) -> Process | None:
         with self.manager.lock() as g:
             return g.data.node.node.owner if g.data.node is not None else None
 
+    @may_sleep
     def for_each_proc(self, func: Callable[[Process], None]) -> None:
         with self.manager.lock() as g:
             procs = list(g.data.all_procs)
         for p in procs:
             func(p)
 
+    @may_sleep
     def get_all_procs(self) -> list[Process]:
         with self.manager.lock() as g:
             return list(g.data.all_procs)
 
+    @may_sleep
     def get_procs_with_pid(self, pid: int) -> list[Process]:
         return [p for p in self.get_all_procs() if p.pid() == pid]

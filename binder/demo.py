@@ -4,8 +4,8 @@ Three simulated processes open `/dev/binder`: the service manager becomes the co
 manager; the echo service registers a binder under "echo"; the client looks it up,
 sends messages (two-way and oneway), links to the service's death, and watches the
 service die. Every step goes through the real UAPI, with the runtime checks on, so the
-run doubles as a smoke test: it ends by printing the driver's bookkeeping (nodes,
-handles, buffers) to show that nothing leaked.
+run doubles as a smoke test: it ends by comparing the machine's pages in use before
+the processes started and after they all exited, to show that nothing leaked.
 
 This is userspace code (like the AOSP binderLibTest server) over `binder.client`; the
 simulated kernel is passed in by the caller (`binder.__main__`), since `binder` never
@@ -61,6 +61,7 @@ def start_looper(client: BinderClient, name: str) -> threading.Thread:
 def run_demo(kernel: Any, register: Callable[[Any], object], out: Callable[[str], None] = print) -> int:
     """Run the demo in `kernel` (with binder registered by `register`); 0 on success."""
     register(kernel)
+    pages_before = kernel.nr_used_pages()
     sm_task = kernel.spawn_process("servicemanager")
     echo_task = kernel.spawn_process("echo_service")
     app_task = kernel.spawn_process("client_app")
@@ -117,6 +118,9 @@ def run_demo(kernel: Any, register: Callable[[Any], object], out: Callable[[str]
     sm_task.exit()
     flush()
     sm_thread.join(5)
-    out(f"services still registered: {sorted(manager.services)}")
-    out("done: " + ("all messages echoed" if ok else "MISMATCH"))
+    out(f"services the manager still names: {sorted(manager.services)}")
+    pages_after = kernel.nr_used_pages()
+    out(f"pages in use: {pages_before} before the processes, {pages_after} after they exited")
+    ok &= pages_after == pages_before
+    out("done: " + ("all messages echoed, nothing leaked" if ok else "MISMATCH"))
     return 0 if ok else 1

@@ -32,6 +32,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ownership.config import STATE
+from ownership.context import may_sleep
 from ownership.errors import EINVAL, KernelError, RefcountError
 from ownership.marker import impl_send, impl_sync
 from ownership.site import Site, here, site_of_frame
@@ -143,7 +144,12 @@ class CountState:
 
 
 class NodeInner:
-    """The part of a `Node` protected by its owner's `Process.inner` lock."""
+    """The part of a `Node` protected by its owner's `Process.inner` lock.
+
+    Invariants: `has_oneway_transaction` is set while a oneway transaction of this node
+    is delivered and its buffer not yet freed; `oneway_todo` is empty otherwise;
+    `active_inc_refs` counts BR_INCREFS/BR_ACQUIRE not yet acknowledged (at most 2).
+    """
 
     __slots__ = (
         "active_inc_refs",
@@ -344,6 +350,7 @@ class Node:
         inner.has_oneway_transaction = True
         return guard.data.push_work(transaction)
 
+    @may_sleep
     def pending_oneway_finished(self) -> None:
         """The buffer of the oneway transaction in flight was freed: deliver the next."""
         undelivered: DeliverToRead | None = None
@@ -371,6 +378,7 @@ class Node:
                 return t
         return None
 
+    @may_sleep
     def release(self) -> None:
         """The owner died: cancel queued oneway work, fire the death notifications."""
         guard = self.owner.inner.lock()
@@ -645,6 +653,11 @@ class NodeRef:
 
 
 class NodeDeathInner:
+    """The state of a death registration (behind `NodeDeath.inner`).
+
+    Invariants: `dead` is never set after `cleared`; `aborted` implies `cleared`.
+    """
+
     __slots__ = ("aborted", "cleared", "dead", "notification_done")
 
     def __init__(self) -> None:
@@ -703,6 +716,7 @@ class NodeDeath:
         if needs_queueing and self.tracker.try_claim():
             thread.push_work_if_looper(self)
 
+    @may_sleep
     def set_dead(self) -> None:
         """The node's owner died: queue `BR_DEAD_BINDER` to the registered process."""
         with self.inner.lock() as g:

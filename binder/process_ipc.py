@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.aref import ARef
 from ownership.context import may_sleep
-from ownership.errors import EAGAIN, EINVAL, ENOENT, EPERM, ESRCH, KernelError
+from ownership.errors import EAGAIN, EINTR, EINVAL, ENOENT, EPERM, ESRCH, KernelError
 from ownership.miscdevice import File
 from ownership.rbtree import RBTree, RBTreeNodeReservation
 from ownership.sync import Arc, CondVar, Mutex, SpinLock, SpinLockGuard
@@ -82,6 +82,7 @@ from .uapi import (
     binder_version,
     flat_binder_object,
     ioc_dir,
+    ioc_size,
 )
 from .work import DeliverToRead, ListTracker, UserReader
 
@@ -97,6 +98,8 @@ O_NONBLOCK = 0o4000
 
 
 class IsFrozen(enum.Enum):
+    """The freezer state of a process (`IsFrozen`)."""
+
     YES = "yes"
     NO = "no"
     IN_PROGRESS = "in progress"
@@ -265,7 +268,11 @@ class _IdPool:
 
 
 class NodeRefInfo:
-    """One handle of a process: its `NodeRef` and its death registration."""
+    """One handle of a process: its `NodeRef` and its death registration.
+
+    Invariants: `node_ref` holds the process's user counts on the node (never both
+    zero while the handle exists); `death` is at most one registration.
+    """
 
     __slots__ = ("death", "debug_id", "handle", "node_ref", "process")
 
@@ -278,7 +285,11 @@ class NodeRefInfo:
 
 
 class ProcessNodeRefs:
-    """The handle table, behind `Process.node_refs`."""
+    """The handle table, behind `Process.node_refs`.
+
+    Invariants: `by_node` and `by_handle` are inverse maps of the same handles, all of
+    which are acquired in `handle_is_present`.
+    """
 
     def __init__(self) -> None:
         self.by_handle: RBTree[int, NodeRefInfo] = RBTree()
@@ -328,6 +339,7 @@ class ProcessIpc:
         return 0
 
     def _proc(self) -> Process:
+        """This object as the `Process` it is part of (the mixin is never used alone)."""
         return self  # type: ignore[return-value]
 
     # --- work ---------------------------------------------------------------------
@@ -341,10 +353,13 @@ class ProcessIpc:
             if g.data.work:
                 work: DeliverToRead = g.data.work.popleft()
                 return work
+            if g.data.is_dead:
+                raise KernelError(EINTR, "binder process is being released")
             if thread.ready_tracker.try_claim():
                 g.data.ready_threads.appendleft(thread)
             return Registration(thread)
 
+    @may_sleep
     def push_work(self, work: DeliverToRead) -> None:
         """Queue work for the process; `BinderError(BR_DEAD_REPLY)` if it is dead."""
         with self.inner.lock() as g:
@@ -370,6 +385,11 @@ class ProcessIpc:
         reservation = RBTreeNodeReservation.new(GFP_KERNEL)
         ta = Thread.new(tid, self._proc(), task)
         with self.inner.lock() as g:
+            if g.data.is_dead:
+                # Upstream the ioctl's file reference keeps the process from being
+                # released under it; in the model a late thread of a dead process is
+                # turned away, as a killed thread would never get here.
+                raise KernelError(ESRCH, "binder process is being released")
             if tid in g.data.threads:
                 # Only this thread creates its own entry: a second one is a bug upstream.
                 raise KernelError(EINVAL, "Cannot create two threads with the same id")
@@ -441,6 +461,7 @@ class ProcessIpc:
             # Cannot fail: nobody else has seen the node yet.
             return g.data.new_node_ref_with_thread(g, new, strong, thread, wrapper)
 
+    @may_sleep
     def get_node(self, ptr: int, cookie: int, flags: int, strong: bool, thread: Thread) -> NodeRef:
         """A ref on this process's node `(ptr, cookie)`, creating the node if needed."""
         wrapper: NodeWrapper | None = None
@@ -451,6 +472,7 @@ class ProcessIpc:
                 wrapper = NodeWrapper.new()
         raise AssertionError("get_node: a wrapper was given, the retry cannot fail")
 
+    @may_sleep
     def set_as_manager(self, info: flat_binder_object | None, thread: Thread) -> None:
         ptr, cookie, flags = (info.binder, info.cookie, info.flags) if info is not None else (0, 0, 0)
         node_ref = self.get_node(ptr, cookie, flags, True, thread)
@@ -526,6 +548,7 @@ class ProcessIpc:
             if g.is_held():
                 g.drop()
 
+    @may_sleep
     def get_transaction_node(self, handle: int) -> NodeRef:
         """The target of a transaction: handle 0 is the context manager."""
         if handle == 0:
@@ -537,6 +560,7 @@ class ProcessIpc:
         except KernelError as e:
             raise BinderError.of(e) from None
 
+    @may_sleep
     def get_node_from_handle(self, handle: int, strong: bool) -> NodeRef:
         with self.node_refs.lock() as g:
             info = g.data.by_handle.get(handle)
@@ -544,6 +568,7 @@ class ProcessIpc:
                 raise KernelError(ENOENT, f"no handle {handle}")
             return info.node_ref.clone(strong)
 
+    @may_sleep
     def handle_count(self) -> int:
         with self.node_refs.lock() as g:
             return len(g.data.by_handle)
@@ -639,6 +664,7 @@ class ProcessIpc:
             if owner_dead:
                 death.set_dead()
 
+    @may_sleep
     def clear_death(self, reader: UserReader, thread: Thread) -> None:
         hc = binder_handle_cookie.unpack(reader.read(binder_handle_cookie.SIZE))
         with self.node_refs.lock() as g:
@@ -669,6 +695,7 @@ class ProcessIpc:
         for t in threads:
             t.exit_looper()
 
+    @may_sleep
     def deferred_release(self) -> None:
         """Tear the process down (the workqueue's PROC_DEFER_RELEASE)."""
         with self.inner.lock() as g:
@@ -775,8 +802,7 @@ class ProcessIpc:
             raise KernelError(EINVAL, "binder ioctl takes an int command and a user address")
         thread = self.get_current_thread()
         direction = ioc_dir(cmd)
-        size = (cmd >> 16) & 0x3FFF
-        us = UserSlice(arg, size)
+        us = UserSlice(arg, ioc_size(cmd))
         if direction == IOC_WRITE:
             reader = us.reader()
             if cmd == BINDER_SET_MAX_THREADS:
@@ -828,12 +854,14 @@ class ProcessIpc:
             procs.extend(ctx.get_procs_with_pid(pid))
         return procs
 
+    @may_sleep
     def _freeze_by_pid(self, info: binder_freeze_info) -> None:
         procs = self._procs_with_pid(info.pid)
         alloc_check(GFP_KERNEL, "ioctl_freeze procs")
         for p in procs:
             p.ioctl_freeze(info)
 
+    @may_sleep
     def _node_info_for_ref(self, us: Any) -> None:
         req = binder_node_info_for_ref.unpack(us.reader().read(binder_node_info_for_ref.SIZE))
         if req.strong_count or req.weak_count or req.reserved1 or req.reserved2 or req.reserved3:

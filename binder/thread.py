@@ -128,7 +128,12 @@ class _Fixup:
 
 @dataclass(slots=True)
 class ScatterGatherEntry:
-    """One `BINDER_TYPE_PTR` buffer to copy after the payload."""
+    """One `BINDER_TYPE_PTR` buffer to copy after the payload.
+
+    Invariants: `[offset, offset + length)` lies in the claimed buffers area;
+    `pointer_fixups` are at increasing offsets, each at or above `fixup_min_offset`
+    at the time it was added.
+    """
 
     obj_index: int
     offset: int
@@ -140,6 +145,8 @@ class ScatterGatherEntry:
 
 @dataclass(slots=True)
 class _ParentFixupInfo:
+    """Where a validated fixup goes (`ParentFixupInfo`)."""
+
     parent_sg_index: int
     num_ancestors: int
     new_min_offset: int
@@ -192,7 +199,11 @@ class ScatterGatherState:
 @impl_send("the error code is an atomic")
 @impl_sync("the error code is an atomic")
 class ThreadError:
-    """A reusable work item delivering one error code (`BR_FAILED_REPLY`, ...)."""
+    """A reusable work item delivering one error code (`BR_FAILED_REPLY`, ...).
+
+    Invariants: `error_code != BR_OK` exactly while the item is queued (its tracker
+    claimed); delivering or cancelling it resets the code.
+    """
 
     __slots__ = ("error_code", "tracker")
 
@@ -224,7 +235,12 @@ class ThreadError:
 
 
 class InnerThread:
-    """The fields of a `Thread` protected by its spinlock."""
+    """The fields of a `Thread` protected by its spinlock.
+
+    Invariants: `process_work_list` is False when `work_list` holds only deferred
+    items (they wait for the next real work); `current_transaction` is the top of
+    the thread's transaction stack, linked by `from_parent`.
+    """
 
     __slots__ = (
         "current_transaction",
@@ -384,9 +400,18 @@ class Thread:
             g.data.extended_error = binder_extended_error(0, BR_OK, 0)
         return ee
 
-    def set_current_transaction(self, transaction: Transaction) -> None:
+    def set_current_transaction(self, transaction: Transaction) -> bool:
+        """Make `transaction` the one this thread serves; False if the thread is dead.
+
+        In the model a process can be released while one of its threads is still in
+        the driver delivering work (upstream, the ioctl's file reference delays the
+        release), so a dead thread refuses the transaction instead of losing it.
+        """
         with self.inner.lock() as g:
+            if g.data.is_dead:
+                return False
             g.data.current_transaction = transaction
+            return True
 
     def has_current_transaction(self) -> bool:
         with self.inner.lock() as g:
@@ -488,6 +513,7 @@ class Thread:
             self.work_condvar.notify_one()
         return res
 
+    @may_sleep
     def push_work_if_looper(self, work: DeliverToRead) -> None:
         """To this thread if it is a live looper, else to its process (`BinderError` if dead)."""
         with self.inner.lock() as g:
@@ -515,10 +541,12 @@ class Thread:
 
     # --- replies ----------------------------------------------------------------------------
 
+    @may_sleep
     def deliver_reply(self, reply: Reply, transaction: Transaction, ee: binder_extended_error | None = None) -> None:
         if self.deliver_single_reply(reply, transaction, ee):
             transaction.from_thread.unwind_transaction_stack()
 
+    @may_sleep
     def deliver_single_reply(
         self, reply: Reply, transaction: Transaction, ee: binder_extended_error | None
     ) -> bool:
@@ -553,6 +581,7 @@ class Thread:
             self.work_condvar.notify_one()
         return dead
 
+    @may_sleep
     def unwind_transaction_stack(self) -> None:
         """This thread died: fail every transaction waiting on it, down the stack."""
         thread = self
@@ -712,6 +741,7 @@ class Thread:
             raise KernelError(ENOMEM, "transaction size overflows")
         length = max(total, 8)
         alloc = to_process.buffer_alloc(debug_id, length, info.is_oneway(), info.from_pid)
+        info.oneway_spam_suspect = alloc.oneway_spam_detected
         try:
             self._fill_allocation(alloc, info, aligned_data_size, allow_fds)
         except BaseException:
@@ -866,7 +896,7 @@ class Thread:
 
         start = (req.write_buffer + req.write_consumed) & U64_MAX
         length = max(req.write_size - req.write_consumed, 0)
-        reader = UserSlice(start, length).reader()
+        reader = _PageReader(UserSlice(start, length).reader())
         proc = self.process
         while reader.len() >= 4:
             with self.inner.lock() as g:
@@ -880,6 +910,8 @@ class Thread:
                 ptr = int.from_bytes(reader.read(8), "little")
                 buffer = proc.buffer_get(ptr)
                 if buffer is None:
+                    # Upstream only logs a user error and carries on; the model fails the
+                    # write with EINVAL so a double free is visible to the caller.
                     raise KernelError(EINVAL, f"BC_FREE_BUFFER {ptr:#x}: no such buffer (double free?)")
                 if buffer.looper_need_return_on_free():
                     with self.inner.lock() as g:
@@ -977,6 +1009,7 @@ class Thread:
 
     # --- teardown ---------------------------------------------------------------------------
 
+    @may_sleep
     def release(self) -> None:
         """The thread exits (BINDER_THREAD_EXIT or process death)."""
         with self.inner.lock() as g:
@@ -995,7 +1028,11 @@ class Thread:
 
 
 class Registration:
-    """The thread is on its process's `ready_threads` list until this is dropped."""
+    """The thread is on its process's `ready_threads` list until this is dropped.
+
+    Invariants: after `drop()` the thread is on no ready list and its
+    `ready_tracker` is released (unless a pusher already took it off).
+    """
 
     __slots__ = ("_dropped", "thread")
 
@@ -1019,6 +1056,8 @@ class _AllocationView:
 
     Reads and writes beyond `limit` fail with `EINVAL`, so a translated object cannot
     spill into the offsets array or the scatter-gather area.
+
+    Invariants: `limit <= alloc.size` (the payload's data size).
     """
 
     __slots__ = ("alloc", "limit")
@@ -1063,6 +1102,50 @@ class _AllocationView:
             except KernelError:
                 target.update_ref(handle, False, strong)
                 raise KernelError(EINVAL, "could not write the translated handle") from None
+
+
+class _PageReader:
+    """A `UserSliceReader` that copies up to the end of the current page at a time.
+
+    Reading a command stream 4 or 64 bytes at a time costs one simulated page walk per
+    read; this reads ahead within the page it is in (never across into a page the
+    stream did not ask for), so a fault happens at the same command as upstream.
+
+    Invariants: `_buf[_pos:]` are the next bytes of the slice, already copied.
+    """
+
+    __slots__ = ("_buf", "_inner", "_pos")
+
+    PAGE = 4096
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._buf = b""
+        self._pos = 0
+
+    def len(self) -> int:
+        return len(self._buf) - self._pos + int(self._inner.len())
+
+    def _fill(self, n: int) -> None:
+        have = len(self._buf) - self._pos
+        if have >= n:
+            return
+        need = n - have
+        to_page_end = self.PAGE - (self._inner.ptr % self.PAGE)
+        chunk = min(max(need, to_page_end), self._inner.len())
+        if chunk < need:
+            chunk = need  # past the end: the inner reader raises EFAULT
+        self._buf = self._buf[self._pos :] + self._inner.read(chunk)
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        self._fill(n)
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+    def skip(self, n: int) -> None:
+        self.read(n)
 
 
 def _close_fds_on_free(buffer: Any) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ownership.alloc import GFP_KERNEL, alloc_check
+from ownership.context import may_sleep
 from ownership.errors import EINVAL, KernelError
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import SpinLock
@@ -249,6 +250,7 @@ class Transaction:
 
     # --- submission ------------------------------------------------------------------
 
+    @may_sleep
     def submit(self, info: TransactionInfo) -> None:
         """Push to the target: a thread in the stack, the node's oneway queue, or the process.
 
@@ -362,21 +364,25 @@ class Transaction:
             writer.write_code(code)
             writer.write_payload(tr.pack())
         except KernelError:
-            # The read buffer faulted: put the buffer back so the transaction can be
-            # cancelled (and the sender told) instead of leaking it.
+            # The read buffer faulted (upstream's `send_failed_reply` scope guard): the
+            # transaction is dropped, its buffer freed, and the sender told.
             files.abort()
-            with self.allocation.lock() as g:
-                g.data = alloc
+            alloc.drop()
+            if two_way:
+                self.from_thread.deliver_reply(BR_FAILED_REPLY, self)
+            self.drop_outstanding_txn()
             raise
         # No failure paths from here on.
         alloc.set_info_close_on_free(files.commit())
         # It is now userspace's buffer: freed by BC_FREE_BUFFER.
         alloc.keep_alive()
         self.drop_outstanding_txn()
-        if two_way:
-            thread.set_current_transaction(self)
+        if two_way and not thread.set_current_transaction(self):
+            # The receiving thread died while the transaction was delivered to it.
+            self.from_thread.deliver_reply(BR_DEAD_REPLY, self)
         return False
 
+    @may_sleep
     def cancel(self) -> None:
         alloc = self._take_allocation()
         if alloc is not None:
@@ -389,6 +395,7 @@ class Transaction:
     def should_sync_wakeup(self) -> bool:
         return not self.flags & TF_ONE_WAY
 
+    @may_sleep
     def drop_undelivered(self) -> None:
         """Rust's `Drop`: free a buffer that was never delivered, uncount the transaction."""
         alloc = self._take_allocation()

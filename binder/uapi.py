@@ -409,6 +409,8 @@ class binder_write_read(BinderStruct):
 
 @dataclass(frozen=True, slots=True)
 class binder_version(BinderStruct):
+    """`struct binder_version`: the BINDER_VERSION result (protocol 8 on 64-bit)."""
+
     FORMAT: ClassVar[str] = "<i"
     protocol_version: int = 0
 
@@ -435,6 +437,8 @@ class binder_frozen_status_info(BinderStruct):
 
 @dataclass(frozen=True, slots=True)
 class binder_extended_error(BinderStruct):
+    """`struct binder_extended_error`: the last failure of a thread (id, BR_* code, -errno)."""
+
     FORMAT: ClassVar[str] = "<IIi"
     id: int = 0
     command: int = 0
@@ -443,6 +447,8 @@ class binder_extended_error(BinderStruct):
 
 @dataclass(frozen=True, slots=True)
 class binder_node_info_for_ref(BinderStruct):
+    """`struct binder_node_info_for_ref`: the counts of the node behind a handle."""
+
     FORMAT: ClassVar[str] = "<IIIIII"
     handle: int = 0
     strong_count: int = 0
@@ -454,6 +460,8 @@ class binder_node_info_for_ref(BinderStruct):
 
 @dataclass(frozen=True, slots=True)
 class binder_node_debug_info(BinderStruct):
+    """`struct binder_node_debug_info`: the next node above `ptr` and its has-ref state."""
+
     FORMAT: ClassVar[str] = "<QQII"
     ptr: int = 0
     cookie: int = 0

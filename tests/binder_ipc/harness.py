@@ -69,6 +69,11 @@ class World:
     def looper(self, c: BinderClient, register: bool = False) -> threading.Thread:
         return self.run(lambda: c.loop(register=register), f"looper-{c.pid}")
 
+    def thread_pool(self, c: BinderClient, max_threads: int) -> None:
+        """Serve with a pool: the driver asks for loopers (BR_SPAWN_LOOPER) up to the max."""
+        c.set_max_threads(max_threads)
+        c.on_spawn_looper = lambda: self.looper(c, register=True)
+
     def service(self, name: str, ptr: int, handler: Handler, loopers: int = 1) -> BinderClient:
         c = self.spawn(name)
         c.add_object(ptr, handler)
@@ -106,6 +111,9 @@ class World:
             raise self.errors[0]
         for c in self.clients:
             assert_released(self.procs[id(c)])
+        # The machine itself: consistent, and every page of every buffer given back.
+        assert self.kernel.check_consistency() == []
+        assert self.kernel.nr_used_pages() == 0, f"{self.kernel.nr_used_pages()} pages leaked"
 
 
 def task_of(c: BinderClient) -> Task:

@@ -251,3 +251,63 @@ def test_oneway_to_a_dying_process_is_dropped() -> None:
         w.kill(srv)
         # After the death, a oneway call is refused as dead.
         assert app.transact(h, GET, flags=u.TF_ONE_WAY).code == u.BR_DEAD_REPLY
+
+
+def test_clear_before_dead_binder_done_waits_for_the_done() -> None:
+    """Cleared after BR_DEAD_BINDER but before BC_DEAD_BINDER_DONE: the
+    BR_CLEAR_DEATH_NOTIFICATION_DONE comes only after the DONE (node.rs NodeDeath)."""
+    with world() as w:
+        srv = _server(w, "victim", 0x100)
+        app = w.spawn("client")
+        h = w.lookup(app, "victim")
+        app.link_to_death(h, 0x55, lambda cookie: None)
+        w.kill(srv)
+        cookie = (0x55).to_bytes(8, "little")
+        enter = BinderClient.cmd(u.BC_ENTER_LOOPER)
+        _, data = app.write_read(enter)
+        assert (u.BR_DEAD_BINDER, cookie) in app.parse_returns(data)
+        # Clear without acknowledging the death first: nothing is delivered yet.
+        app.unlink_to_death(h, 0x55)
+        with w.process(app).inner.lock() as g:
+            assert not g.data.work
+        with w.process(app).inner.lock() as g:
+            assert [d.cookie for d in g.data.delivered_deaths] == [0x55]
+        _, data = app.write_read(enter + BinderClient.cmd(u.BC_DEAD_BINDER_DONE, cookie))
+        assert (u.BR_CLEAR_DEATH_NOTIFICATION_DONE, cookie) in app.parse_returns(data)
+        app.release(h)
+
+
+def test_owner_is_told_when_the_last_remote_ref_goes() -> None:
+    """BR_INCREFS/BR_ACQUIRE when a node gets its first remote ref, BR_RELEASE and
+    BR_DECREFS when the last one goes; then the node is forgotten."""
+    with world() as w:
+        srv = _server(w, "s", 0x100)
+        app = w.spawn("client")
+        app.add_object(0x77, lambda c, t: Parcel())
+        w.looper(app)
+        h = w.lookup(app, "s")
+        got: list[int] = []
+
+        def grab(c: BinderClient, t: Transaction) -> Parcel:
+            o = t.parcel.read_object()
+            assert isinstance(o, u.flat_binder_object)
+            c.acquire(o.handle)  # keep it after the buffer is freed
+            got.append(o.handle)
+            return Parcel()
+
+        srv.add_object(0x100, grab)
+        assert app.transact(h, GET, Parcel().write_strong_binder(0x77)).ok
+        obj = app.objects[0x77]
+        for _ in range(500):
+            if (obj.strong, obj.weak) == (1, 1):
+                break
+            threading.Event().wait(0.002)
+        assert (obj.strong, obj.weak) == (1, 1)
+        srv.release(got[0])
+        for _ in range(500):
+            if (obj.strong, obj.weak) == (0, 0):
+                break
+            threading.Event().wait(0.002)
+        assert (obj.strong, obj.weak) == (0, 0)
+        with w.process(app).inner.lock() as g:
+            assert g.data.nodes.get(0x77) is None

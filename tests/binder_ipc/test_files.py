@@ -78,3 +78,22 @@ def test_bad_fd_fails_and_translated_objects_are_released() -> None:
         with w.process(app).inner.lock() as g:
             n = g.data.nodes.get(0x99)
             assert n is None or n.counts(g)[:2] == (0, 0)
+
+
+def test_file_in_a_reply() -> None:
+    """A reply may carry an fd: the caller accepted fds (TF_ACCEPT_FDS, as libbinder)."""
+    with world() as w:
+        served: list[Any] = []
+
+        def handler(c: BinderClient, t: Transaction) -> Parcel:
+            f = task_of(c).open("binder")
+            served.append(f)
+            return Parcel().write_fd(_fd_of(c, f))
+
+        w.service("s", 0x10, handler)
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        r = app.transact(h, NOP)
+        o = r.parcel.read_object()
+        assert isinstance(o, u.binder_fd_object)
+        assert task_of(app).files[o.fd] is served[0]

@@ -162,3 +162,131 @@ def test_unknown_command_fails_the_write() -> None:
         with pytest.raises(KernelError):
             app.file.ioctl(0x6299, 0)
         assert app.version() == u.BINDER_CURRENT_PROTOCOL_VERSION
+
+
+def test_second_context_manager_is_ebusy() -> None:
+    with world() as w:
+        other = w.spawn("impostor")
+        with pytest.raises(KernelError) as e:
+            other.become_context_manager()
+        assert e.value.errno == 16  # EBUSY
+
+
+def test_node_info_for_ref_only_for_the_manager() -> None:
+    with world() as w:
+        w.service("s", 0x10, lambda c, t: Parcel())
+        sm = w.sm_client
+        handle = w.sm.services["s"]
+        raw = sm.ioctl_struct(u.BINDER_GET_NODE_INFO_FOR_REF, u.binder_node_info_for_ref(handle))
+        info = u.binder_node_info_for_ref.unpack(raw)
+        # The manager's own strong and weak refs (from ADD_SERVICE's acquire).
+        assert (info.strong_count, info.weak_count) == (1, 1)
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        with pytest.raises(KernelError) as e:
+            app.ioctl_struct(u.BINDER_GET_NODE_INFO_FOR_REF, u.binder_node_info_for_ref(h))
+        assert e.value.errno == 1  # EPERM
+        with pytest.raises(KernelError) as e2:
+            sm.ioctl_struct(u.BINDER_GET_NODE_INFO_FOR_REF, u.binder_node_info_for_ref(handle, strong_count=1))
+        assert e2.value.errno == EINVAL
+
+
+def test_node_debug_info_walks_the_nodes() -> None:
+    with world() as w:
+        srv = w.service("s", 0x10, lambda c, t: Parcel())
+        raw = srv.ioctl_struct(u.BINDER_GET_NODE_DEBUG_INFO, u.binder_node_debug_info(ptr=0))
+        info = u.binder_node_debug_info.unpack(raw)
+        assert (info.ptr, info.has_strong_ref, info.has_weak_ref) == (0x10, 1, 1)
+        raw = srv.ioctl_struct(u.BINDER_GET_NODE_DEBUG_INFO, u.binder_node_debug_info(ptr=0x10))
+        assert u.binder_node_debug_info.unpack(raw).ptr == 0
+
+
+def test_deferred_flush_wakes_waiting_loopers() -> None:
+    """PROC_DEFER_FLUSH (upstream on every close of the fd): the workqueue makes each
+    waiting looper return to userspace with nothing but BR_NOOP."""
+    from ownership.workqueue import flush
+
+    with world() as w:
+        srv = w.spawn("server")
+        got: list[list[int]] = []
+
+        def wait_once() -> None:
+            _, data = srv.write_read(srv.cmd(u.BC_ENTER_LOOPER))
+            got.append([c for c, _ in srv.parse_returns(data)])
+
+        t = w.run(wait_once, "looper")
+        proc = w.process(srv)
+        for _ in range(2000):
+            with proc.inner.lock() as g:
+                if g.data.ready_threads:
+                    break
+            threading.Event().wait(0.002)
+        proc.flush_file()
+        flush()
+        t.join(10)
+        assert got == [[u.BR_NOOP]]
+
+
+def test_thread_pool_grows_on_demand_up_to_max_threads() -> None:
+    """Blocking calls keep every looper busy: the driver asks for more with
+    BR_SPAWN_LOOPER, never past BINDER_SET_MAX_THREADS, and the calls all complete."""
+    with world() as w:
+        release = threading.Event()
+        busy = threading.Semaphore(0)
+
+        def handler(c: BinderClient, t: Transaction) -> Parcel:
+            busy.release()
+            release.wait(10)
+            return Parcel()
+
+        srv = w.spawn("server")
+        srv.add_object(0x10, handler)
+        w.thread_pool(srv, 3)
+        w.looper(srv)  # the main looper (BC_ENTER_LOOPER)
+        from binder.servicemanager import add_service
+
+        assert add_service(srv, "s", 0x10) == 0
+        apps = [w.spawn(f"client{i}") for i in range(5)]
+        hs = [w.lookup(a, "s") for a in apps]
+        callers = [w.run(lambda a=a, h=h: a.transact(h, BLOCK), "caller") for a, h in zip(apps, hs)]  # type: ignore[misc]
+        # 1 main looper + 3 spawned: four calls get served at once.
+        for _ in range(4):
+            assert busy.acquire(timeout=10)
+        proc = w.process(srv)
+        with proc.inner.lock() as g:
+            assert g.data.started_thread_count == 3
+            assert g.data.requested_thread_count == 0
+        release.set()
+        for c in callers:
+            c.join(10)
+        assert not any(c.is_alive() for c in callers)
+
+
+def test_update_txn_replaces_a_queued_oneway_while_frozen() -> None:
+    """TF_UPDATE_TXN: to a frozen process, a newer oneway call with the same code
+    replaces the one still queued behind the call in flight (its buffer is freed)."""
+    with world() as w:
+        srv = w.spawn("server")  # served by hand after the thaw
+        srv.add_object(0x10, lambda c, t: Parcel())
+        from binder.servicemanager import add_service
+
+        assert add_service(srv, "s", 0x10) == 0
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        w.sm_client.freeze(srv.pid, True)
+        flags = u.TF_ONE_WAY | u.TF_UPDATE_TXN
+        for tag in (1, 2, 3):
+            r = app.transact(h, 7, Parcel().write_i32(tag), flags=flags)
+            assert r.code == u.BR_TRANSACTION_PENDING_FROZEN
+        proc = w.process(srv)
+        with proc.inner.lock() as g:
+            node = g.data.nodes.get(0x10)
+            assert node is not None
+            assert len(node.inner.access(g).oneway_todo) == 1  # 2 was replaced by 3
+        w.sm_client.freeze(srv.pid, False)
+        got = []
+        for _ in range(2):
+            t = srv.next_transaction()
+            got.append(t.parcel.read_i32())
+            srv.free_buffer(t.buffer)
+        assert got == [1, 3]

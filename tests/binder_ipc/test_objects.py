@@ -14,6 +14,7 @@ import pytest
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
+from ownership.errors import ENOENT
 
 from .harness import world
 
@@ -40,7 +41,10 @@ def test_freed_binder_handle_fails() -> None:
         r = app.transact(hs, NOP, Parcel().write_handle(ht))
         assert r.code == u.BR_FAILED_REPLY
         assert app.transact(ht, NOP).code == u.BR_FAILED_REPLY
-        assert app.extended_error().command in (u.BR_FAILED_REPLY, u.BR_OK)
+        # The thread's extended error names the failure and its errno (read once).
+        ee = app.extended_error()
+        assert (ee.command, ee.param) == (u.BR_FAILED_REPLY, -ENOENT)
+        assert app.extended_error().command == u.BR_OK
 
 
 def test_weak_rejected() -> None:

@@ -232,3 +232,43 @@ def test_free_buffer_twice_is_an_error() -> None:
         with pytest.raises(KernelError) as e:
             app.free_buffer(r.transaction.buffer)
         assert e.value.errno == EINVAL
+
+
+def test_nop_transaction_clear_zeroes_the_buffer_on_free() -> None:
+    """NopTransactionClear: TF_CLEAR_BUF makes the driver zero the buffer when freed."""
+    with world() as w:
+        seen: list[tuple[int, int]] = []
+
+        def handler(c: BinderClient, t: Transaction) -> Parcel:
+            seen.append((t.buffer, len(t.parcel.data)))
+            return Parcel()
+
+        srv = w.service("s", 0x10, handler)
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        secret = b"secret!!" * 8
+        assert app.transact(h, NOP, Parcel.raw(secret, []), flags=u.TF_CLEAR_BUF).ok
+        addr, n = seen[-1]
+        from .harness import task_of
+
+        # The receiver freed it after the call: its bytes are gone from the mapping.
+        assert task_of(srv).read_user(addr, n) == bytes(n)
+        assert app.transact(h, NOP, Parcel.raw(secret, [])).ok
+        addr2, n2 = seen[-1]
+        assert task_of(srv).read_user(addr2, n2) == secret  # without the flag they stay
+
+
+def test_sender_pid_is_reported_for_two_way_calls_only() -> None:
+    with world() as w:
+        pids: list[tuple[int, bool]] = []
+
+        def handler(c: BinderClient, t: Transaction) -> Parcel:
+            pids.append((t.sender_pid, t.oneway))
+            return Parcel()
+
+        w.service("s", 0x10, handler)
+        app = w.spawn("client")
+        h = w.lookup(app, "s")
+        app.transact(h, NOP, flags=u.TF_ONE_WAY)
+        app.transact(h, NOP)
+        assert pids == [(0, True), (app.pid, False)]

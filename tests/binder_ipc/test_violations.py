@@ -166,7 +166,8 @@ def test_dropping_undeliverable_work_under_the_spinlock_is_caught() -> None:
             with pytest.raises(AtomicSleepError) as e:
                 txn.drop_undelivered()
         assert e.value.rule == "atomic-sleep"
-        assert HERE in str(e.value) and "binder/" in str(e.value)
+        # Named: the drop under the lock, and where the spinlock was taken.
+        assert str(e.value).count(HERE) >= 2
         # The right pattern: after the lock is released.
         txn.drop_undelivered()
         _ = TransactionInfo
