@@ -173,19 +173,7 @@ class Transaction:
             alloc.set_info_clear_on_drop()
         # The buffer now holds the reference on the target node until it is freed.
         alloc.set_info_target_node(node_ref)
-        return cls(
-            debug_id=info.debug_id,
-            target_node=node,
-            from_parent=from_parent,
-            from_thread=from_thread,
-            to=to,
-            allocation=alloc.success(),
-            code=info.code,
-            flags=info.flags,
-            data_size=info.data_size,
-            offsets_size=info.offsets_size,
-            sender_euid=from_thread.process.euid(),
-        )
+        return cls._from_info(info, alloc, from_thread, to, node, from_parent)
 
     @classmethod
     def new_reply(
@@ -196,10 +184,23 @@ class Transaction:
         alloc = from_thread.copy_transaction_data(to, info, info.debug_id, allow_fds)
         if info.flags & TF_CLEAR_BUF:
             alloc.set_info_clear_on_drop()
+        return cls._from_info(info, alloc, from_thread, to, None, None)
+
+    @classmethod
+    def _from_info(
+        cls,
+        info: TransactionInfo,
+        alloc: Any,
+        from_thread: Thread,
+        to: Process,
+        target_node: Node | None,
+        from_parent: Transaction | None,
+    ) -> Transaction:
+        """The transaction for `info` whose payload is in `alloc` (a reply has no target)."""
         return cls(
             debug_id=info.debug_id,
-            target_node=None,
-            from_parent=None,
+            target_node=target_node,
+            from_parent=from_parent,
             from_thread=from_thread,
             to=to,
             allocation=alloc.success(),

@@ -775,6 +775,14 @@ def _isolate(vma: VmAreaStruct, start: int, end: int) -> VmAreaStruct:
     return vma
 
 
+def _range_end(start: int, length: int, err: int, what: str) -> int:
+    """`start + PAGE_ALIGN(length)`; the error `err` when that wraps the address space."""
+    aligned = page_align_up(length)
+    if aligned is None or start + aligned > USIZE_MAX:
+        raise KernelError(err, f"{what}: range wraps")
+    return start + aligned
+
+
 def do_mprotect(mm: MmStruct, start: int, length: int, prot: int) -> None:
     """`mprotect(2)`: `EACCES` when a requested access bit lacks its MAY bit."""
     start = user_ulong(start, "addr")
@@ -784,10 +792,7 @@ def do_mprotect(mm: MmStruct, start: int, length: int, prot: int) -> None:
         raise KernelError(EINVAL, "mprotect: unaligned address")
     if prot & ~PROT_ALL:
         raise KernelError(EINVAL, f"mprotect: unknown prot bits {prot & ~PROT_ALL:#x}")
-    aligned = page_align_up(length)
-    if aligned is None or start + aligned > USIZE_MAX:
-        raise KernelError(ENOMEM, "mprotect: range wraps")
-    end = start + aligned
+    end = _range_end(start, length, ENOMEM, "mprotect")
     if end == start:
         return
     site = here()
@@ -832,10 +837,7 @@ def do_madvise(mm: MmStruct, start: int, length: int, advice: int) -> None:
         raise KernelError(EINVAL, f"madvise: unknown advice {advice}")
     if start & ~PAGE_MASK:
         raise KernelError(EINVAL, "madvise: unaligned address")
-    aligned = page_align_up(length)
-    if aligned is None or start + aligned > USIZE_MAX:
-        raise KernelError(EINVAL, "madvise: range wraps")
-    end = start + aligned
+    end = _range_end(start, length, EINVAL, "madvise")
     if end == start:
         return
     site = here()

@@ -32,7 +32,8 @@ kernel): mmap lock -> VMA lock. A VMA read lock taken under the mmap read lock i
 from __future__ import annotations
 
 import threading
-from typing import Self
+from collections.abc import Callable
+from typing import ClassVar, Protocol, Self, TypeVar
 
 # The simulated kernel first: its mm core reads `ownership.mm.flags`/`vma_rules`.
 from .. import bindings as _bindings  # noqa: F401 - import order, see above.
@@ -57,6 +58,8 @@ __all__ = [
     "MmapWriteGuard",
     "VmaReadGuard",
 ]
+
+_Raw = TypeVar("_Raw")  # what a guard's unlock function takes: an mm_struct or a VMA
 
 
 @impl_send("It is safe to call mmdrop on another thread than where mmgrab was called")
@@ -284,57 +287,105 @@ class MmWithUser(Mm):
         return VmaReadGuard(vma, token, site)
 
 
-class _GuardState:
-    """The release checks shared by the three guards.
+class _GuardFields(Protocol):
+    """The attributes `_GuardState` works on; each guard has them in its `__slots__`."""
 
-    Invariants: a guard is released once, on the thread that took its lock.
+    _token: lockdep.HeldLock | None
+    _tid: int
+    _released: bool
+    _end_site: Site | None
+    _lt: Lifetime
+    origin_site: Site
+
+
+class _GuardState:
+    """The state and the release shared by the three guards.
+
+    Invariants: a guard is released once, on the thread `_tid` that took its lock; `_lt`
+    ends when it is released.
     """
 
+    # No slots here: `VmaReadGuard` also derives from the slotted `VmAreaRef`, and two
+    # bases with slots cannot be combined, so each guard lists these in its `__slots__`
+    # (and the methods that assign them take `self: _GuardFields`, not this slot-less type).
     __slots__ = ()
+    _token: lockdep.HeldLock | None
+    _tid: int
+    _released: bool
+    _end_site: Site | None
+    _lt: Lifetime
+    origin_site: Site
 
-    def _release_checks(self, released: bool, end_site: Site | None, tid: int, origin: Site, what: str) -> None:
-        if not STATE.on:
-            return
-        if released:
-            raise LockError(
-                f"{type(self).__name__} released twice",
-                rule="double-unlock",
-                obj=what,
-                site=here(),
-                origin=end_site,
-                origin_label="the guard was already released",
-                notes=[("the lock was taken", origin)],
-            )
-        if threading.get_ident() != tid:
-            raise SendError(
-                f"{type(self).__name__} released on another thread than the one that locked "
-                "(rw_semaphore owner semantics)",
-                obj=what,
-                site=here(),
-                origin=origin,
-                origin_label=f"the lock was taken on thread {tid}",
-            )
+    def _start(self: _GuardFields, token: lockdep.HeldLock | None) -> None:
+        """Record that the calling thread just took the lock (`token` from lockdep)."""
+        self._token = token
+        self._tid = threading.get_ident()
+        self._released = False
+        self._end_site = None
+
+    def is_held(self) -> bool:
+        return not self._released
+
+    def drop(self) -> None:
+        raise NotImplementedError  # each guard names its unlock, with `_release`
+
+    def _release(
+        self: _GuardFields,
+        what: str,
+        unlock: Callable[[_Raw, lockdep.HeldLock | None, Site], None],
+        raw: _Raw,
+    ) -> None:
+        """The body of `drop`: the checks, `unlock(raw, token, site)`, then end `_lt`."""
+        if STATE.on:
+            if self._released:
+                raise LockError(
+                    f"{type(self).__name__} released twice",
+                    rule="double-unlock",
+                    obj=what,
+                    site=here(),
+                    origin=self._end_site,
+                    origin_label="the guard was already released",
+                    notes=[("the lock was taken", self.origin_site)],
+                )
+            if threading.get_ident() != self._tid:
+                raise SendError(
+                    f"{type(self).__name__} released on another thread than the one that locked "
+                    "(rw_semaphore owner semantics)",
+                    obj=what,
+                    site=here(),
+                    origin=self.origin_site,
+                    origin_label=f"the lock was taken on thread {self._tid}",
+                )
+        site = here()
+        unlock(raw, self._token, site)
+        self._released = True
+        self._end_site = site
+        self._lt.end(site, f"the {type(self).__name__} was released")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._released:
+            self.drop()
 
 
-@not_send("mmap_read_lock and mmap_read_unlock must be called on the same thread")
-@not_sync("a guard is used only by the thread holding the lock")
-class MmapReadGuard(NotThreadSafe, _GuardState):
-    """Owns the mmap read lock of an address space.
+class _MmapGuard(NotThreadSafe, _GuardState):
+    """What `MmapReadGuard` and `MmapWriteGuard` share (each declares its own Send/Sync).
 
-    Invariants: until released, the thread `_tid` holds the mmap read lock of `_mm`;
-    `_lt` ends when it is released.
+    Invariants: until released, the thread `_tid` holds the mmap lock of `_mm` in the
+    mode `_MODE`; `_lt` ends when it is released.
     """
 
     __slots__ = ("_end_site", "_lt", "_mm", "_released", "_tid", "_token", "origin_site")
+    _MODE: ClassVar[str]
 
     def __init__(self, mm: MmWithUser, token: lockdep.HeldLock | None, site: Site) -> None:
         self._mm = mm
-        self._token = token
         self.origin_site = site
-        self._tid = threading.get_ident()
-        self._released = False
-        self._end_site: Site | None = None
-        self._lt = Lifetime(f"mmap read lock of {mm._mm.owner_comm}:{mm._mm.owner_pid}", site)
+        self._start(token)
+        owner = f"{mm._mm.owner_comm}:{mm._mm.owner_pid}"
+        self._lt = Lifetime(f"mmap {self._MODE} lock of {owner}", site)
 
     @property
     def lifetime(self) -> Lifetime:
@@ -344,15 +395,25 @@ class MmapReadGuard(NotThreadSafe, _GuardState):
     def mm(self) -> MmWithUser:
         return self._mm
 
-    def is_held(self) -> bool:
-        return not self._released
-
     def describe(self) -> str:
-        return f"MmapReadGuard of {self._mm._mm.mmap_lock.describe()}"
+        return f"{type(self).__name__} of {self._mm._mm.mmap_lock.describe()}"
 
     def _check_held(self, use: str) -> None:
         if self._released and STATE.on:
-            self._lt.expired(f"{use} on a released MmapReadGuard", made=self.origin_site)
+            self._lt.expired(f"{use} on a released {type(self).__name__}", made=self.origin_site)
+
+
+@not_send("mmap_read_lock and mmap_read_unlock must be called on the same thread")
+@not_sync("a guard is used only by the thread holding the lock")
+class MmapReadGuard(_MmapGuard):
+    """Owns the mmap read lock of an address space.
+
+    Invariants: until released, the thread `_tid` holds the mmap read lock of `_mm`;
+    `_lt` ends when it is released.
+    """
+
+    __slots__ = ()
+    _MODE = "read"
 
     def vma_lookup(self, vma_addr: int) -> VmAreaRef | None:
         """The VMA containing `vma_addr`, valid until this guard is released; any address is accepted."""
@@ -369,53 +430,20 @@ class MmapReadGuard(NotThreadSafe, _GuardState):
 
     def drop(self) -> None:
         """`mmap_read_unlock` (never sleeps); on another thread, a `SendError`."""
-        self._release_checks(self._released, self._end_site, self._tid, self.origin_site, self.describe())
-        site = here()
-        _c.mmap_read_unlock(self._mm._mm, self._token, site)
-        self._released = True
-        self._end_site = site
-        self._lt.end(site, "the MmapReadGuard was released")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._released:
-            self.drop()
+        self._release(self.describe(), _c.mmap_read_unlock, self._mm._mm)
 
 
 @not_send("mmap_write_lock and mmap_write_unlock must be called on the same thread")
 @not_sync("a guard is used only by the thread holding the lock")
-class MmapWriteGuard(NotThreadSafe, _GuardState):
+class MmapWriteGuard(_MmapGuard):
     """Owns the mmap write lock of an address space.
 
     Invariants: until released, the thread `_tid` holds the mmap write lock of `_mm`;
     VMAs it hands out are write-locked until then; `_lt` ends when it is released.
     """
 
-    __slots__ = ("_end_site", "_lt", "_mm", "_released", "_tid", "_token", "origin_site")
-
-    def __init__(self, mm: MmWithUser, token: lockdep.HeldLock | None, site: Site) -> None:
-        self._mm = mm
-        self._token = token
-        self.origin_site = site
-        self._tid = threading.get_ident()
-        self._released = False
-        self._end_site: Site | None = None
-        self._lt = Lifetime(f"mmap write lock of {mm._mm.owner_comm}:{mm._mm.owner_pid}", site)
-
-    @property
-    def lifetime(self) -> Lifetime:
-        return self._lt
-
-    def mm(self) -> MmWithUser:
-        return self._mm
-
-    def is_held(self) -> bool:
-        return not self._released
-
-    def describe(self) -> str:
-        return f"MmapWriteGuard of {self._mm._mm.mmap_lock.describe()}"
+    __slots__ = ()
+    _MODE = "write"
 
     @may_sleep
     def vma_lookup(self, vma_addr: int) -> VmAreaMut | None:
@@ -423,8 +451,7 @@ class MmapWriteGuard(NotThreadSafe, _GuardState):
         the VMA's readers and so may sleep); valid until the guard is released."""
         from ..page import usize
 
-        if self._released and STATE.on:
-            self._lt.expired("vma_lookup on a released MmapWriteGuard", made=self.origin_site)
+        self._check_held("vma_lookup")
         a = usize(vma_addr, "vma_addr")
         vma = _c.vma_lookup(self._mm._mm, a)
         if vma is None:
@@ -436,19 +463,7 @@ class MmapWriteGuard(NotThreadSafe, _GuardState):
 
     def drop(self) -> None:
         """`mmap_write_unlock`, which also ends every VMA write lock."""
-        self._release_checks(self._released, self._end_site, self._tid, self.origin_site, self.describe())
-        site = here()
-        _c.mmap_write_unlock(self._mm._mm, self._token, site)
-        self._released = True
-        self._end_site = site
-        self._lt.end(site, "the MmapWriteGuard was released")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._released:
-            self.drop()
+        self._release(self.describe(), _c.mmap_write_unlock, self._mm._mm)
 
 
 @not_send("vma_end_read must be called on the same thread as where the lock was taken")
@@ -464,29 +479,11 @@ class VmaReadGuard(NotThreadSafe, VmAreaRef, _GuardState):
 
     def __init__(self, vma: VmAreaStruct, token: lockdep.HeldLock | None, site: Site) -> None:
         super().__init__(vma, Lifetime(f"VMA read lock of {vma.describe()}", site), site)
-        self._token = token
-        self._tid = threading.get_ident()
-        self._released = False
-        self._end_site: Site | None = None
-
-    def is_held(self) -> bool:
-        return not self._released
+        self._start(token)
 
     def drop(self) -> None:
         """`vma_end_read` (never sleeps); on another thread, a `SendError`."""
-        self._release_checks(self._released, self._end_site, self._tid, self.origin_site, self._vma.describe())
-        site = here()
-        _c.vma_end_read(self._vma, self._token, site)
-        self._released = True
-        self._end_site = site
-        self._lt.end(site, "the VmaReadGuard was released")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._released:
-            self.drop()
+        self._release(self._vma.describe(), _c.vma_end_read, self._vma)
 
 
 from .mmput_async import MmWithUserAsync  # noqa: E402 - it subclasses MmWithUser.

@@ -23,6 +23,7 @@ lock); `REINSERT` drops the mutex before taking the mmap read lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..alloc import GFP_KERNEL, GFP_ZERO
@@ -196,25 +197,8 @@ class RustMiscDeviceMmap(MiscDevice):
             mm = g.data.mm.clone()
         return inner, page, addr, mm
 
-    def _zap(self, file: File, index: int) -> int:
-        inner, _page, addr, mm = self._target(file, index)
-        try:
-            user = mm.get().mmget_not_zero()
-            if user is None:
-                raise KernelError(ESRCH, "rust-misc-device: the address space is gone")
-            try:
-                with user.get().mmap_read_lock() as guard:
-                    vma = guard.vma_lookup(addr)
-                    if vma is None or (self.check_vma and not self._owns(vma, inner)):
-                        raise KernelError(ESRCH, "rust-misc-device: the mapping is gone")
-                    vma.zap_page_range_single(addr, PAGE_SIZE)
-            finally:
-                user.drop()
-        finally:
-            mm.drop()
-        return 0
-
-    def _reinsert(self, file: File, index: int) -> int:
+    def _on_vma(self, file: File, index: int, act: Callable[[VmAreaRef, int, Page], None]) -> int:
+        """`act(vma, addr, page)` on our VMA holding page `index`, under the mmap read lock."""
         inner, page, addr, mm = self._target(file, index)
         try:
             user = mm.get().mmget_not_zero()
@@ -225,15 +209,27 @@ class RustMiscDeviceMmap(MiscDevice):
                     vma = guard.vma_lookup(addr)
                     if vma is None or (self.check_vma and not self._owns(vma, inner)):
                         raise KernelError(ESRCH, "rust-misc-device: the mapping is gone")
-                    mixed = vma.as_mixedmap_vma()
-                    if mixed is None:
-                        raise KernelError(ESRCH, "rust-misc-device: not a VM_MIXEDMAP mapping")
-                    mixed.vm_insert_page(addr, page)
+                    act(vma, addr, page)
             finally:
                 user.drop()
         finally:
             mm.drop()
         return 0
+
+    def _zap(self, file: File, index: int) -> int:
+        def zap(vma: VmAreaRef, addr: int, _page: Page) -> None:
+            vma.zap_page_range_single(addr, PAGE_SIZE)
+
+        return self._on_vma(file, index, zap)
+
+    def _reinsert(self, file: File, index: int) -> int:
+        def reinsert(vma: VmAreaRef, addr: int, page: Page) -> None:
+            mixed = vma.as_mixedmap_vma()
+            if mixed is None:
+                raise KernelError(ESRCH, "rust-misc-device: not a VM_MIXEDMAP mapping")
+            mixed.vm_insert_page(addr, page)
+
+        return self._on_vma(file, index, reinsert)
 
 
 def _user_ptr(arg: object) -> int:
