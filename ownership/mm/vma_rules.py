@@ -32,6 +32,9 @@ from ..site import Site, here
 from . import flags as F
 
 __all__ = [
+    "CAN_MERGE",
+    "INSTALLS_PTES",
+    "MERGE_RESULT",
     "OPS",
     "RULES",
     "V6_OPS",
@@ -53,9 +56,6 @@ __all__ = [
     "Var",
     "VmaOp",
     "VmaRule",
-    "CAN_MERGE",
-    "INSTALLS_PTES",
-    "MERGE_RESULT",
     "apply",
     "can_merge",
     "check_state",
