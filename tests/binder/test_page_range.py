@@ -26,7 +26,6 @@ from binder.page_range import (
 )
 from binder.process import Process
 from ownership.aref import ARef
-from ownership.context import preempt_disabled
 from ownership.bindings import (
     MAP_ANONYMOUS,
     MAP_FIXED,
@@ -35,6 +34,7 @@ from ownership.bindings import (
     PROT_READ,
     PROT_WRITE,
 )
+from ownership.context import preempt_disabled
 from ownership.errors import ESRCH, AtomicSleepError, KernelBug, KernelError, LifetimeError
 from ownership.miscdevice import File, MiscDevice
 from ownership.mm import MmapReadGuard, MmWithUser
