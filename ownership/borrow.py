@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from typing import Generic, NoReturn, TypeVar
 
 from .config import STATE
@@ -36,6 +37,7 @@ class Lifetime:
     """
 
     __slots__ = (
+        "_what",
         "alive",
         "begin",
         "begin_label",
@@ -43,24 +45,30 @@ class Lifetime:
         "end_site",
         "fast",
         "parent",
-        "what",
     )
 
     def __init__(
         self,
-        what: str,
+        what: str | Callable[[], str],
         begin: Site | None = None,
         parent: Lifetime | None = None,
         begin_label: str = "the owner was made",
     ) -> None:
         self.alive = True
         self.fast = parent is None
-        self.what = what
+        # A callable is formatted only when a report needs it (the hot path never does).
+        self._what = what
         self.begin = begin
         self.begin_label = begin_label
         self.end_site: Site | None = None
         self.end_label = "the owner ended"
         self.parent = parent
+
+    @property
+    def what(self) -> str:
+        """What the lifetime belongs to, for reports."""
+        w = self._what
+        return w if isinstance(w, str) else w()
 
     def end(self, site: Site | None = None, label: str | None = None) -> None:
         self.fast = False

@@ -32,6 +32,7 @@ kernel): mmap lock -> VMA lock. A VMA read lock taken under the mmap read lock i
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Protocol, Self, TypeVar
 
@@ -326,12 +327,13 @@ class _GuardState:
     def is_held(self) -> bool:
         return not self._released
 
+    @abstractmethod
     def drop(self) -> None:
-        raise NotImplementedError  # each guard names its unlock, with `_release`
+        """Release the lock; each guard names its unlock function and calls `_release`."""
 
     def _release(
         self: _GuardFields,
-        what: str,
+        what: Callable[[], str],
         unlock: Callable[[_Raw, lockdep.HeldLock | None, Site], None],
         raw: _Raw,
     ) -> None:
@@ -341,7 +343,7 @@ class _GuardState:
                 raise LockError(
                     f"{type(self).__name__} released twice",
                     rule="double-unlock",
-                    obj=what,
+                    obj=what(),
                     site=here(),
                     origin=self._end_site,
                     origin_label="the guard was already released",
@@ -351,7 +353,7 @@ class _GuardState:
                 raise SendError(
                     f"{type(self).__name__} released on another thread than the one that locked "
                     "(rw_semaphore owner semantics)",
-                    obj=what,
+                    obj=what(),
                     site=here(),
                     origin=self.origin_site,
                     origin_label=f"the lock was taken on thread {self._tid}",
@@ -384,8 +386,10 @@ class _MmapGuard(NotThreadSafe, _GuardState):
         self._mm = mm
         self.origin_site = site
         self._start(token)
-        owner = f"{mm._mm.owner_comm}:{mm._mm.owner_pid}"
-        self._lt = Lifetime(f"mmap {self._MODE} lock of {owner}", site)
+        c_mm = mm._mm
+        self._lt = Lifetime(
+            lambda: f"mmap {self._MODE} lock of {c_mm.owner_comm}:{c_mm.owner_pid}", site
+        )
 
     @property
     def lifetime(self) -> Lifetime:
@@ -430,7 +434,7 @@ class MmapReadGuard(_MmapGuard):
 
     def drop(self) -> None:
         """`mmap_read_unlock` (never sleeps); on another thread, a `SendError`."""
-        self._release(self.describe(), _c.mmap_read_unlock, self._mm._mm)
+        self._release(self.describe, _c.mmap_read_unlock, self._mm._mm)
 
 
 @not_send("mmap_write_lock and mmap_write_unlock must be called on the same thread")
@@ -463,7 +467,7 @@ class MmapWriteGuard(_MmapGuard):
 
     def drop(self) -> None:
         """`mmap_write_unlock`, which also ends every VMA write lock."""
-        self._release(self.describe(), _c.mmap_write_unlock, self._mm._mm)
+        self._release(self.describe, _c.mmap_write_unlock, self._mm._mm)
 
 
 @not_send("vma_end_read must be called on the same thread as where the lock was taken")
@@ -478,12 +482,12 @@ class VmaReadGuard(NotThreadSafe, VmAreaRef, _GuardState):
     __slots__ = ("_end_site", "_released", "_tid", "_token")
 
     def __init__(self, vma: VmAreaStruct, token: lockdep.HeldLock | None, site: Site) -> None:
-        super().__init__(vma, Lifetime(f"VMA read lock of {vma.describe()}", site), site)
+        super().__init__(vma, Lifetime(lambda: f"VMA read lock of {vma.describe()}", site), site)
         self._start(token)
 
     def drop(self) -> None:
         """`vma_end_read` (never sleeps); on another thread, a `SendError`."""
-        self._release(self._vma.describe(), _c.vma_end_read, self._vma)
+        self._release(self._vma.describe, _c.vma_end_read, self._vma)
 
 
 from .mmput_async import MmWithUserAsync  # noqa: E402 - it subclasses MmWithUser.
