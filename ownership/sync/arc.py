@@ -29,6 +29,7 @@ from ..errors import RefcountError
 from ..marker import is_send, is_sync
 from ..pin import Pinned
 from ..site import Site, here
+from ..unsafe import unsafe_fn
 from .refcount import Refcount
 
 __all__ = ["Arc", "ArcBorrow", "live_arcs"]
@@ -157,8 +158,15 @@ class Arc(Generic[T]):
         return self._inner
 
     @classmethod
+    @unsafe_fn(
+        safety="`inner` came from `Arc::into_raw` of an `Arc<T>` and the caller gives the "
+        "new handle one count it owns (or forgets the handle with `into_raw` without "
+        "dropping it); the allocation is alive for as long as the handle is used.",
+        checked="refcount_t: a handle whose allocation was freed fails on its first "
+        "clone (addition on 0) or drop (underflow)",
+    )
     def from_raw(cls, inner: _ArcInner[T]) -> Arc[T]:
-        """Take back a count given up by `into_raw`."""
+        """Take back a count given up by `into_raw` (`Arc::from_raw`)."""
         return cls(inner, here())
 
     @staticmethod

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from ownership.alloc import GFP_KERNEL
 from ownership.aref import ARef
 from ownership.config import checking
 from ownership.context import ctx
 from ownership.errors import UnsafeError
+from ownership.sync import Arc
 from ownership.unsafe import contracts, in_unsafe, unsafe, unsafe_fn, unsafe_sites
 
 from .helpers import assert_splat, line
@@ -124,6 +126,23 @@ def test_aref_from_raw_is_unsafe() -> None:
         b = ARef.from_raw(raw)
     b.drop()
     assert obj.count == 1
+
+
+def test_arc_from_raw_is_unsafe() -> None:
+    arc = Arc.new([1, 2, 3], GFP_KERNEL)
+    raw = arc.clone().into_raw()
+    with pytest.raises(UnsafeError) as ei:
+        Arc.from_raw(raw)
+    call = line() - 1
+    assert_splat(ei.value, UnsafeError, "unsafe-call", call)
+    assert "ownership/sync/arc.py:" in str(ei.value)  # The declaration.
+    assert arc.refcount() == 2  # Refused before any effect: the count is still given up.
+    # SAFETY: `raw` carries the count the clone gave up with `into_raw` above.
+    with unsafe("SAFETY: raw comes from into_raw of a clone"):
+        back = Arc.from_raw(raw)
+    assert back.get() == [1, 2, 3]
+    back.drop()
+    arc.drop()
 
 
 def test_contract_registry() -> None:
