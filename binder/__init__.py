@@ -2,7 +2,7 @@
 
 The driver reaches the (simulated) C kernel exclusively through the `ownership`
 abstractions, as Rust Binder reaches it through `kernel::`; `import-linter` enforces
-that nothing here imports `ownership.bindings`.
+that nothing here imports the simulated C side directly.
 
 Memory layer: `range_alloc` (the per-process buffer allocator), `page_range` (the
 shrinkable pages behind the mapping), `allocation` (a buffer in use), `process` (the

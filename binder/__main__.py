@@ -7,10 +7,9 @@
 Further commands (`demo`, `bench`) are added by the IPC layer: each is a function
 taking the argument list and returning the exit status, registered in `COMMANDS`.
 
-This module is the machine, not the driver: it boots a simulated kernel
-(`ownership.bindings`), registers binder in it and acts as userspace, which is why it
-is the one module of the package allowed to import the simulated C side (an explicit
-exception in the import-linter contract). The driver modules never do.
+This module is the machine, not the driver: it boots a simulated kernel through the
+KUnit-style harness (`ownership.kunit`), registers binder in it and acts as userspace.
+Like every module of the package it never imports the simulated C side itself.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ownership.bindings import MAP_NORESERVE, MAP_PRIVATE, PROT_READ, Kernel
 from ownership.config import checking
+from ownership.kunit import MAP_NORESERVE, MAP_PRIVATE, PROT_READ, Kernel
 
 from . import alloc_kunit
 from .rust_binder_main import BinderDevice, register
