@@ -41,12 +41,14 @@ class ServiceManager:
     """The name -> handle registry served from the context manager's node (ptr 0).
 
     Invariants: every handle in `services` holds a strong and a weak reference taken
-    with `BC_ACQUIRE`/`BC_INCREFS` before the request buffer was freed.
+    with `BC_ACQUIRE`/`BC_INCREFS` before the request buffer was freed, once per name, and
+    has a death notification (cookie = the handle) while any name maps to it.
     """
 
     def __init__(self, client: BinderClient) -> None:
         self.client = client
         self.services: dict[str, int] = {}
+        self._linked: set[int] = set()
         self._lock = threading.Lock()
         client.become_context_manager()
         client.add_object(0, self.handle)
@@ -64,8 +66,13 @@ class ServiceManager:
             with self._lock:
                 old = self.services.get(name)
                 self.services[name] = obj.handle
-            if old is not None and old != obj.handle:
-                client.release(old)
+                link = obj.handle not in self._linked
+                self._linked.add(obj.handle)
+            if link:
+                # As AOSP servicemanager does, forget a service when its process dies.
+                client.link_to_death(obj.handle, obj.handle, self._service_died)
+            if old is not None:
+                self._forget(old, unlink=old != obj.handle)
             return Parcel().write_i32(OK)
         if t.code in (GET_SERVICE, CHECK_SERVICE):
             name = p.read_str()
@@ -82,6 +89,28 @@ class ServiceManager:
                 out.write_str(n)
             return out
         return Parcel().write_i32(-38)  # UNKNOWN_TRANSACTION (-ENOSYS)
+
+    def _forget(self, handle: int, *, unlink: bool) -> None:
+        """Give back one name's counts on `handle`; unlink its death when no name is left."""
+        with self._lock:
+            last = handle not in self.services.values()
+            if last and unlink:
+                self._linked.discard(handle)
+        if last and unlink:
+            self.client.unlink_to_death(handle, handle)
+        self.client.release(handle)
+
+    def _service_died(self, cookie: int) -> None:
+        """`BR_DEAD_BINDER` for a service (cookie = its handle): drop every name of it."""
+        with self._lock:
+            names = [n for n, h in self.services.items() if h == cookie]
+            for n in names:
+                del self.services[n]
+            self._linked.discard(cookie)
+        # libbinder's sendObituary clears the notification before BC_DEAD_BINDER_DONE.
+        self.client.unlink_to_death(cookie, cookie)
+        for _ in names:
+            self.client.release(cookie)
 
 
 def add_service(client: BinderClient, name: str, ptr: int, cookie: int = 0) -> int:

@@ -10,11 +10,13 @@ at the end that every process was released with nothing left behind.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
+from binder.servicemanager import get_service
 
 from .harness import world
 
@@ -272,3 +274,21 @@ def test_sender_pid_is_reported_for_two_way_calls_only() -> None:
         app.transact(h, NOP, flags=u.TF_ONE_WAY)
         app.transact(h, NOP)
         assert pids == [(0, True), (app.pid, False)]
+
+
+def test_service_manager_forgets_a_service_whose_process_died() -> None:
+    with world() as w:
+        p0, h0 = make_server(0)
+        p1, h1 = make_server(1)
+        server0 = w.service("server0", p0, h0)  # type: ignore[arg-type]
+        w.service("server1", p1, h1)  # type: ignore[arg-type]
+        app = w.spawn("client")
+        assert get_service(app, "server0") is not None
+        w.kill(server0)
+        # The manager's looper gets BR_DEAD_BINDER and drops the name, as AOSP's does.
+        deadline = time.monotonic() + 5
+        while "server0" in w.sm.services and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(w.sm.services) == ["server1"]
+        assert get_service(app, "server0") is None
+        assert app.transact(w.lookup(app, "server1"), GET_ID).parcel.read_i32() == 1
