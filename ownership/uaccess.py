@@ -54,10 +54,10 @@ class UserSlice:
         return (self.reader(), self.writer())
 
 
-class UserSliceReader:
-    """Reads a user slice from the front.
+class _UserSliceCursor:
+    """The front of a user slice, consumed by a reader or a writer.
 
-    Invariants: `[ptr, ptr + length)` is what is left to read.
+    Invariants: `[ptr, ptr + length)` is what is left of the slice.
     """
 
     __slots__ = ("length", "ptr")
@@ -72,23 +72,38 @@ class UserSliceReader:
     def is_empty(self) -> bool:
         return self.length == 0
 
+    def _front(self, k: int, what: str) -> int:
+        """Where the next `k` bytes start (`EFAULT` if fewer are left); nothing consumed."""
+        if k > self.length:
+            raise KernelError(EFAULT, f"{what} past the end of the user slice ({self.length} left)")
+        return self.ptr
+
+    def _advance(self, k: int) -> None:
+        """Consume `k` bytes checked by `_front`, once the copy succeeded (as upstream)."""
+        self.ptr += k
+        self.length -= k
+
+
+class UserSliceReader(_UserSliceCursor):
+    """Reads a user slice from the front.
+
+    Invariants: `[ptr, ptr + length)` is what is left to read.
+    """
+
+    __slots__ = ()
+
     def skip(self, num_skip: int) -> None:
         """Skip `num_skip` bytes (`EFAULT` if fewer are left)."""
         n = usize(num_skip, "num_skip")
-        if n > self.length:
-            raise KernelError(EFAULT, f"skip({n}) past the end of the user slice ({self.length} left)")
-        self.ptr += n
-        self.length -= n
+        self._front(n, f"skip({n})")
+        self._advance(n)
 
     @may_sleep
     def read_raw(self, n: int) -> bytes:
         """The next `n` bytes of the slice; may sleep (user page faults)."""
         k = usize(n, "n")
-        if k > self.length:
-            raise KernelError(EFAULT, f"read of {k} bytes past the end of the user slice ({self.length} left)")
-        data = _current_mm_access(self.ptr, k, None) if k else b""
-        self.ptr += k
-        self.length -= k
+        data = _current_mm_access(self._front(k, f"read of {k} bytes"), k, None) if k else b""
+        self._advance(k)
         return data
 
     read = read_raw
@@ -99,23 +114,13 @@ class UserSliceReader:
         return self.read_raw(self.length)
 
 
-class UserSliceWriter:
+class UserSliceWriter(_UserSliceCursor):
     """Writes a user slice from the front.
 
     Invariants: `[ptr, ptr + length)` is what is left to write.
     """
 
-    __slots__ = ("length", "ptr")
-
-    def __init__(self, ptr: int, length: int) -> None:
-        self.ptr = ptr
-        self.length = length
-
-    def len(self) -> int:
-        return self.length
-
-    def is_empty(self) -> bool:
-        return self.length == 0
+    __slots__ = ()
 
     @may_sleep
     def write_slice(self, data: bytes) -> None:
@@ -123,11 +128,9 @@ class UserSliceWriter:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"write_slice takes bytes, got {type(data).__name__}")
         k = len(data)
-        if k > self.length:
-            raise KernelError(EFAULT, f"write of {k} bytes past the end of the user slice ({self.length} left)")
+        at = self._front(k, f"write of {k} bytes")
         if k:
-            _current_mm_access(self.ptr, k, bytes(data))
-        self.ptr += k
-        self.length -= k
+            _current_mm_access(at, k, bytes(data))
+        self._advance(k)
 
     write = write_slice
