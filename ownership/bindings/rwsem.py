@@ -127,6 +127,17 @@ class RwSemaphore:
             return self._writer is None and self._waiting_writers == 0
         return self._writer is None and self._nreaders == 0
 
+    def _add_reader(self, tid: int, site: Site) -> None:
+        """Record a read hold of thread `tid` (with `_state` held)."""
+        self._readers[tid] = self._readers.get(tid, 0) + 1
+        self._read_sites.setdefault(tid, site)
+        self._nreaders += 1
+
+    def _set_writer(self, tid: int, site: Site) -> None:
+        """Record thread `tid` as the writer (with `_state` held)."""
+        self._writer = tid
+        self._write_site = site
+
     # --- read side ---------------------------------------------------------------------
 
     def down_read(self, site: Site | None = None) -> lockdep.HeldLock | None:
@@ -138,9 +149,7 @@ class RwSemaphore:
         self._state.acquire()
         try:
             self._sleep_until("read", s)
-            self._readers[tid] = self._readers.get(tid, 0) + 1
-            self._read_sites.setdefault(tid, s)
-            self._nreaders += 1
+            self._add_reader(tid, s)
         except BaseException:
             if held is not None:
                 lockdep.release(held)
@@ -156,9 +165,7 @@ class RwSemaphore:
         with locked(self._state):
             if not self._ready("read"):
                 return (False, None)
-            self._readers[tid] = self._readers.get(tid, 0) + 1
-            self._read_sites.setdefault(tid, s)
-            self._nreaders += 1
+            self._add_reader(tid, s)
         held = lockdep.acquire(self.cls, self, s, read=True, trylock=True) if STATE.on else None
         return (True, held)
 
@@ -200,8 +207,7 @@ class RwSemaphore:
         self._waiting_writers += 1
         try:
             self._sleep_until("write", s)
-            self._writer = tid
-            self._write_site = s
+            self._set_writer(tid, s)
         except BaseException:
             if held is not None:
                 lockdep.release(held)
@@ -219,8 +225,7 @@ class RwSemaphore:
         with locked(self._state):
             if not self._ready("write"):
                 return (False, None)
-            self._writer = tid
-            self._write_site = s
+            self._set_writer(tid, s)
         held = lockdep.acquire(self.cls, self, s, trylock=True) if STATE.on else None
         return (True, held)
 
