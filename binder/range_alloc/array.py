@@ -155,6 +155,13 @@ class ArrayRangeAllocator(Generic[T]):
                 return i
         return -1
 
+    def _range_at(self, offset: int) -> Range[T]:
+        """The range starting at `offset`; `ENOENT` if there is none."""
+        i = self._position(offset)
+        if i < 0:
+            raise KernelError(ENOENT, f"no range at offset {offset}")
+        return self.ranges[i]
+
     def reservation_abort(self, offset: int) -> FreedRange:
         """Remove the reserved range at `offset` (`EINVAL` if absent, `EPERM` if allocated)."""
         i = self._position(offset)
@@ -183,10 +190,7 @@ class ArrayRangeAllocator(Generic[T]):
 
     def reservation_commit(self, offset: int, data: T | None) -> None:
         """Reserved -> Allocated at `offset`, storing `data`; `ENOENT` otherwise."""
-        i = self._position(offset)
-        if i < 0:
-            raise KernelError(ENOENT, f"no range at offset {offset}")
-        r = self.ranges[i]
+        r = self._range_at(offset)
         state = r.state
         if not isinstance(state, Reserved):
             raise KernelError(ENOENT, f"range at offset {offset} is not reserved")
@@ -194,10 +198,7 @@ class ArrayRangeAllocator(Generic[T]):
 
     def reserve_existing(self, offset: int) -> tuple[int, int, T | None]:
         """Allocated -> Reserved at `offset`: `(size, debug_id, data)`; `ENOENT` otherwise."""
-        i = self._position(offset)
-        if i < 0:
-            raise KernelError(ENOENT, f"no range at offset {offset}")
-        r = self.ranges[i]
+        r = self._range_at(offset)
         state = r.state
         if not isinstance(state, Allocated):
             raise KernelError(ENOENT, f"range at offset {offset} is not allocated")
