@@ -35,13 +35,14 @@ from ownership.bindings import (
     PROT_WRITE,
 )
 from ownership.context import preempt_disabled
-from ownership.errors import ESRCH, AtomicSleepError, KernelBug, KernelError, LifetimeError
+from ownership.errors import EFAULT, ESRCH, AtomicSleepError, KernelBug, KernelError, LifetimeError
 from ownership.miscdevice import File, MiscDevice
 from ownership.mm import MmapReadGuard, MmWithUser
 from ownership.mm.virt import VmAreaMixedMap, VmAreaNew, VmAreaRef
 from ownership.page import PAGE_SHIFT, PAGE_SIZE, Page
 from ownership.sync import SpinLockGuard
 from ownership.task import current
+from tests.expect import raises_errno
 
 from .helpers import KUNIT_MMAP_SIZE, BinderWorld
 
@@ -173,7 +174,7 @@ def test_cve_fixed_refuses_a_replaced_vma_with_esrch(world: BinderWorld) -> None
         with o.proc.inner.lock() as g:
             assert g.data.mapping is not None and g.data.mapping.alloc.count_buffers() == 0
         # The scratchpad VMA got no binder page: a user access finds nothing mapped.
-        with pytest.raises(KernelError):
+        with raises_errno(EFAULT):
             o.task.read_user(o.addr, 8)
 
 

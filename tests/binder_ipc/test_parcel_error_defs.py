@@ -16,6 +16,7 @@ from binder.node import DeliveryState
 from binder.process_ipc import IsFrozen, _IdPool
 from binder.thread import InnerThread, ScatterGatherEntry, ScatterGatherState
 from ownership.errors import EINVAL, ENOMEM, ESRCH, KernelError
+from tests.expect import raises_errno
 
 
 def test_parcel_roundtrip_with_objects() -> None:
@@ -56,14 +57,14 @@ def test_parcel_read_past_end_is_einval() -> None:
     assert e.value.errno == EINVAL
     q = Parcel().write_u32(7)
     q.rewind()
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         q.read_object()  # no object at offset 0
 
 
 def test_client_command_encoding() -> None:
     raw = BinderClient.cmd(u.BC_FREE_BUFFER, (0x1234).to_bytes(8, "little"))
     assert raw[:4] == u.BC_FREE_BUFFER.to_bytes(4, "little")
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         BinderClient.cmd(u.BC_FREE_BUFFER, b"\0")
     stream = u.BR_NOOP.to_bytes(4, "little") + u.BR_DEAD_BINDER.to_bytes(4, "little") + (7).to_bytes(8, "little")
     assert BinderClient.parse_returns(stream) == [(u.BR_NOOP, b""), (u.BR_DEAD_BINDER, (7).to_bytes(8, "little"))]
@@ -130,13 +131,13 @@ def test_sg_parent_fixups_follow_the_ancestor_rules() -> None:
     fix = sg.validate_parent_fixup(0, 16, 8)
     assert (fix.parent_sg_index, fix.num_ancestors, fix.new_min_offset, fix.target_offset) == (0, 1, 24, 16)
     sg.sg_entries[0].fixup_min_offset = 24
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         sg.validate_parent_fixup(0, 8, 8)  # decreasing offset in the same parent
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         sg.validate_parent_fixup(5, 0, 8)  # a parent index beyond the validated objects
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         sg.validate_parent_fixup(1, 30, 8)  # out of the parent's bounds
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         sg.claim_next(4096)
 
 
@@ -151,5 +152,5 @@ def test_looper_state_machine() -> None:
     t2.looper_register(False)  # not requested with BR_SPAWN_LOOPER
     assert t2.looper_flags & LooperFlag.INVALID
     assert t2.should_use_process_work_queue()
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         t2.pop_transaction_to_reply(None)  # type: ignore[arg-type]

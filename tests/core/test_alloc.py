@@ -22,6 +22,7 @@ from ownership.alloc import (
 from ownership.errors import EINVAL, ENOMEM, KernelError, LifetimeError
 from ownership.rbtree import RBTree, RBTreeNode, RBTreeNodeReservation
 from ownership.sync import SpinLock
+from tests.expect import raises_errno
 
 from .helpers import assert_splat, line
 
@@ -80,7 +81,7 @@ def test_kvec_reserve_rejects_bad_sizes() -> None:
     with pytest.raises(KernelError) as ei:
         v.reserve(-1, GFP_KERNEL)
     assert ei.value.errno == EINVAL
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         v.reserve(1 << 64, GFP_KERNEL)
     with pytest.raises(TypeError):
         v.reserve("3", GFP_KERNEL)  # type: ignore[arg-type]
@@ -127,7 +128,7 @@ def test_fail_probability_is_reproducible() -> None:
     first = run()
     assert first == run()
     assert 5 < first.count(False) < 35
-    with fail_probability(1.0), pytest.raises(KernelError):
+    with fail_probability(1.0), raises_errno(ENOMEM):
         KBox.new(0, GFP_KERNEL)
     with fail_probability(0.0):
         KBox.new(0, GFP_KERNEL).drop()
@@ -147,7 +148,7 @@ def test_injection_arguments_are_checked() -> None:
 def test_allocation_count_counts_every_attempt() -> None:
     before = allocation_count()
     KBox.new(1, GFP_KERNEL).drop()
-    with fail_nth(1), pytest.raises(KernelError):
+    with fail_nth(1), raises_errno(ENOMEM):
         KBox.new(1, GFP_KERNEL)
     assert allocation_count() - before == 2
 

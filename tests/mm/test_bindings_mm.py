@@ -24,9 +24,21 @@ from ownership.bindings import (
     Task,
 )
 from ownership.bindings import mm as mmops
-from ownership.errors import EACCES, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, KernelError
+from ownership.errors import (
+    EACCES,
+    EBADF,
+    EBUSY,
+    EEXIST,
+    EFAULT,
+    EINVAL,
+    ENODEV,
+    ENOENT,
+    ENOMEM,
+    KernelError,
+)
 from ownership.miscdevice import File, MiscDevice
 from ownership.mm.virt import VmAreaNew, flags
+from tests.expect import raises_errno
 
 from .drivers import FaultingDevice, MixedMapDevice, expect_errno
 
@@ -97,7 +109,7 @@ def test_mprotect_splits_and_merges_back(proc: Task) -> None:
     proc.write_user(addr + PAGE_SIZE + 5, b"y")
     assert proc.read_user(addr + PAGE_SIZE + 4, 3) == b"xyx"
     proc.mprotect(addr, PAGE_SIZE, PROT_NONE)
-    with pytest.raises(KernelError):
+    with raises_errno(EFAULT):
         proc.read_user(addr, 1)
     with pytest.raises(KernelError) as e:
         proc.mprotect(addr, 8 * PAGE_SIZE, PROT_READ)
@@ -134,7 +146,7 @@ def test_madvise_dontfork_dofork_and_dontneed(proc: Task) -> None:
     proc.madvise(private, PAGE_SIZE, MADV_DONTFORK)
     child = proc.fork()
     assert child.read_user(keep, 4) == b"kept"
-    with pytest.raises(KernelError):
+    with raises_errno(EFAULT):
         child.read_user(private, 6)
     proc.madvise(private, PAGE_SIZE, MADV_DOFORK)
     child2 = proc.fork()
@@ -220,11 +232,11 @@ def test_devices_without_mmap_and_unknown_devices(kernel: Kernel, proc: Task) ->
         proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
     expect_errno(e.value, ENODEV)
     f.close()
-    with pytest.raises(KernelError):
+    with raises_errno(EBADF):
         f.ioctl(1)
-    with pytest.raises(KernelError):
+    with raises_errno(ENOENT):
         proc.open("missing")
-    with pytest.raises(KernelError):
+    with raises_errno(EBUSY):
         kernel.register_miscdevice("plain", NoMmap())
 
 

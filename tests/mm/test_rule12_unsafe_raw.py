@@ -19,6 +19,7 @@ from ownership.mm.virt import VmAreaNew, VmAreaRef, VmOperations
 from ownership.page import KmapLocal, Page
 from ownership.uaccess import UserSlice
 from ownership.unsafe import unsafe
+from tests.expect import raises_errno
 
 from .report import assert_report
 
@@ -142,7 +143,7 @@ def test_bounds_and_types(proc: Task) -> None:
         for bad in (-1, 1 << 64, "1", 1.0):
             with pytest.raises(TypeError):
                 page.read_raw(bad, 1)  # type: ignore[arg-type]
-        with pytest.raises(KernelError):
+        with raises_errno(EINVAL):
             page.write_raw(b"ab", 0, 3)
         assert page.read_raw(PAGE_SIZE, 0) == b""
     page.drop()

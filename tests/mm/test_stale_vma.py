@@ -24,7 +24,7 @@ from ownership.bindings import (
     Kernel,
     Task,
 )
-from ownership.errors import ESRCH, KernelError
+from ownership.errors import EFAULT, ESRCH, KernelError
 from ownership.miscdevice import File as DriverFile
 from ownership.miscdevice import MiscDevice
 from ownership.mm.virt import VmAreaNew
@@ -35,6 +35,7 @@ from ownership.samples.rust_misc_device_mmap import (
     page_header,
 )
 from ownership.unsafe import unsafe
+from tests.expect import raises_errno
 
 from .drivers import ScratchDevice, expect_errno
 
@@ -72,7 +73,7 @@ def test_checking_driver_refuses_the_replaced_vma(kernel: Kernel, proc: Task) ->
     with pytest.raises(KernelError) as e:
         f.ioctl(RUST_MISC_DEV_REINSERT, 0)
     expect_errno(e.value, ESRCH)
-    with pytest.raises(KernelError):
+    with raises_errno(EFAULT):
         proc.read_user(addr, 4)  # The stranger's VMA stays empty.
     proc.munmap(addr, PAGE_SIZE)
     g.close()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ownership.errors import EINVAL, KernelError
 from ownership.mm import flags as F
 from ownership.mm import vma_rules as R
+from tests.expect import raises_errno
 
 ANON_RW = F.READ | F.WRITE | F.MAYREAD | F.MAYWRITE | F.MAYEXEC
 BINDER = F.READ | F.MAYREAD | F.MAYEXEC | F.DONTCOPY | F.MIXEDMAP
@@ -35,14 +36,14 @@ def test_userfaultfd_register_refuses_a_mixedmap_vma() -> None:
 
 
 def test_userfaultfd_register_needs_maywrite_and_a_capable_vma() -> None:
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         R.apply(
             UFFD,
             ANON_RW & ~F.MAYWRITE & ~F.WRITE,
             params={"mode": F.UFFD_WP},
             ctx={"uffd_capable": True},
         )
-    with pytest.raises(KernelError):
+    with raises_errno(EINVAL):
         R.apply(UFFD, ANON_RW, params={"mode": F.UFFD_WP}, ctx={"uffd_capable": False})
 
 
