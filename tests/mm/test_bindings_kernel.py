@@ -30,22 +30,16 @@ from ownership.errors import (
     LockError,
     SendError,
 )
-from ownership.mm import MmWithUser
 from ownership.page import Page
 from ownership.sync import SpinLock
 from ownership.task import Task as RustTask
 from ownership.task import current
 
+from .helpers import current_mm
 from .report import assert_report
 
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
-
-
-def _mm() -> MmWithUser:
-    mm = current().mm()
-    assert mm is not None
-    return mm
 
 
 def _in_thread(fn: object) -> threading.Thread:
@@ -55,7 +49,7 @@ def _in_thread(fn: object) -> threading.Thread:
 
 
 def test_readers_share_and_a_writer_waits_for_them(proc: Task) -> None:
-    mm = _mm()
+    mm = current_mm()
     order: list[str] = []
     reader_in = threading.Event()
     reader_go = threading.Event()
@@ -84,7 +78,7 @@ def test_readers_share_and_a_writer_waits_for_them(proc: Task) -> None:
 
 
 def test_up_read_by_a_thread_that_does_not_hold_it(proc: Task) -> None:
-    mm = _mm()
+    mm = current_mm()
     raw = mm.as_raw()
     guard = mm.mmap_read_lock()
     caught: list[BaseException] = []
@@ -103,7 +97,7 @@ def test_up_read_by_a_thread_that_does_not_hold_it(proc: Task) -> None:
 
 def test_a_deadlocked_waiter_is_reported_as_a_hung_task(proc: Task, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rwsem_mod, "HUNG_TASK_TIMEOUT", 0.3)
-    mm = _mm()
+    mm = current_mm()
     caught: list[BaseException] = []
 
     def waiter() -> None:
@@ -122,7 +116,7 @@ def test_a_deadlocked_waiter_is_reported_as_a_hung_task(proc: Task, monkeypatch:
 
 def test_vma_lock_fails_while_a_writer_waits_for_readers(proc: Task) -> None:
     addr = proc.mmap(None, PAGE_SIZE, RW, ANON)
-    mm = _mm()
+    mm = current_mm()
     held = threading.Event()
     go = threading.Event()
     writer_done = threading.Event()
@@ -162,7 +156,7 @@ def test_without_per_vma_locks_the_trylock_always_fails() -> None:
     with p.as_current():
         addr = p.mmap(None, PAGE_SIZE, RW, ANON)
         p.write_user(addr, b"faults take the mmap lock")
-        assert _mm().lock_vma_under_rcu(addr) is None
+        assert current_mm().lock_vma_under_rcu(addr) is None
         p.exit()
     assert not k.check_consistency()
 

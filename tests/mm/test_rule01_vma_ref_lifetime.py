@@ -17,23 +17,16 @@ from ownership.bindings import (
 )
 from ownership.borrow import Lifetime
 from ownership.errors import LifetimeError, UnsafeError
-from ownership.mm import MmWithUser
 from ownership.mm.virt import VmAreaRef, flags
-from ownership.task import current
 from ownership.unsafe import unsafe
 
 from .drivers import MixedMapDevice
+from .helpers import current_mm
 from .report import assert_report
 
 
 def _anon(proc: Task, pages: int = 2) -> int:
     return proc.mmap(None, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
-
-
-def _mm() -> MmWithUser:
-    mm = current().mm()
-    assert mm is not None
-    return mm
 
 
 USES: dict[str, Callable[[VmAreaRef], object]] = {
@@ -53,7 +46,7 @@ USES: dict[str, Callable[[VmAreaRef], object]] = {
 @pytest.mark.parametrize("use", sorted(USES))
 def test_every_method_checks_the_mmap_read_guard(proc: Task, use: str) -> None:
     addr = _anon(proc)
-    guard = _mm().mmap_read_lock()
+    guard = current_mm().mmap_read_lock()
     vma = guard.vma_lookup(addr)
     assert vma is not None
     USES[use](vma)  # Fine while the guard is held.
@@ -66,19 +59,19 @@ def test_every_method_checks_the_mmap_read_guard(proc: Task, use: str) -> None:
 
 def test_reference_from_a_with_block_dies_at_its_end(proc: Task) -> None:
     addr = _anon(proc)
-    with _mm().mmap_read_lock() as guard:
+    with current_mm().mmap_read_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None
         start = vma.start()
     with pytest.raises(LifetimeError) as e:
         vma.end()
-    assert_report(e.value, "lifetime", "vma.end()", "with _mm().mmap_read_lock() as guard:")
+    assert_report(e.value, "lifetime", "vma.end()", "with current_mm().mmap_read_lock() as guard:")
     assert start == addr
 
 
 def test_vma_read_guard_is_the_reference_and_dies_with_the_lock(proc: Task) -> None:
     addr = _anon(proc)
-    vma = _mm().lock_vma_under_rcu(addr)
+    vma = current_mm().lock_vma_under_rcu(addr)
     assert vma is not None
     assert vma.start() == addr and vma.end() == addr + 2 * PAGE_SIZE
     vma.drop()
@@ -92,7 +85,7 @@ def test_mixedmap_view_dies_with_the_guard_it_came_from(kernel: Kernel, proc: Ta
     kernel.register_miscdevice("mixed", dev)
     f = proc.open("mixed")
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ)
-    guard = _mm().mmap_read_lock()
+    guard = current_mm().mmap_read_lock()
     vma = guard.vma_lookup(addr)
     assert vma is not None
     mixed = vma.as_mixedmap_vma()
@@ -108,7 +101,7 @@ def test_mixedmap_view_dies_with_the_guard_it_came_from(kernel: Kernel, proc: Ta
 
 def test_from_raw_without_any_lock_is_refused(proc: Task) -> None:
     addr = _anon(proc)
-    with _mm().mmap_read_lock() as guard:
+    with current_mm().mmap_read_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None
         raw = vma.as_ptr()
@@ -121,7 +114,7 @@ def test_from_raw_without_any_lock_is_refused(proc: Task) -> None:
 
 def test_from_raw_under_the_lock_is_accepted(proc: Task) -> None:
     addr = _anon(proc)
-    with _mm().mmap_read_lock() as guard:
+    with current_mm().mmap_read_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None
         raw = vma.as_ptr()
@@ -133,7 +126,7 @@ def test_from_raw_under_the_lock_is_accepted(proc: Task) -> None:
 
 def test_clean_nested_locks_and_lookups(proc: Task) -> None:
     addr = _anon(proc, 3)
-    mm = _mm()
+    mm = current_mm()
     with mm.mmap_read_lock() as guard:
         assert guard.vma_lookup(addr - 1) is None
         vma = guard.vma_lookup(addr + PAGE_SIZE)

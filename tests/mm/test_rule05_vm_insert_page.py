@@ -21,19 +21,12 @@ from ownership.bindings import (
 )
 from ownership.borrow import Lifetime
 from ownership.errors import EBUSY, EFAULT, EINVAL, ENOMEM, KernelError
-from ownership.mm import MmWithUser
 from ownership.mm.virt import VmAreaMixedMap, VmAreaRef
 from ownership.page import BorrowedPage, Page
-from ownership.task import current
 from ownership.unsafe import unsafe
 
 from .drivers import ScratchDevice
-
-
-def _mm() -> MmWithUser:
-    mm = current().mm()
-    assert mm is not None
-    return mm
+from .helpers import current_mm
 
 
 def _mixed_mapping(kernel: Kernel, proc: Task, pages: int = 2) -> int:
@@ -45,7 +38,7 @@ def _mixed_mapping(kernel: Kernel, proc: Task, pages: int = 2) -> int:
 
 
 def _insert(addr: int, page: Page, at: int | None = None) -> None:
-    with _mm().mmap_read_lock() as guard:
+    with current_mm().mmap_read_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None
         mixed = vma.as_mixedmap_vma()
@@ -60,7 +53,7 @@ def test_only_the_mixedmap_view_has_vm_insert_page() -> None:
 
 def test_no_mixedmap_view_of_an_anonymous_vma(proc: Task) -> None:
     addr = proc.mmap(None, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
-    with _mm().mmap_read_lock() as guard:
+    with current_mm().mmap_read_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None and vma.as_mixedmap_vma() is None
 
@@ -129,7 +122,7 @@ def test_clean_insert_under_either_lock_is_visible_to_userspace(kernel: Kernel, 
         first.write_raw(b"first", 0, 5)
         second.write_raw(b"second", 0, 6)
     _insert(addr, first)
-    vguard = _mm().lock_vma_under_rcu(addr + PAGE_SIZE)
+    vguard = current_mm().lock_vma_under_rcu(addr + PAGE_SIZE)
     assert vguard is not None
     mixed = vguard.as_mixedmap_vma()
     assert mixed is not None

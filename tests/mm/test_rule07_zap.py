@@ -8,23 +8,16 @@ import pytest
 from ownership import warn
 from ownership.bindings import MAP_SHARED, PAGE_SIZE, PROT_READ, Kernel, Task
 from ownership.errors import EFAULT, KernelError
-from ownership.mm import MmWithUser
-from ownership.task import current
 from ownership.warn import KernelWarning
 
 from .drivers import FaultingDevice, MixedMapDevice
+from .helpers import current_mm
 
 USIZE_MAX = (1 << 64) - 1
 
 
-def _mm() -> MmWithUser:
-    mm = current().mm()
-    assert mm is not None
-    return mm
-
-
 def _zap(addr: int, at: int, size: int) -> None:
-    with _mm().mmap_read_lock() as guard:
+    with current_mm().mmap_read_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None
         vma.zap_page_range_single(at, size)

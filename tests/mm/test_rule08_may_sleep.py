@@ -31,18 +31,12 @@ from ownership.errors import AtomicSleepError
 from ownership.mm import MmWithUser
 from ownership.page import Page
 from ownership.sync import SpinLock
-from ownership.task import current
 from ownership.uaccess import UserSlice
 from ownership.unsafe import unsafe
 
 from .drivers import FaultingDevice, ScratchDevice
+from .helpers import current_mm
 from .report import assert_report
-
-
-def _mm() -> MmWithUser:
-    mm = current().mm()
-    assert mm is not None
-    return mm
 
 
 def _anon(proc: Task) -> int:
@@ -50,7 +44,7 @@ def _anon(proc: Task) -> int:
 
 
 def test_mmput_under_a_spinlock_is_refused_and_has_not_dropped(proc: Task) -> None:
-    user = ARef.from_ref(_mm())
+    user = ARef.from_ref(current_mm())
     lock = SpinLock(0, name="driver lock")
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
@@ -63,7 +57,7 @@ def test_mmput_under_a_spinlock_is_refused_and_has_not_dropped(proc: Task) -> No
 
 
 def test_mmdrop_under_a_spinlock_is_refused(proc: Task) -> None:
-    grab = ARef.from_ref(_mm().as_mm())
+    grab = ARef.from_ref(current_mm().as_mm())
     lock = SpinLock(0, name="driver lock")
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
@@ -73,7 +67,7 @@ def test_mmdrop_under_a_spinlock_is_refused(proc: Task) -> None:
 
 
 def test_mmap_locks_under_a_spinlock_are_refused(proc: Task) -> None:
-    mm = _mm()
+    mm = current_mm()
     lock = SpinLock(0, name="driver lock")
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
@@ -87,7 +81,7 @@ def test_mmap_locks_under_a_spinlock_are_refused(proc: Task) -> None:
 
 @pytest.mark.parametrize("section", ["rcu", "preempt"])
 def test_mmap_read_lock_in_other_atomic_sections(proc: Task, section: str) -> None:
-    mm = _mm()
+    mm = current_mm()
     with rcu_read_lock() if section == "rcu" else preempt_disabled():
         with pytest.raises(AtomicSleepError) as e:
             mm.mmap_read_lock()
@@ -101,7 +95,7 @@ def test_vm_insert_page_and_zap_under_a_spinlock_are_refused(kernel: Kernel, pro
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
     page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
     lock = SpinLock(0, name="pages lock")
-    with _mm().mmap_read_lock() as guard:
+    with current_mm().mmap_read_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None
         mixed = vma.as_mixedmap_vma()
@@ -157,7 +151,7 @@ def test_clean_atomic_safe_calls_under_a_spinlock(kernel: Kernel, proc: Task) ->
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
     assert proc.read_user(addr, 6) == b"page 0"
     f.close()
-    mm = _mm()
+    mm = current_mm()
     lock = SpinLock(0, name="shrinker lock")
     with lock.lock():
         guard = mm.mmap_read_trylock()

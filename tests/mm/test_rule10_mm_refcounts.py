@@ -9,27 +9,21 @@ from ownership.aref import ARef
 from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, Task
 from ownership.errors import RefcountError, UnsafeError
 from ownership.mm import Mm, MmWithUser
-from ownership.task import current
 from ownership.unsafe import unsafe
 
+from .helpers import current_mm
 from .report import assert_report
 
 
-def _mm() -> MmWithUser:
-    mm = current().mm()
-    assert mm is not None
-    return mm
-
-
 def test_mmget_not_zero_after_exit_returns_none(proc: Task) -> None:
-    grab = ARef.from_ref(_mm().as_mm())
+    grab = ARef.from_ref(current_mm().as_mm())
     proc.exit()
     assert grab.get().mmget_not_zero() is None
     grab.drop()
 
 
 def test_mm_used_after_the_last_mmdrop(proc: Task) -> None:
-    grab = ARef.from_ref(_mm().as_mm())
+    grab = ARef.from_ref(current_mm().as_mm())
     mm = grab.get()
     proc.exit()
     grab.drop()
@@ -41,8 +35,8 @@ def test_mm_used_after_the_last_mmdrop(proc: Task) -> None:
 
 
 def test_mm_with_user_used_after_the_last_mmput(proc: Task) -> None:
-    grab = ARef.from_ref(_mm().as_mm())
-    user = ARef.from_ref(_mm())
+    grab = ARef.from_ref(current_mm().as_mm())
+    user = ARef.from_ref(current_mm())
     view = user.get()
     proc.exit()
     user.drop()
@@ -53,8 +47,8 @@ def test_mm_with_user_used_after_the_last_mmput(proc: Task) -> None:
 
 
 def test_from_raw_checks_what_it_can(proc: Task) -> None:
-    raw = _mm().as_raw()
-    grab = ARef.from_ref(_mm().as_mm())
+    raw = current_mm().as_raw()
+    grab = ARef.from_ref(current_mm().as_mm())
     proc.exit()
     # SAFETY: (wrong on purpose for MmWithUser) mm_users is zero after the exit.
     with unsafe("SAFETY: the mm_struct is kept allocated by `grab`"):
@@ -68,7 +62,7 @@ def test_from_raw_checks_what_it_can(proc: Task) -> None:
 def test_clean_references_keep_the_address_space(proc: Task) -> None:
     addr = proc.mmap(None, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
     proc.write_user(addr, b"kept")
-    grab = ARef.from_ref(_mm().as_mm())
+    grab = ARef.from_ref(current_mm().as_mm())
     user = grab.get().mmget_not_zero()
     assert user is not None
     raw = grab.get().as_raw()
