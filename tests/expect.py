@@ -31,11 +31,6 @@ def line() -> int:
     return sys._getframe(1).f_lineno
 
 
-def where(lineno: int) -> str:
-    """`test_file.py:LINE` for a line of the calling test file."""
-    return f"{os.path.basename(sys._getframe(1).f_code.co_filename)}:{lineno}"
-
-
 def _check_site(text: str, s: Site | None, src: str, what: str) -> None:
     assert s is not None, f"the report has no {what} site:\n{text}"
     name = os.path.basename(s.filename)

@@ -22,9 +22,7 @@ from ownership.alloc import (
 from ownership.errors import EINVAL, ENOMEM, KernelError, LifetimeError
 from ownership.rbtree import RBTree, RBTreeNode, RBTreeNodeReservation
 from ownership.sync import SpinLock
-from tests.expect import raises_errno
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line, raises_errno
 
 # --- KBox / KVec -----------------------------------------------------------------------
 
@@ -38,7 +36,7 @@ def test_kbox_use_after_drop(use: str) -> None:
     with pytest.raises(LifetimeError) as ei:
         getattr(b, use)()
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, dropped, made)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, dropped, made])
 
 
 def test_kbox_write_after_into_inner() -> None:
@@ -48,7 +46,7 @@ def test_kbox_write_after_into_inner() -> None:
     with pytest.raises(LifetimeError) as ei:
         b.set([2])
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, taken)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, taken])
     assert value == [1]
 
 
@@ -164,7 +162,7 @@ def test_reservation_used_twice() -> None:
     with pytest.raises(LifetimeError) as ei:
         res.into_node(2, "b")
     again = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", again, used, made)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[again, used, made])
 
 
 def test_node_inserted_twice() -> None:
@@ -175,7 +173,7 @@ def test_node_inserted_twice() -> None:
     with pytest.raises(LifetimeError) as ei:
         tree.insert(node)
     again = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", again, inserted)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[again, inserted])
     assert len(tree) == 1
 
 

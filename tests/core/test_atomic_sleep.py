@@ -31,8 +31,7 @@ from ownership.context import (
 from ownership.errors import AtomicSleepError, LockError, SendError
 from ownership.sync import CondVar, Mutex, SpinLock
 from ownership.task import spawn
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 # --- the atomic contexts ------------------------------------------------------------
 #
@@ -78,7 +77,7 @@ def test_mutex_lock_in_atomic_context(kind: str) -> None:
         with pytest.raises(AtomicSleepError) as ei:
             m.lock()
         slept = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", slept, begun)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[slept, begun])
     assert "Mutex.lock() may sleep" in str(ei.value)
     assert "expected: 0" in str(ei.value)
     # The refused lock() had no effect: the mutex is free and the context clean.
@@ -95,7 +94,7 @@ def test_gfp_kernel_allocation_in_atomic_context(kind: str) -> None:
         with pytest.raises(AtomicSleepError) as ei:
             KBox.new(42, GFP_KERNEL)
         slept = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", slept, begun)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[slept, begun])
     assert "GFP_KERNEL" in str(ei.value)
 
 
@@ -112,7 +111,7 @@ def test_condvar_wait_in_atomic_context(kind: str) -> None:
         # The refused wait did not release the mutex: the guard is still live.
         assert g.is_held()
         assert g.data == 0
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", slept, begun)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[slept, begun])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -123,7 +122,7 @@ def test_may_sleep_driver_function_in_atomic_context(kind: str) -> None:
         with pytest.raises(AtomicSleepError) as ei:
             c.slow_update()
         slept = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", slept, begun)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[slept, begun])
     assert c.n == 0  # Refused before it ran.
 
 
@@ -136,7 +135,9 @@ def test_report_lists_every_open_section() -> None:
             with pytest.raises(AtomicSleepError) as ei:
                 might_sleep()
             sleep_line = line() - 1
-    err = assert_splat(ei.value, AtomicSleepError, "atomic-sleep", sleep_line, rcu_line, lock_line)
+    err = assert_splat(
+        ei, "atomic-sleep", cls=AtomicSleepError, lines=[sleep_line, rcu_line, lock_line]
+    )
     text = str(err)
     assert "atomic context began (rcu: rcu_read_lock())" in text
     assert "atomic section #1: spinlock SpinLock 'outer report lock' began" in text
@@ -152,7 +153,7 @@ def test_gfp_kernel_with_zero_is_still_sleeping() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             KBox.new(b"", GFP_KERNEL | GFP_ZERO)
         slept = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", slept, taken)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[slept, taken])
     assert "GFP_KERNEL|__GFP_ZERO" in str(ei.value)
 
 
@@ -168,7 +169,7 @@ def test_driver_gfp_declaration_sleeps_only_with_reclaim() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             make_buffer(4, gfp=GFP_KERNEL)
         slept = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", slept, taken)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[slept, taken])
     assert "make_buffer() with GFP_KERNEL" in str(ei.value)
 
 
@@ -179,7 +180,7 @@ def test_unbalanced_preempt_enable() -> None:
     with pytest.raises(LockError) as ei:
         preempt_enable(sec)
     closed = line() - 1
-    assert_splat(ei.value, LockError, "unbalanced-atomic", closed, opened)
+    assert_splat(ei, "unbalanced-atomic", cls=LockError, lines=[closed, opened])
     assert preempt_count() == 0
 
 
@@ -190,7 +191,7 @@ def test_rcu_guard_released_twice() -> None:
     with pytest.raises(LockError) as ei:
         g.drop()
     again = line() - 1
-    assert_splat(ei.value, LockError, "double-unlock", again, taken)
+    assert_splat(ei, "double-unlock", cls=LockError, lines=[again, taken])
     assert not in_atomic()
 
 
@@ -211,7 +212,7 @@ def test_rcu_guard_released_on_another_thread() -> None:
     t.start()
     t.join()
     assert len(errors) == 1
-    assert_splat(errors[0], SendError, "send", at[0], taken)
+    assert_splat(errors[0], "send", cls=SendError, lines=[at[0], taken])
     # The refused release had no effect: this thread is still in the read section.
     assert in_atomic()
     g.drop()
@@ -308,5 +309,5 @@ def test_joining_a_thread_under_a_spinlock() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             h.join()
         joined = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", joined, taken)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[joined, taken])
     assert h.join() == 7  # Outside the lock it is fine.

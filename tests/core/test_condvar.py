@@ -16,8 +16,7 @@ from ownership.context import ctx, in_atomic, preempt_count, rcu_read_lock
 from ownership.errors import AtomicSleepError, LifetimeError
 from ownership.sync import Arc, CondVar, Mutex, SpinLock
 from ownership.task import spawn
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 
 class WorkQueue:
@@ -115,7 +114,7 @@ def test_wait_while_holding_another_spinlock() -> None:
             cv.wait(g)
         waited = line() - 1
         assert g.is_held()
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", waited, held)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[waited, held])
     assert "SpinLock 'cv other spinlock'" in str(ei.value)
 
 
@@ -129,7 +128,7 @@ def test_wait_on_own_spinlock_inside_another_spinlock() -> None:
             with pytest.raises(AtomicSleepError) as ei:
                 cv.wait(g)
             waited = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", waited, held)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[waited, held])
 
 
 def test_wait_under_rcu() -> None:
@@ -140,7 +139,7 @@ def test_wait_under_rcu() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             cv.wait(g)
         waited = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", waited, began)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[waited, began])
 
 
 def test_wait_on_a_released_guard() -> None:
@@ -152,7 +151,7 @@ def test_wait_on_a_released_guard() -> None:
     with pytest.raises(LifetimeError) as ei:
         cv.wait(g)
     waited = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", waited, taken)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[waited, taken])
 
 
 def test_wait_needs_a_guard() -> None:
@@ -169,7 +168,7 @@ def test_wait_under_a_spinlock_taken_after_the_guard() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             cv.wait(g)
         waited = line() - 1
-    err = assert_splat(ei.value, AtomicSleepError, "atomic-sleep", waited, held)
+    err = assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[waited, held])
     # The report blames the other spinlock, not the one the wait would release.
     assert "atomic context began (spinlock: SpinLock 'cv later spin')" in str(err)
     assert "preempt_count: 1, expected: 0" in str(err)

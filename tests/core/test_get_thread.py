@@ -17,8 +17,7 @@ from ownership.errors import ENOMEM, AtomicSleepError, KernelError
 from ownership.rbtree import RBTree, RBTreeNodeReservation
 from ownership.sync import Arc, ArcBorrow, SpinLock, live_arcs
 from ownership.task import spawn
-
-from .helpers import assert_splat
+from tests.expect import assert_splat
 
 
 class Thread:
@@ -101,7 +100,7 @@ def test_allocating_under_the_spinlock_is_caught() -> None:
     src = get_thread_buggy.__code__
     lock_line = src.co_firstlineno + 2
     alloc_line = src.co_firstlineno + 7
-    err = assert_splat(ei.value, AtomicSleepError, "atomic-sleep", alloc_line, lock_line)
+    err = assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[alloc_line, lock_line])
     assert "Process::inner" in str(err)
     # The runtime is consistent afterwards: the lock was released by the `with`.
     assert not in_atomic() and not ctx.held

@@ -17,8 +17,7 @@ from ownership.context import ctx, in_atomic, preempt_count
 from ownership.errors import AtomicSleepError, LifetimeError, LockError, SendError
 from ownership.marker import is_send, is_sync
 from ownership.sync import LockedBy, Mutex, MutexGuard, SpinLock, SpinLockGuard
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 
 def test_guard_released_twice() -> None:
@@ -30,7 +29,7 @@ def test_guard_released_twice() -> None:
     with pytest.raises(LockError) as ei:
         g.drop()
     second = line() - 1
-    assert_splat(ei.value, LockError, "double-unlock", second, first, taken)
+    assert_splat(ei, "double-unlock", cls=LockError, lines=[second, first, taken])
     assert preempt_count() == 0 and not ctx.held
 
 
@@ -52,7 +51,7 @@ def test_guard_released_on_another_thread() -> None:
     t = threading.Thread(target=thief)
     t.start()
     t.join()
-    assert_splat(errors[0], SendError, "send", at[0], taken)
+    assert_splat(errors[0], "send", cls=SendError, lines=[at[0], taken])
     # The refused release had no effect: the owner still holds it and can release it.
     assert g.is_held() and g.data == [1]
     g.drop()
@@ -78,7 +77,7 @@ def test_spinlock_guard_released_on_another_thread_keeps_owner_atomic() -> None:
     t = threading.Thread(target=thief)
     t.start()
     t.join()
-    assert_splat(errors[0], SendError, "send", at[0], taken)
+    assert_splat(errors[0], "send", cls=SendError, lines=[at[0], taken])
     assert in_atomic()
     g.drop()
     assert not in_atomic()
@@ -100,7 +99,7 @@ def test_data_read_after_release() -> None:
     with pytest.raises(LifetimeError) as ei:
         _ = g.data
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, released, taken)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, released, taken])
 
 
 def test_data_written_after_release() -> None:
@@ -111,7 +110,7 @@ def test_data_written_after_release() -> None:
     with pytest.raises(LifetimeError) as ei:
         g.data = 2
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, released)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, released])
     with lock.lock() as g2:
         assert g2.data == 1  # The refused write did not happen.
 
@@ -126,7 +125,7 @@ def test_ref_used_after_its_guard_ended() -> None:
     with pytest.raises(LifetimeError) as ei:
         r.get()
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, released, made)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, released, made])
     assert "the reference was made" in str(ei.value)
 
 
@@ -141,7 +140,7 @@ def test_ref_of_a_ref_dies_with_the_outer_owner() -> None:
     with pytest.raises(LifetimeError) as ei:
         r.get()
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, released, made)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, released, made])
 
 
 def test_refs_and_data_are_fine_while_the_guard_lives() -> None:
@@ -224,7 +223,7 @@ def test_locked_by_with_the_wrong_lock() -> None:
         with pytest.raises(LockError) as ei:
             node.refs.access(g)
         used = line() - 1
-    err = assert_splat(ei.value, LockError, "locked-by-owner", used, made_at, wrong)
+    err = assert_splat(ei, "locked-by-owner", cls=LockError, lines=[used, made_at, wrong])
     assert "not of its owner" in str(err)
 
 
@@ -237,7 +236,7 @@ def test_locked_by_through_a_released_guard() -> None:
     with pytest.raises(LifetimeError) as ei:
         node.access(g)
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, released)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, released])
 
 
 def test_locked_by_with_its_owner() -> None:

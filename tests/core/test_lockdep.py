@@ -16,8 +16,7 @@ from ownership.errors import LockError
 from ownership.site import Site, here
 from ownership.sync import Mutex, SpinLock, lockdep
 from ownership.task import spawn
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 
 def test_ab_ba_across_two_real_threads_is_flagged_without_deadlock() -> None:
@@ -42,7 +41,7 @@ def test_ab_ba_across_two_real_threads_is_flagged_without_deadlock() -> None:
     with pytest.raises(LockError) as ei:
         h.join()
     err = assert_splat(
-        ei.value, LockError, "lock-order", at["t2 a"], at["t2 b"], at["t1 a"], at["t1 b"]
+        ei, "lock-order", cls=LockError, lines=[at["t2 a"], at["t2 b"], at["t1 a"], at["t1 b"]]
     )
     text = str(err)
     assert "possible circular locking dependency detected" in text
@@ -85,7 +84,7 @@ def test_three_lock_cycle() -> None:
         with pytest.raises(LockError) as ei:
             a.lock()
         attempt = line() - 1
-    err = assert_splat(ei.value, LockError, "lock-order", attempt, held)
+    err = assert_splat(ei, "lock-order", cls=LockError, lines=[attempt, held])
     text = str(err)
     assert "'cycle B' taken while holding 'cycle A'" in text
     assert "'cycle C' taken while holding 'cycle B'" in text
@@ -104,7 +103,7 @@ def test_declared_order_is_enforced() -> None:
         with pytest.raises(LockError) as ei:
             o.lock()
         attempt = line() - 1
-    err = assert_splat(ei.value, LockError, "lock-order", attempt, taken)
+    err = assert_splat(ei, "lock-order", cls=LockError, lines=[attempt, taken])
     assert "declared: inner nests inside outer (test)" in str(err)
 
 
@@ -116,7 +115,7 @@ def test_recursive_lock_of_the_same_lock() -> None:
             lock.lock()
         again = line() - 1
         assert g.is_held() and in_atomic()
-    assert_splat(ei.value, LockError, "recursive-lock", again, first)
+    assert_splat(ei, "recursive-lock", cls=LockError, lines=[again, first])
     assert not ctx.held and not in_atomic()
 
 
@@ -128,7 +127,7 @@ def test_two_locks_of_one_class_need_a_nesting_level() -> None:
         with pytest.raises(LockError) as ei:
             child.lock()
         second = line() - 1
-    err = assert_splat(ei.value, LockError, "recursive-lock", second, first)
+    err = assert_splat(ei, "recursive-lock", cls=LockError, lines=[second, first])
     assert "pass nested=1" in str(err)
     # With the subclass annotation (`mutex_lock_nested`) it is fine.
     with parent.lock(), child.lock(nested=1) as g:
@@ -216,7 +215,7 @@ def test_releasing_an_entry_this_thread_does_not_hold() -> None:
     t = threading.Thread(target=other)
     t.start()
     t.join()
-    assert_splat(errors[0], LockError, "unlock-not-held", at[0], taken)
+    assert_splat(errors[0], "unlock-not-held", cls=LockError, lines=[at[0], taken])
     lockdep.release(entry)
     assert not ctx.held
 
@@ -228,7 +227,7 @@ def test_recursive_lock_with_a_nesting_level_is_still_recursion() -> None:
         with pytest.raises(LockError) as ei:
             lock.lock(nested=1)
         again = line() - 1
-    assert_splat(ei.value, LockError, "recursive-lock", again, first)
+    assert_splat(ei, "recursive-lock", cls=LockError, lines=[again, first])
 
 
 def test_nesting_level_must_be_a_small_int() -> None:
@@ -250,7 +249,7 @@ def test_declaring_an_order_the_run_already_inverted() -> None:
     with pytest.raises(LockError) as ei:
         lockdep.declare_order(a._cls, b._cls, "outer before inner (test)")
     declared = line() - 1
-    assert_splat(ei.value, LockError, "lock-order", declared, held)
+    assert_splat(ei, "lock-order", cls=LockError, lines=[declared, held])
 
 
 def test_contended_locks_keep_every_thread_consistent() -> None:

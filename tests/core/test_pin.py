@@ -18,8 +18,7 @@ from ownership.config import checking
 from ownership.errors import PinError
 from ownership.pin import Pin, mem, move, pin_init, pinned_site
 from ownership.sync import Arc, CondVar, Mutex, SpinLock
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 
 class Inner:
@@ -44,7 +43,7 @@ def test_mem_replace_of_a_lock() -> None:
     with pytest.raises(PinError) as ei:
         mem.replace(inner, "lock", SpinLock(2, name="Inner::lock"))
     moved = line() - 1
-    assert_splat(ei.value, PinError, "pin", moved, INNER_LOCK_LINE)
+    assert_splat(ei, "pin", cls=PinError, lines=[moved, INNER_LOCK_LINE])
     with inner.lock.lock() as g:
         assert g.data == 1  # Not replaced.
 
@@ -54,7 +53,7 @@ def test_mem_swap_of_two_locks() -> None:
     with pytest.raises(PinError) as ei:
         mem.swap(a, "lock", b, "lock")
     moved = line() - 1
-    assert_splat(ei.value, PinError, "pin", moved, INNER_LOCK_LINE)
+    assert_splat(ei, "pin", cls=PinError, lines=[moved, INNER_LOCK_LINE])
     with a.lock.lock() as ga, b.lock.lock(nested=1) as gb:
         assert (ga.data, gb.data) == (1, 2)
 
@@ -64,7 +63,7 @@ def test_mem_take_of_a_condvar() -> None:
     with pytest.raises(PinError) as ei:
         mem.take(inner, "wait", CondVar("replacement"))
     moved = line() - 1
-    assert_splat(ei.value, PinError, "pin", moved, INNER_LOCK_LINE + 1)
+    assert_splat(ei, "pin", cls=PinError, lines=[moved, INNER_LOCK_LINE + 1])
 
 
 def test_move_of_a_lock() -> None:
@@ -73,7 +72,7 @@ def test_move_of_a_lock() -> None:
     with pytest.raises(PinError) as ei:
         move(lock)
     moved = line() - 1
-    assert_splat(ei.value, PinError, "pin", moved, pinned)
+    assert_splat(ei, "pin", cls=PinError, lines=[moved, pinned])
 
 
 @pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
@@ -88,7 +87,7 @@ def test_duplicating_a_lock(how: str) -> None:
     dup = dups[how]
     with pytest.raises(PinError) as ei:
         dup(lock)
-    assert_splat(ei.value, PinError, "pin", pinned)
+    assert_splat(ei, "pin", cls=PinError, lines=[pinned])
 
 
 def test_moving_a_struct_that_contains_a_lock() -> None:
@@ -96,7 +95,7 @@ def test_moving_a_struct_that_contains_a_lock() -> None:
     with pytest.raises(PinError) as ei:
         mem.replace(holder, "inner", Inner(6))
     moved = line() - 1
-    err = assert_splat(ei.value, PinError, "pin", moved, INNER_LOCK_LINE)
+    err = assert_splat(ei, "pin", cls=PinError, lines=[moved, INNER_LOCK_LINE])
     assert "field 'lock' of Inner" in str(err)
     with pytest.raises(PinError):
         move(holder.inner)
@@ -110,7 +109,7 @@ def test_pin_into_inner_of_a_pinned_value() -> None:
     with pytest.raises(PinError) as ei:
         p.into_inner()
     moved = line() - 1
-    assert_splat(ei.value, PinError, "pin", moved, built)
+    assert_splat(ei, "pin", cls=PinError, lines=[moved, built])
     assert pinned_site(p.get().lock) is not None
 
 

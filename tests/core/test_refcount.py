@@ -19,8 +19,7 @@ from ownership.context import may_sleep
 from ownership.errors import AtomicSleepError, LifetimeError, RefcountError
 from ownership.sync import REFCOUNT_MAX, REFCOUNT_SATURATED, Arc, Refcount, SpinLock, live_arcs
 from ownership.warn import KernelWarning
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 
 class Device:
@@ -79,7 +78,7 @@ def test_aref_double_drop() -> None:
     with pytest.raises(RefcountError) as ei:
         a.drop()
     again = line() - 1
-    assert_splat(ei.value, RefcountError, "double-drop", again, dropped, taken)
+    assert_splat(ei, "double-drop", cls=RefcountError, lines=[again, dropped, taken])
     assert dev.count == 1  # The second drop had no effect.
 
 
@@ -93,7 +92,7 @@ def test_aref_use_after_drop(use: str) -> None:
     with pytest.raises(RefcountError) as ei:
         getattr(a, use)()
     used = line() - 1
-    assert_splat(ei.value, RefcountError, "aref-use-after-drop", used, dropped, taken)
+    assert_splat(ei, "aref-use-after-drop", cls=RefcountError, lines=[used, dropped, taken])
     assert "ARef<Device>" in str(ei.value)
     assert dev.count == 1
 
@@ -105,7 +104,7 @@ def test_aref_deref_attribute_after_drop() -> None:
     with pytest.raises(RefcountError) as ei:
         _ = a.name  # type: ignore[attr-defined]  # Deref through ARef's __getattr__.
     used = line() - 1
-    assert_splat(ei.value, RefcountError, "aref-use-after-drop", used, dropped)
+    assert_splat(ei, "aref-use-after-drop", cls=RefcountError, lines=[used, dropped])
 
 
 def test_aref_clone_drop_balance() -> None:
@@ -128,7 +127,7 @@ def test_aref_drop_that_may_sleep_under_a_spinlock() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             a.drop()
         dropped = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", dropped, taken)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[dropped, taken])
     assert not a.is_dropped() and dev.count == 2  # Refused before any effect.
     a.drop()
     assert dev.count == 1
@@ -150,7 +149,7 @@ def test_arc_double_drop() -> None:
     with pytest.raises(RefcountError) as ei:
         other.drop()
     again = line() - 1
-    assert_splat(ei.value, RefcountError, "double-drop", again, dropped)
+    assert_splat(ei, "double-drop", cls=RefcountError, lines=[again, dropped])
     assert arc.refcount() == 1
     arc.drop()
 
@@ -163,7 +162,7 @@ def test_arc_use_after_drop() -> None:
     with pytest.raises(RefcountError) as ei:
         arc.get()
     used = line() - 1
-    assert_splat(ei.value, RefcountError, "arc-use-after-drop", used, dropped, made)
+    assert_splat(ei, "arc-use-after-drop", cls=RefcountError, lines=[used, dropped, made])
     with pytest.raises(RefcountError):
         arc.clone()
 
@@ -178,7 +177,7 @@ def test_arc_borrow_dies_with_its_handle() -> None:
     with pytest.raises(LifetimeError) as ei:
         b.get()
     used = line() - 1
-    assert_splat(ei.value, LifetimeError, "lifetime", used, dropped)
+    assert_splat(ei, "lifetime", cls=LifetimeError, lines=[used, dropped])
     keep.drop()
 
 
@@ -204,7 +203,7 @@ def test_arc_last_drop_with_sleeping_destructor_under_spinlock() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             arc.drop()
         dropped = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", dropped, taken)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[dropped, taken])
     assert arc.refcount() == 1 and not arc._inner.freed  # Not dropped.
     arc.drop()
     assert arc._inner.freed
@@ -233,7 +232,7 @@ def test_refcount_underflow() -> None:
     with pytest.raises(RefcountError) as ei:
         rc.dec_and_test()
     under = line() - 1
-    assert_splat(ei.value, RefcountError, "refcount-underflow", under, zero)
+    assert_splat(ei, "refcount-underflow", cls=RefcountError, lines=[under, zero])
     assert rc.read() == 0
 
 
@@ -245,7 +244,7 @@ def test_refcount_increment_on_zero() -> None:
     with pytest.raises(RefcountError) as ei:
         rc.inc()
     inc = line() - 1
-    assert_splat(ei.value, RefcountError, "refcount-inc-zero", inc, zero)
+    assert_splat(ei, "refcount-inc-zero", cls=RefcountError, lines=[inc, zero])
     assert "use-after-free" in str(ei.value)
     assert rc.read() == 0 and not rc.inc_not_zero()
 

@@ -29,8 +29,7 @@ from ownership.marker import (
 from ownership.sync import Arc, Mutex, SpinLock
 from ownership.task import spawn
 from ownership.workqueue import flush, queue_work
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 # --- types with declared markers -------------------------------------------------------
 
@@ -105,7 +104,7 @@ def test_spawn_with_a_guard_argument() -> None:
     with pytest.raises(SendError) as ei:
         spawn(lambda guard: guard.drop(), g)
     handed = line() - 1
-    assert_splat(ei.value, SendError, "send", handed, taken)
+    assert_splat(ei, "send", cls=SendError, lines=[handed, taken])
     assert "is handed to another thread by spawn()" in str(ei.value)
     g.drop()
 
@@ -115,7 +114,7 @@ def test_spawn_with_a_closure_capturing_not_send() -> None:
     with pytest.raises(SendError) as ei:
         spawn(lambda: pc.cpu)
     handed = line() - 1
-    assert_splat(ei.value, SendError, "send", handed)
+    assert_splat(ei, "send", cls=SendError, lines=[handed])
     assert "PerCpu is !Send" in str(ei.value)
 
 
@@ -154,7 +153,7 @@ def test_aref_of_not_sync_is_not_send() -> None:
     with pytest.raises(SendError) as ei:
         spawn(lambda r: r.drop(), a)
     handed = line() - 1
-    assert_splat(ei.value, SendError, "send", handed, taken)
+    assert_splat(ei, "send", cls=SendError, lines=[handed, taken])
     a.drop()
 
 
@@ -172,7 +171,7 @@ def test_arc_of_not_sync_cannot_be_queued() -> None:
     with pytest.raises(SendError) as ei:
         queue_work(arc)
     queued = line() - 1
-    assert_splat(ei.value, SendError, "send", queued, made)
+    assert_splat(ei, "send", cls=SendError, lines=[queued, made])
     assert "queue_work()" in str(ei.value)
     arc.drop()
 
@@ -202,7 +201,7 @@ def test_sharing_a_not_sync_value_with_another_thread() -> None:
     with pytest.raises(SyncError) as ei:
         spawn(lambda ref: ref.get().bump(), r)
     handed = line() - 1
-    assert_splat(ei.value, SyncError, "sync", handed, shared)
+    assert_splat(ei, "sync", cls=SyncError, lines=[handed, shared])
     assert "a shared reference to it is handed to another thread" in str(ei.value)
     assert cell.value == 0
 
@@ -238,7 +237,7 @@ def test_not_sync_methods_used_from_a_second_thread() -> None:
     t = threading.Thread(target=other)
     t.start()
     t.join()
-    assert_splat(errors[0], SyncError, "sync", at[0], made)
+    assert_splat(errors[0], "sync", cls=SyncError, lines=[at[0], made])
     assert cell.value == 1  # Refused before the racy update.
     assert cell.bump() == 2  # The owning thread goes on.
 
@@ -257,7 +256,7 @@ def test_not_sync_value_moved_to_another_thread() -> None:
     with pytest.raises(SyncError) as ei:
         cell.bump()
     used = line() - 1
-    assert_splat(ei.value, SyncError, "sync", used, moved)
+    assert_splat(ei, "sync", cls=SyncError, lines=[used, moved])
 
 
 # --- declarations --------------------------------------------------------------------------

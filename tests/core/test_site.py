@@ -6,8 +6,7 @@ import sys
 
 from ownership.site import caller, here, site_of_frame
 from ownership.sync import SpinLock
-
-from .helpers import line
+from tests.expect import line
 
 
 def test_here_is_the_callers_line_and_is_interned() -> None:

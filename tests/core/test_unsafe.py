@@ -16,8 +16,7 @@ from ownership.context import ctx
 from ownership.errors import UnsafeError
 from ownership.sync import Arc
 from ownership.unsafe import contracts, in_unsafe, unsafe, unsafe_fn, unsafe_sites
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 
 class RawBuffer:
@@ -53,7 +52,7 @@ def test_unsafe_call_outside_unsafe_block() -> None:
     with pytest.raises(UnsafeError) as ei:
         buf.byte_at_unchecked(1)
     call = line() - 1
-    err = assert_splat(ei.value, UnsafeError, "unsafe-call", call, DECL_LINE)
+    err = assert_splat(ei, "unsafe-call", cls=UnsafeError, lines=[call, DECL_LINE])
     assert "Safety: `offset` is within the buffer." in str(err)
 
 
@@ -78,7 +77,7 @@ def test_unsafe_call_in_an_undocumented_block(text: str) -> None:
         with pytest.raises(UnsafeError) as ei:
             buf.byte_at_unchecked(0)
         call = line() - 1
-    assert_splat(ei.value, UnsafeError, "undocumented-unsafe", call, block, DECL_LINE)
+    assert_splat(ei, "undocumented-unsafe", cls=UnsafeError, lines=[call, block, DECL_LINE])
     assert ctx.unsafe_depth == 0
 
 
@@ -119,7 +118,7 @@ def test_aref_from_raw_is_unsafe() -> None:
     with pytest.raises(UnsafeError) as ei:
         ARef.from_raw(raw)
     call = line() - 1
-    assert_splat(ei.value, UnsafeError, "unsafe-call", call)
+    assert_splat(ei, "unsafe-call", cls=UnsafeError, lines=[call])
     assert "ownership/aref.py:" in str(ei.value)  # The declaration.
     # SAFETY: `raw` carries the increment given up by `into_raw` above.
     with unsafe("SAFETY: raw comes from into_raw"):
@@ -134,7 +133,7 @@ def test_arc_from_raw_is_unsafe() -> None:
     with pytest.raises(UnsafeError) as ei:
         Arc.from_raw(raw)
     call = line() - 1
-    assert_splat(ei.value, UnsafeError, "unsafe-call", call)
+    assert_splat(ei, "unsafe-call", cls=UnsafeError, lines=[call])
     assert "ownership/sync/arc.py:" in str(ei.value)  # The declaration.
     assert arc.refcount() == 2  # Refused before any effect: the count is still given up.
     # SAFETY: `raw` carries the count the clone gave up with `into_raw` above.

@@ -16,8 +16,7 @@ from ownership.errors import AtomicSleepError, SendError
 from ownership.marker import impl_send, impl_sync, not_sync
 from ownership.sync import Arc, Mutex, SpinLock
 from ownership.workqueue import Workqueue, flush, queue_work
-
-from .helpers import assert_splat, line
+from tests.expect import assert_splat, line
 
 PROC_DEFER_FLUSH = 1
 PROC_DEFER_RELEASE = 2
@@ -139,7 +138,7 @@ def test_queue_work_of_a_not_send_arc() -> None:
     with pytest.raises(SendError) as ei:
         queue_work(arc)
     queued = line() - 1
-    assert_splat(ei.value, SendError, "send", queued, made)
+    assert_splat(ei, "send", cls=SendError, lines=[queued, made])
     assert arc.refcount() == 1
     arc.drop()
 
@@ -151,7 +150,7 @@ def test_flush_is_a_sleeping_call() -> None:
         with pytest.raises(AtomicSleepError) as ei:
             flush()
         flushed = line() - 1
-    assert_splat(ei.value, AtomicSleepError, "atomic-sleep", flushed, taken)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[flushed, taken])
     assert not in_atomic()
 
 

@@ -34,9 +34,9 @@ from ownership.page import Page
 from ownership.sync import SpinLock
 from ownership.task import Task as RustTask
 from ownership.task import current
+from tests.expect import assert_splat
 
 from .helpers import current_mm
-from .report import assert_report
 
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
@@ -109,7 +109,9 @@ def test_a_deadlocked_waiter_is_reported_as_a_hung_task(proc: Task, monkeypatch:
     with mm.mmap_read_lock():
         _in_thread(waiter).join(10)
     assert isinstance(caught[0], LockError)
-    assert_report(caught[0], "hung-task", "mm.mmap_write_lock()", "with mm.mmap_read_lock():")
+    assert_splat(
+        caught[0], "hung-task", site="mm.mmap_write_lock()", origin="with mm.mmap_read_lock():"
+    )
     with mm.mmap_write_lock():
         pass  # The lock is consistent after the waiter gave up.
 

@@ -19,10 +19,10 @@ from ownership.borrow import Lifetime
 from ownership.errors import LifetimeError, UnsafeError
 from ownership.mm.virt import VmAreaRef, flags
 from ownership.unsafe import unsafe
+from tests.expect import assert_splat
 
 from .drivers import MixedMapDevice
 from .helpers import current_mm
-from .report import assert_report
 
 
 def _anon(proc: Task, pages: int = 2) -> int:
@@ -53,7 +53,7 @@ def test_every_method_checks_the_mmap_read_guard(proc: Task, use: str) -> None:
     guard.drop()
     with pytest.raises(LifetimeError) as e:
         USES[use](vma)
-    assert_report(e.value, "lifetime", f"v.{use}(", "guard.drop()")
+    assert_splat(e, "lifetime", site=f"v.{use}(", origin="guard.drop()")
     assert "vma = guard.vma_lookup(addr)" in str(e.value), "the report names where the reference was made"
 
 
@@ -65,7 +65,9 @@ def test_reference_from_a_with_block_dies_at_its_end(proc: Task) -> None:
         start = vma.start()
     with pytest.raises(LifetimeError) as e:
         vma.end()
-    assert_report(e.value, "lifetime", "vma.end()", "with current_mm().mmap_read_lock() as guard:")
+    assert_splat(
+        e, "lifetime", site="vma.end()", origin="with current_mm().mmap_read_lock() as guard:"
+    )
     assert start == addr
 
 
@@ -77,7 +79,7 @@ def test_vma_read_guard_is_the_reference_and_dies_with_the_lock(proc: Task) -> N
     vma.drop()
     with pytest.raises(LifetimeError) as e:
         vma.flags()
-    assert_report(e.value, "lifetime", "vma.flags()", "vma.drop()")
+    assert_splat(e, "lifetime", site="vma.flags()", origin="vma.drop()")
 
 
 def test_mixedmap_view_dies_with_the_guard_it_came_from(kernel: Kernel, proc: Task) -> None:
@@ -93,7 +95,7 @@ def test_mixedmap_view_dies_with_the_guard_it_came_from(kernel: Kernel, proc: Ta
     guard.drop()
     with pytest.raises(LifetimeError) as e:
         mixed.flags()
-    assert_report(e.value, "lifetime", "mixed.flags()", "guard.drop()")
+    assert_splat(e, "lifetime", site="mixed.flags()", origin="guard.drop()")
     proc.munmap(addr, PAGE_SIZE)
     f.close()
     dev.drop_pages()
@@ -109,7 +111,12 @@ def test_from_raw_without_any_lock_is_refused(proc: Task) -> None:
     # SAFETY: (wrong on purpose) the lock was released above.
     with unsafe("SAFETY: deliberately wrong: no lock is held"), pytest.raises(UnsafeError) as e:
         VmAreaRef.from_raw(raw, lt)
-    assert_report(e.value, "vma-from-raw-unlocked", "VmAreaRef.from_raw(raw, lt)", "return proc.mmap(None, pages * PAGE_SIZE")
+    assert_splat(
+        e,
+        "vma-from-raw-unlocked",
+        site="VmAreaRef.from_raw(raw, lt)",
+        origin="return proc.mmap(None, pages * PAGE_SIZE",
+    )
 
 
 def test_from_raw_under_the_lock_is_accepted(proc: Task) -> None:

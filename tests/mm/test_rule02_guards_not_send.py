@@ -18,8 +18,7 @@ from ownership.errors import SendError
 from ownership.marker import is_send
 from ownership.mm import MmapReadGuard, MmapWriteGuard, MmWithUser, VmaReadGuard
 from ownership.task import current, spawn
-
-from .report import assert_report
+from tests.expect import assert_splat
 
 
 def _setup(proc: Task) -> tuple[MmWithUser, int]:
@@ -50,7 +49,7 @@ def test_read_guard_released_on_another_thread(proc: Task) -> None:
     guard = mm.mmap_read_lock()
     err = _on_other_thread(lambda: guard.drop())
     assert isinstance(err, SendError)
-    assert_report(err, "send", "guard.drop()", "guard = mm.mmap_read_lock()")
+    assert_splat(err, "send", site="guard.drop()", origin="guard = mm.mmap_read_lock()")
     assert guard.is_held()
     guard.drop()
     with mm.mmap_write_lock():
@@ -62,7 +61,7 @@ def test_write_guard_released_on_another_thread(proc: Task) -> None:
     wguard = mm.mmap_write_lock()
     err = _on_other_thread(lambda: wguard.drop())
     assert isinstance(err, SendError)
-    assert_report(err, "send", "wguard.drop()", "wguard = mm.mmap_write_lock()")
+    assert_splat(err, "send", site="wguard.drop()", origin="wguard = mm.mmap_write_lock()")
     assert mm.mmap_read_trylock() is None, "the write lock is still held"
     wguard.drop()
     r = mm.mmap_read_trylock()
@@ -76,7 +75,7 @@ def test_vma_read_guard_released_on_another_thread(proc: Task) -> None:
     assert vguard is not None
     err = _on_other_thread(lambda: vguard.drop())
     assert isinstance(err, SendError)
-    assert_report(err, "send", "vguard.drop()", "vguard = mm.lock_vma_under_rcu(addr)")
+    assert_splat(err, "send", site="vguard.drop()", origin="vguard = mm.lock_vma_under_rcu(addr)")
     assert vguard.is_held() and vguard.start() == addr
     vguard.drop()
 
@@ -90,7 +89,9 @@ def test_handing_a_guard_to_a_kthread_is_refused_at_the_hand_off(proc: Task) -> 
 
         with pytest.raises(SendError) as e:
             spawn(unlock_later)
-        assert_report(e.value, "send", "spawn(unlock_later)", "with mm.mmap_read_lock() as guard:")
+        assert_splat(
+            e, "send", site="spawn(unlock_later)", origin="with mm.mmap_read_lock() as guard:"
+        )
         with pytest.raises(SendError):
             spawn(lambda g: g.drop(), guard)
 

@@ -12,8 +12,7 @@ from ownership.mm import MmWithUser
 from ownership.mm.virt import VmAreaMut, flags
 from ownership.task import current
 from ownership.unsafe import unsafe
-
-from .report import assert_report
+from tests.expect import assert_splat
 
 
 def _setup(proc: Task) -> tuple[MmWithUser, int]:
@@ -40,7 +39,7 @@ def test_vma_mut_used_from_another_thread_is_a_sync_error(proc: Task) -> None:
         t.start()
         t.join(10)
         assert isinstance(caught[0], SyncError)
-        assert_report(caught[0], "sync", "vma.flags()", "vma = guard.vma_lookup(addr)")
+        assert_splat(caught[0], "sync", site="vma.flags()", origin="vma = guard.vma_lookup(addr)")
         vma.set_flags(vma.flags() | flags.DONTCOPY)  # The owning thread goes on.
 
 
@@ -52,7 +51,7 @@ def test_vma_mut_dies_with_the_write_guard(proc: Task) -> None:
     guard.drop()
     with pytest.raises(LifetimeError) as e:
         vma.set_flags(vma.flags() | flags.DONTDUMP)
-    assert_report(e.value, "lifetime", "vma.set_flags(", "guard.drop()")
+    assert_splat(e, "lifetime", site="vma.set_flags(", origin="guard.drop()")
 
 
 def test_vma_mut_from_raw_with_only_the_read_lock_is_refused(proc: Task) -> None:
@@ -64,7 +63,12 @@ def test_vma_mut_from_raw_with_only_the_read_lock_is_refused(proc: Task) -> None
         with unsafe("SAFETY: deliberately wrong: only the mmap read lock is held"):
             with pytest.raises(UnsafeError) as e:
                 VmAreaMut.from_raw(ref.as_ptr(), guard.lifetime)
-    assert_report(e.value, "vma-from-raw-unlocked", "VmAreaMut.from_raw(", "with mm.mmap_read_lock() as guard:")
+    assert_splat(
+        e,
+        "vma-from-raw-unlocked",
+        site="VmAreaMut.from_raw(",
+        origin="with mm.mmap_read_lock() as guard:",
+    )
 
 
 def test_write_lookup_write_locks_the_vma_until_the_guard_goes(proc: Task) -> None:

@@ -31,8 +31,7 @@ from ownership.miscdevice import File, MiscDevice
 from ownership.mm import vma_rules
 from ownership.mm.virt import VmAreaMut, VmAreaNew, flags
 from ownership.task import current
-
-from .report import assert_report
+from tests.expect import assert_splat
 
 
 class SetupDevice(MiscDevice):
@@ -87,7 +86,7 @@ def test_mixedmap_after_pfnmap(kernel: Kernel, proc: Task) -> None:
 
     with pytest.raises(VmaFlagError) as e:
         _map_device(kernel, proc, setup)
-    assert_report(e.value, "mixedmap-pfnmap", "vma.set_mixedmap()", "vma.set_pfnmap()")
+    assert_splat(e, "mixedmap-pfnmap", site="vma.set_mixedmap()", origin="vma.set_pfnmap()")
     assert "VM_MIXEDMAP|VM_PFNMAP" in str(e.value) or "VM_PFNMAP|VM_MIXEDMAP" in str(e.value)
 
 
@@ -98,7 +97,7 @@ def test_pfnmap_after_mixedmap(kernel: Kernel, proc: Task) -> None:
 
     with pytest.raises(VmaFlagError) as e:
         _map_device(kernel, proc, setup)
-    assert_report(e.value, "mixedmap-pfnmap", "vma.set_pfnmap()", "vma.set_mixedmap()")
+    assert_splat(e, "mixedmap-pfnmap", site="vma.set_pfnmap()", origin="vma.set_mixedmap()")
 
 
 def test_refused_setter_leaves_the_flags_unchanged(kernel: Kernel, proc: Task) -> None:
@@ -152,7 +151,12 @@ def test_vma_new_dies_when_the_handler_returns(kernel: Kernel, proc: Task) -> No
     stale = dev.kept[0]
     with pytest.raises(LifetimeError) as e:
         stale.set_dontcopy()
-    assert_report(e.value, "lifetime", "stale.set_dontcopy()", "addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)")
+    assert_splat(
+        e,
+        "lifetime",
+        site="stale.set_dontcopy()",
+        origin="addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)",
+    )
     assert "the mmap handler returned" in str(e.value)
     proc.munmap(addr, PAGE_SIZE)
     f.close()
@@ -202,7 +206,7 @@ def test_clearing_a_may_bit_under_its_access_bit(proc: Task, rule: str, prot: in
     addr = _anon(proc, prot)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~bit))
-    assert_report(e.value, rule, "vma.set_flags(vma.flags() & ~bit)", ANON_MMAP)
+    assert_splat(e, rule, site="vma.set_flags(vma.flags() & ~bit)", origin=ANON_MMAP)
     assert _flags_at(addr) & bit, "the refused change did not take effect"
 
 
@@ -210,7 +214,7 @@ def test_clearing_mayshare_of_a_shared_mapping(proc: Task) -> None:
     addr = _anon(proc, PROT_READ, shared=True)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~flags.MAYSHARE))
-    assert_report(e.value, "shared-mayshare", "vma.set_flags(", ANON_MMAP)
+    assert_splat(e, "shared-mayshare", site="vma.set_flags(", origin=ANON_MMAP)
 
 
 def test_mixedmap_on_a_vma_with_a_userfaultfd(proc: Task) -> None:
@@ -218,35 +222,45 @@ def test_mixedmap_on_a_vma_with_a_userfaultfd(proc: Task) -> None:
     proc.userfaultfd_register(addr, PAGE_SIZE, flags.UFFD_MISSING)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() | flags.MIXEDMAP))
-    assert_report(e.value, "uffd-mixedmap", "vma.set_flags(", "proc.userfaultfd_register(addr, PAGE_SIZE, flags.UFFD_MISSING)")
+    assert_splat(
+        e,
+        "uffd-mixedmap",
+        site="vma.set_flags(",
+        origin="proc.userfaultfd_register(addr, PAGE_SIZE, flags.UFFD_MISSING)",
+    )
 
 
 def test_a_cleared_may_bit_is_never_set_again(kernel: Kernel, proc: Task) -> None:
     addr = _map_device(kernel, proc, lambda vma: vma.try_clear_maywrite())
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() | flags.MAYWRITE))
-    assert_report(e.value, "may-only-clear", "vma.set_flags(", "return proc.mmap(f, PAGE_SIZE, prot, MAP_SHARED)")
+    assert_splat(
+        e,
+        "may-only-clear",
+        site="vma.set_flags(",
+        origin="return proc.mmap(f, PAGE_SIZE, prot, MAP_SHARED)",
+    )
 
 
 def test_mixedmap_is_sticky(kernel: Kernel, proc: Task) -> None:
     addr = _map_device(kernel, proc, lambda vma: vma.set_mixedmap())
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~flags.MIXEDMAP))
-    assert_report(e.value, "mixedmap-sticky", "vma.set_flags(", "vma.set_mixedmap()")
+    assert_splat(e, "mixedmap-sticky", site="vma.set_flags(", origin="vma.set_mixedmap()")
 
 
 def test_pfnmap_is_sticky(kernel: Kernel, proc: Task) -> None:
     addr = _map_device(kernel, proc, lambda vma: vma.set_pfnmap())
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~flags.PFNMAP))
-    assert_report(e.value, "pfnmap-sticky", "vma.set_flags(", "vma.set_pfnmap()")
+    assert_splat(e, "pfnmap-sticky", site="vma.set_flags(", origin="vma.set_pfnmap()")
 
 
 def test_hugetlb_is_never_touched(proc: Task) -> None:
     addr = _anon(proc, PROT_READ)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() | flags.HUGETLB))
-    assert_report(e.value, "hugetlb-untouchable", "vma.set_flags(", ANON_MMAP)
+    assert_splat(e, "hugetlb-untouchable", site="vma.set_flags(", origin=ANON_MMAP)
 
 
 def test_pfnmap_after_ptes_were_installed(proc: Task) -> None:
@@ -254,7 +268,7 @@ def test_pfnmap_after_ptes_were_installed(proc: Task) -> None:
     proc.write_user(addr, b"a PTE now exists")
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() | flags.PFNMAP))
-    assert_report(e.value, "pfnmap-no-ptes", "vma.set_flags(", ANON_MMAP)
+    assert_splat(e, "pfnmap-no-ptes", site="vma.set_flags(", origin=ANON_MMAP)
 
 
 def test_pfnmap_before_any_pte_is_fine(proc: Task) -> None:
@@ -267,21 +281,21 @@ def test_access_bits_of_an_in_use_vma_are_frozen(proc: Task) -> None:
     addr = _anon(proc, PROT_READ | PROT_WRITE)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~flags.WRITE))
-    assert_report(e.value, "access-frozen", "vma.set_flags(", ANON_MMAP)
+    assert_splat(e, "access-frozen", site="vma.set_flags(", origin=ANON_MMAP)
 
 
 def test_bits_outside_the_set_allowlist(proc: Task) -> None:
     addr = _anon(proc, PROT_READ)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() | flags.LOCKED))
-    assert_report(e.value, "driver-set-allowlist", "vma.set_flags(", ANON_MMAP)
+    assert_splat(e, "driver-set-allowlist", site="vma.set_flags(", origin=ANON_MMAP)
 
 
 def test_bits_outside_the_clear_allowlist(proc: Task) -> None:
     addr = _anon(proc, PROT_READ, MAP_NORESERVE)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~flags.NORESERVE))
-    assert_report(e.value, "driver-clear-allowlist", "vma.set_flags(", ANON_MMAP)
+    assert_splat(e, "driver-clear-allowlist", site="vma.set_flags(", origin=ANON_MMAP)
 
 
 def test_clean_allowed_changes_of_an_existing_vma(proc: Task) -> None:

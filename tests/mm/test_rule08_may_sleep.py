@@ -33,10 +33,10 @@ from ownership.page import Page
 from ownership.sync import SpinLock
 from ownership.uaccess import UserSlice
 from ownership.unsafe import unsafe
+from tests.expect import assert_splat
 
 from .drivers import FaultingDevice, ScratchDevice
 from .helpers import current_mm
-from .report import assert_report
 
 
 def _anon(proc: Task) -> int:
@@ -49,7 +49,7 @@ def test_mmput_under_a_spinlock_is_refused_and_has_not_dropped(proc: Task) -> No
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
             user.drop()
-    assert_report(e.value, "atomic-sleep", "user.drop()", "with lock.lock():")
+    assert_splat(e, "atomic-sleep", site="user.drop()", origin="with lock.lock():")
     assert "mmput" in str(e.value) or "dec_ref" in str(e.value)
     assert not user.is_dropped()
     assert user.get().as_raw().mm_users.read() == 2
@@ -62,7 +62,7 @@ def test_mmdrop_under_a_spinlock_is_refused(proc: Task) -> None:
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
             grab.drop()
-    assert_report(e.value, "atomic-sleep", "grab.drop()", "with lock.lock():")
+    assert_splat(e, "atomic-sleep", site="grab.drop()", origin="with lock.lock():")
     grab.drop()
 
 
@@ -72,10 +72,10 @@ def test_mmap_locks_under_a_spinlock_are_refused(proc: Task) -> None:
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
             mm.mmap_read_lock()
-        assert_report(e.value, "atomic-sleep", "mm.mmap_read_lock()", "with lock.lock():")
+        assert_splat(e, "atomic-sleep", site="mm.mmap_read_lock()", origin="with lock.lock():")
         with pytest.raises(AtomicSleepError) as e:
             mm.mmap_write_lock()
-        assert_report(e.value, "atomic-sleep", "mm.mmap_write_lock()", "with lock.lock():")
+        assert_splat(e, "atomic-sleep", site="mm.mmap_write_lock()", origin="with lock.lock():")
     assert not mm.as_raw().mmap_lock.is_locked(), "the refused locks were not taken"
 
 
@@ -103,10 +103,20 @@ def test_vm_insert_page_and_zap_under_a_spinlock_are_refused(kernel: Kernel, pro
         with lock.lock():
             with pytest.raises(AtomicSleepError) as e:
                 mixed.vm_insert_page(addr, page)
-            assert_report(e.value, "atomic-sleep", "mixed.vm_insert_page(addr, page)", "with lock.lock():")
+            assert_splat(
+                e,
+                "atomic-sleep",
+                site="mixed.vm_insert_page(addr, page)",
+                origin="with lock.lock():",
+            )
             with pytest.raises(AtomicSleepError) as e:
                 mixed.zap_page_range_single(addr, PAGE_SIZE)
-            assert_report(e.value, "atomic-sleep", "mixed.zap_page_range_single(addr, PAGE_SIZE)", "with lock.lock():")
+            assert_splat(
+                e,
+                "atomic-sleep",
+                site="mixed.zap_page_range_single(addr, PAGE_SIZE)",
+                origin="with lock.lock():",
+            )
         mixed.vm_insert_page(addr, page)  # Outside the spinlock: fine.
     assert page.as_ptr().mapcount == 1
     proc.munmap(addr, PAGE_SIZE)
@@ -119,7 +129,9 @@ def test_alloc_page_depends_on_the_gfp_flags(proc: Task) -> None:
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
             Page.alloc_page(GFP_KERNEL)
-        assert_report(e.value, "atomic-sleep", "Page.alloc_page(GFP_KERNEL)", "with lock.lock():")
+        assert_splat(
+            e, "atomic-sleep", site="Page.alloc_page(GFP_KERNEL)", origin="with lock.lock():"
+        )
         page = Page.alloc_page(GFP_ATOMIC)
         page.drop()  # __free_pages never sleeps.
 
@@ -134,7 +146,9 @@ def test_user_copies_under_a_spinlock_are_refused(kernel: Kernel, proc: Task) ->
             # SAFETY: nobody else accesses this freshly allocated page.
             with unsafe("SAFETY: the page is private to this test"):
                 page.copy_from_user_slice_raw(UserSlice(addr, 9).reader(), 0, 9)
-        assert_report(e.value, "atomic-sleep", "page.copy_from_user_slice_raw(", "with lock.lock():")
+        assert_splat(
+            e, "atomic-sleep", site="page.copy_from_user_slice_raw(", origin="with lock.lock():"
+        )
         with pytest.raises(AtomicSleepError):
             proc.read_user(addr, 4)
     # SAFETY: nobody else accesses this freshly allocated page.

@@ -14,8 +14,7 @@ from ownership.bindings import Kernel, Task
 from ownership.errors import LifetimeError
 from ownership.page import PAGE_SIZE, AsPageIter, BorrowedPage
 from ownership.unsafe import unsafe
-
-from .report import assert_report
+from tests.expect import assert_splat
 
 
 def test_borrowed_page_used_after_its_vbox_was_dropped(proc: Task) -> None:
@@ -24,7 +23,7 @@ def test_borrowed_page_used_after_its_vbox_was_dropped(proc: Task) -> None:
     vbox.drop()
     with pytest.raises(LifetimeError) as e:
         page.nid()
-    assert_report(e.value, "borrowed-page-outlived-owner", "page.nid()", "vbox.drop()")
+    assert_splat(e, "borrowed-page-outlived-owner", site="page.nid()", origin="vbox.drop()")
     assert "page = next(vbox.page_iter())" in str(e.value)
 
 
@@ -35,7 +34,9 @@ def test_raw_access_through_a_dead_borrow(proc: Task) -> None:
     # SAFETY: (wrong on purpose) the owner was dropped above.
     with unsafe("SAFETY: deliberately wrong: the VBox is gone"), pytest.raises(LifetimeError) as e:
         pages[0].read_raw(0, 4)
-    assert_report(e.value, "borrowed-page-outlived-owner", "pages[0].read_raw(0, 4)", "vbox.drop()")
+    assert_splat(
+        e, "borrowed-page-outlived-owner", site="pages[0].read_raw(0, 4)", origin="vbox.drop()"
+    )
 
 
 def test_borrowed_page_after_a_vvec_reallocated(proc: Task) -> None:
@@ -45,7 +46,9 @@ def test_borrowed_page_after_a_vvec_reallocated(proc: Task) -> None:
     vec.extend_from_slice(b"a" * (2 * PAGE_SIZE), GFP_KERNEL)
     with pytest.raises(LifetimeError) as e:
         old.as_ptr()
-    assert_report(e.value, "borrowed-page-outlived-owner", "old.as_ptr()", "vec.extend_from_slice(")
+    assert_splat(
+        e, "borrowed-page-outlived-owner", site="old.as_ptr()", origin="vec.extend_from_slice("
+    )
     assert "moved to new pages" in str(e.value)
     assert vec.as_bytes()[:10] == b"0123456789"
     vec.drop()

@@ -10,9 +10,9 @@ from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ,
 from ownership.errors import RefcountError, UnsafeError
 from ownership.mm import Mm, MmWithUser
 from ownership.unsafe import unsafe
+from tests.expect import assert_splat
 
 from .helpers import current_mm
-from .report import assert_report
 
 
 def test_mmget_not_zero_after_exit_returns_none(proc: Task) -> None:
@@ -29,7 +29,7 @@ def test_mm_used_after_the_last_mmdrop(proc: Task) -> None:
     grab.drop()
     with pytest.raises(RefcountError) as e:
         mm.mmget_not_zero()
-    assert_report(e.value, "mm-use-after-free", "mm.mmget_not_zero()", "grab.drop()")
+    assert_splat(e, "mm-use-after-free", site="mm.mmget_not_zero()", origin="grab.drop()")
     with pytest.raises(RefcountError):
         ARef.from_ref(mm)
 
@@ -42,7 +42,7 @@ def test_mm_with_user_used_after_the_last_mmput(proc: Task) -> None:
     user.drop()
     with pytest.raises(RefcountError) as e:
         view.mmap_read_lock()
-    assert_report(e.value, "mm-users-zero", "view.mmap_read_lock()", "user.drop()")
+    assert_splat(e, "mm-users-zero", site="view.mmap_read_lock()", origin="user.drop()")
     grab.drop()
 
 
@@ -55,7 +55,7 @@ def test_from_raw_checks_what_it_can(proc: Task) -> None:
         assert Mm.from_raw(raw) is grab.get()
         with pytest.raises(UnsafeError) as e:
             MmWithUser.from_raw(raw)
-    assert_report(e.value, "mm-from-raw-invalid", "MmWithUser.from_raw(raw)", "proc.exit()")
+    assert_splat(e, "mm-from-raw-invalid", site="MmWithUser.from_raw(raw)", origin="proc.exit()")
     grab.drop()
 
 

@@ -14,8 +14,7 @@ from ownership.errors import LockError
 from ownership.mm import MmWithUser
 from ownership.sync import Mutex
 from ownership.task import current
-
-from .report import assert_report
+from tests.expect import assert_splat
 
 
 def _setup(proc: Task) -> tuple[MmWithUser, int]:
@@ -31,7 +30,9 @@ def test_mmap_read_lock_inside_a_vma_read_lock_is_an_inversion(proc: Task) -> No
     assert vguard is not None
     with pytest.raises(LockError) as e:
         mm.mmap_read_lock()
-    assert_report(e.value, "lock-order", "mm.mmap_read_lock()", "vguard = mm.lock_vma_under_rcu(addr)")
+    assert_splat(
+        e, "lock-order", site="mm.mmap_read_lock()", origin="vguard = mm.lock_vma_under_rcu(addr)"
+    )
     assert "process_addrs.rst" in str(e.value), "the report cites the declared order"
     assert not mm.as_raw().mmap_lock.is_locked(), "nothing was taken"
     vguard.drop()
@@ -44,7 +45,9 @@ def test_mmap_write_lock_inside_a_vma_read_lock_is_an_inversion(proc: Task) -> N
     with vguard:
         with pytest.raises(LockError) as e:
             mm.mmap_write_lock()
-    assert_report(e.value, "lock-order", "mm.mmap_write_lock()", "vguard = mm.lock_vma_under_rcu(addr)")
+    assert_splat(
+        e, "lock-order", site="mm.mmap_write_lock()", origin="vguard = mm.lock_vma_under_rcu(addr)"
+    )
 
 
 def test_recursive_mmap_read_lock_is_reported(proc: Task) -> None:
@@ -52,7 +55,9 @@ def test_recursive_mmap_read_lock_is_reported(proc: Task) -> None:
     with mm.mmap_read_lock():
         with pytest.raises(LockError) as e:
             mm.mmap_read_lock()
-    assert_report(e.value, "recursive-lock", "mm.mmap_read_lock()", "with mm.mmap_read_lock():")
+    assert_splat(
+        e, "recursive-lock", site="mm.mmap_read_lock()", origin="with mm.mmap_read_lock():"
+    )
 
 
 def test_driver_lock_orders_are_learned_across_the_mmap_lock(proc: Task) -> None:
@@ -64,7 +69,7 @@ def test_driver_lock_orders_are_learned_across_the_mmap_lock(proc: Task) -> None
     with mm.mmap_read_lock():
         with pytest.raises(LockError) as e:
             driver_lock.lock()
-    assert_report(e.value, "lock-order", "driver_lock.lock()", "with mm.mmap_read_lock():")
+    assert_splat(e, "lock-order", site="driver_lock.lock()", origin="with mm.mmap_read_lock():")
 
 
 def test_clean_vma_lock_inside_the_mmap_lock(proc: Task) -> None:

@@ -19,9 +19,7 @@ from ownership.mm.virt import VmAreaNew, VmAreaRef, VmOperations
 from ownership.page import KmapLocal, Page
 from ownership.uaccess import UserSlice
 from ownership.unsafe import unsafe
-from tests.expect import raises_errno
-
-from .report import assert_report
+from tests.expect import assert_splat, raises_errno
 
 
 def test_raw_accessors_outside_unsafe(proc: Task) -> None:
@@ -93,7 +91,12 @@ def test_overlapping_access_while_a_user_copy_sleeps_in_a_fault(kernel: Kernel, 
         with unsafe("SAFETY: deliberately racing with the copier"):
             with pytest.raises(BorrowError) as e:
                 target.read_raw(50, 10)
-            assert_report(e.value, "borrow", "target.read_raw(50, 10)", "target.copy_from_user_slice_raw(")
+            assert_splat(
+                e,
+                "borrow",
+                site="target.read_raw(50, 10)",
+                origin="target.copy_from_user_slice_raw(",
+            )
             assert "on another thread" in str(e.value)
             with pytest.raises(BorrowError):
                 target.write_raw(b"x", 99, 1)
@@ -121,7 +124,9 @@ def test_borrowed_page_from_a_freed_page(kernel: Kernel, proc: Task) -> None:
 
         with pytest.raises(UnsafeError) as e:
             BorrowedPage.from_raw(raw, Lifetime("nobody"))
-    assert_report(e.value, "borrowed-page-invalid", "BorrowedPage.from_raw(raw,", "page.drop()")
+    assert_splat(
+        e, "borrowed-page-invalid", site="BorrowedPage.from_raw(raw,", origin="page.drop()"
+    )
 
 
 def test_page_used_after_drop(proc: Task) -> None:
@@ -129,7 +134,7 @@ def test_page_used_after_drop(proc: Task) -> None:
     page.drop()
     with pytest.raises(LifetimeError) as e:
         page.nid()
-    assert_report(e.value, "page-use-after-drop", "page.nid()", "page.drop()")
+    assert_splat(e, "page-use-after-drop", site="page.nid()", origin="page.drop()")
 
 
 def test_bounds_and_types(proc: Task) -> None:
@@ -166,7 +171,9 @@ def test_kmap_local_is_tied_to_its_closure_and_thread(proc: Task) -> None:
     assert isinstance(other[0], SendError)
     with pytest.raises(LifetimeError) as e:
         kept[0].read(0, 6)
-    assert_report(e.value, "lifetime", "kept[0].read(0, 6)", "assert page.with_page_mapped(use) == 6")
+    assert_splat(
+        e, "lifetime", site="kept[0].read(0, 6)", origin="assert page.with_page_mapped(use) == 6"
+    )
     page.drop()
 
 
