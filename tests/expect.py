@@ -31,10 +31,13 @@ def line() -> int:
     return sys._getframe(1).f_lineno
 
 
-def _check_site(text: str, s: Site | None, src: str, what: str) -> None:
+def _check_site(text: str, s: Site | None, src: str, what: str, sites_in: str | None) -> None:
     assert s is not None, f"the report has no {what} site:\n{text}"
     name = os.path.basename(s.filename)
-    assert name.startswith("test_"), f"the {what} site {s} is not in a test file"
+    if sites_in is None:
+        assert name.startswith("test_"), f"the {what} site {s} is not in a test file"
+    else:
+        assert name == sites_in, f"the {what} site {s} is not in {sites_in}"
     at = f"{name}:{s.lineno}"
     assert at in text, f"the report does not name the {what} site {at}:\n{text}"
     assert src in s.source_line(), f"the {what} site is `{s.source_line()}`, expected `{src}`"
@@ -48,15 +51,17 @@ def assert_splat(
     lines: Sequence[int] = (),
     site: str | None = None,
     origin: str | None = None,
+    sites_in: str | None = None,
     mentions: Sequence[str] = (),
 ) -> SafetyViolation:
     """Check that `caught` (an exception, or what `pytest.raises` caught) is the expected splat.
 
     `caught` is an instance of `cls` with rule id `rule`; its message names
     `<calling test file>:LINE` for each of `lines`; `site` and `origin`, when given, are
-    fragments of the source lines of the report's two sites (which must be in a test file,
-    the driver code under test, and be named in the message); and the message contains
-    each of `mentions`. Returns the report for further checks.
+    fragments of the source lines of the report's two sites, which the message must name
+    and which must be in a test file (the driver code under test) or, if `sites_in` is
+    given, in the file of that base name; and the message contains each of `mentions`.
+    Returns the report for further checks.
     """
     err = caught.value if isinstance(caught, pytest.ExceptionInfo) else caught
     assert isinstance(err, cls), f"expected {cls.__name__}, got {type(err).__name__}: {err}"
@@ -67,9 +72,9 @@ def assert_splat(
         pat = re.escape(f"{fname}:{ln}") + r"(?!\d)"
         assert re.search(pat, text), f"{fname}:{ln} not in report:\n{text}"
     if site is not None:
-        _check_site(text, err.site, site, "violation")
+        _check_site(text, err.site, site, "violation", sites_in)
     if origin is not None:
-        _check_site(text, err.origin, origin, "origin")
+        _check_site(text, err.origin, origin, "origin", sites_in)
     for m in mentions:
         assert m in text, f"{m!r} not in report:\n{text}"
     return err

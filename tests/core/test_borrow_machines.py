@@ -17,6 +17,7 @@ from ownership.borrow import Borrow, BorrowTracker, Lifetime, Ref
 from ownership.context import ctx, in_atomic, preempt_count
 from ownership.errors import AtomicSleepError, BorrowError, LifetimeError, LockError
 from ownership.sync import Guard, Mutex, SpinLock
+from tests.expect import assert_splat
 
 
 def test_shared_borrows_coexist_exclusive_does_not() -> None:
@@ -25,7 +26,7 @@ def test_shared_borrows_coexist_exclusive_does_not() -> None:
     b = t.shared()
     with pytest.raises(BorrowError) as ei:
         t.exclusive()
-    assert ei.value.rule == "borrow" and "while a shared borrow is live" in str(ei.value)
+    assert_splat(ei, "borrow", cls=BorrowError, mentions=["while a shared borrow is live"])
     a.release()
     b.release()
     with t.exclusive():
@@ -132,11 +133,11 @@ class GuardMachine(RuleBasedStateMachine):
         elif i in self.guards:
             with pytest.raises(LockError) as ei:
                 self.locks[i].lock()
-            assert ei.value.rule == "recursive-lock"
+            assert_splat(ei, "recursive-lock", cls=LockError)
         elif any(self.reaches(i, h) for h in self.guards):
             with pytest.raises(LockError) as ei:
                 self.locks[i].lock()
-            assert ei.value.rule == "lock-order"
+            assert_splat(ei, "lock-order", cls=LockError)
         else:
             self.guards[i] = self.locks[i].lock()
             self.edges.update((h, i) for h in self.order)

@@ -92,8 +92,13 @@ def test_aref_use_after_drop(use: str) -> None:
     with pytest.raises(RefcountError) as ei:
         getattr(a, use)()
     used = line() - 1
-    assert_splat(ei, "aref-use-after-drop", cls=RefcountError, lines=[used, dropped, taken])
-    assert "ARef<Device>" in str(ei.value)
+    assert_splat(
+        ei,
+        "aref-use-after-drop",
+        cls=RefcountError,
+        lines=[used, dropped, taken],
+        mentions=["ARef<Device>"],
+    )
     assert dev.count == 1
 
 
@@ -244,8 +249,9 @@ def test_refcount_increment_on_zero() -> None:
     with pytest.raises(RefcountError) as ei:
         rc.inc()
     inc = line() - 1
-    assert_splat(ei, "refcount-inc-zero", cls=RefcountError, lines=[inc, zero])
-    assert "use-after-free" in str(ei.value)
+    assert_splat(
+        ei, "refcount-inc-zero", cls=RefcountError, lines=[inc, zero], mentions=["use-after-free"]
+    )
     assert rc.read() == 0 and not rc.inc_not_zero()
 
 

@@ -90,8 +90,7 @@ def test_up_read_by_a_thread_that_does_not_hold_it(proc: Task) -> None:
             caught.append(e)
 
     _in_thread(other).join(10)
-    assert isinstance(caught[0], LockError) and caught[0].rule == "rwsem-owner"
-    assert caught[0].origin is not None and "guard = mm.mmap_read_lock()" in caught[0].origin.source_line()
+    assert_splat(caught[0], "rwsem-owner", cls=LockError, origin="guard = mm.mmap_read_lock()")
     guard.drop()
 
 
@@ -251,7 +250,7 @@ def test_current_outside_a_task_and_after_it(kernel: Kernel) -> None:
         assert isinstance(caught[0], SendError)
     with pytest.raises(LifetimeError) as e:
         cur.mm()
-    assert e.value.rule == "current-task-expired"
+    assert_splat(e, "current-task-expired", cls=LifetimeError)
     assert isinstance(task.get(), RustTask) and task.get().pid == p.pid
     task.drop()
     p.exit()

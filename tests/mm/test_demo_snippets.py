@@ -9,13 +9,11 @@ clean, and `demo.run` must accept each snippet.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ownership.__main__ import main as cli
-from ownership.errors import SafetyViolation
 from ownership.tools import demo
+from tests.expect import assert_splat
 
 SNIPPETS_FILE = "demo_snippets.py"
 
@@ -50,24 +48,14 @@ def test_every_rule_of_the_brief_has_one_mm_snippet() -> None:
     assert set(_mm_snippets()) == set(CAUGHT) | set(DAMAGE)
 
 
-def _in_snippets(err: SafetyViolation, what: str, src: str) -> None:
-    s = err.site if what == "violation" else err.origin
-    assert s is not None, f"the report has no {what} site:\n{err}"
-    assert os.path.basename(s.filename) == SNIPPETS_FILE, f"the {what} site is not in the snippets: {s}"
-    assert src in s.source_line(), f"the {what} site is `{s.source_line()}`, expected `{src}`"
-    assert f"{SNIPPETS_FILE}:{s.lineno}" in str(err)
-
-
 @pytest.mark.parametrize("rule", sorted(CAUGHT))
 def test_buggy_form_is_caught_and_fixed_form_runs_clean(rule: str) -> None:
     s = _mm_snippets()[rule]
     assert s.expect is not None
     with pytest.raises(s.expect) as e:
         s.buggy()
-    assert e.value.rule == rule, f"rule {e.value.rule!r}, expected {rule!r}:\n{e.value}"
     site_src, origin_src = CAUGHT[rule]
-    _in_snippets(e.value, "violation", site_src)
-    _in_snippets(e.value, "origin", origin_src)
+    assert_splat(e, rule, cls=s.expect, site=site_src, origin=origin_src, sites_in=SNIPPETS_FILE)
     s.fixed()
 
 

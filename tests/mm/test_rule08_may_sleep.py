@@ -85,8 +85,8 @@ def test_mmap_read_lock_in_other_atomic_sections(proc: Task, section: str) -> No
     with rcu_read_lock() if section == "rcu" else preempt_disabled():
         with pytest.raises(AtomicSleepError) as e:
             mm.mmap_read_lock()
-    assert e.value.rule == "atomic-sleep"
-    assert e.value.origin is not None and "test_rule08_may_sleep.py" in str(e.value.origin)
+    err = assert_splat(e, "atomic-sleep")
+    assert err.origin is not None and "test_rule08_may_sleep.py" in str(err.origin)
 
 
 def test_vm_insert_page_and_zap_under_a_spinlock_are_refused(kernel: Kernel, proc: Task) -> None:

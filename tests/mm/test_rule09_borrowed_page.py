@@ -23,8 +23,13 @@ def test_borrowed_page_used_after_its_vbox_was_dropped(proc: Task) -> None:
     vbox.drop()
     with pytest.raises(LifetimeError) as e:
         page.nid()
-    assert_splat(e, "borrowed-page-outlived-owner", site="page.nid()", origin="vbox.drop()")
-    assert "page = next(vbox.page_iter())" in str(e.value)
+    assert_splat(
+        e,
+        "borrowed-page-outlived-owner",
+        site="page.nid()",
+        origin="vbox.drop()",
+        mentions=["page = next(vbox.page_iter())"],
+    )
 
 
 def test_raw_access_through_a_dead_borrow(proc: Task) -> None:
@@ -47,9 +52,12 @@ def test_borrowed_page_after_a_vvec_reallocated(proc: Task) -> None:
     with pytest.raises(LifetimeError) as e:
         old.as_ptr()
     assert_splat(
-        e, "borrowed-page-outlived-owner", site="old.as_ptr()", origin="vec.extend_from_slice("
+        e,
+        "borrowed-page-outlived-owner",
+        site="old.as_ptr()",
+        origin="vec.extend_from_slice(",
+        mentions=["moved to new pages"],
     )
-    assert "moved to new pages" in str(e.value)
     assert vec.as_bytes()[:10] == b"0123456789"
     vec.drop()
 

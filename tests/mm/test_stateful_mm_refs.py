@@ -20,6 +20,7 @@ from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ,
 from ownership.errors import RefcountError
 from ownership.mm import Mm, MmWithUser, MmWithUserAsync
 from ownership.task import current
+from tests.expect import assert_splat
 
 
 class MmRefs(RuleBasedStateMachine):
@@ -86,7 +87,7 @@ class MmRefs(RuleBasedStateMachine):
         if self.raw.freed:
             with pytest.raises(RefcountError) as e:
                 self.view.mmget_not_zero()
-            assert e.value.rule == "mm-use-after-free"
+            assert_splat(e, "mm-use-after-free", cls=RefcountError)
         elif self.grabs:
             got = self.view.mmget_not_zero()
             assert (got is None) == (self._nr_users() == 0)

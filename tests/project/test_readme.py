@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ownership.errors import AtomicSleepError
+from tests.expect import assert_splat
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -41,5 +42,4 @@ def test_readme_bug_is_an_atomic_sleep() -> None:
     exec(compile(buggy, str(README), "exec"), ns)
     with pytest.raises(AtomicSleepError) as ei:
         ns["Registry"]().get_or_insert(1)
-    assert ei.value.rule == "atomic-sleep"
-    assert "SpinLock 'registry.inner'" in str(ei.value)
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, mentions=["SpinLock 'registry.inner'"])

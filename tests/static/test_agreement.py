@@ -17,6 +17,7 @@ from ownership import errors
 from ownership.errors import SafetyViolation
 from ownership.static.cli import CheckResult
 from ownership.static.rules import RULES_BY_CODE
+from tests.expect import assert_splat
 
 from .corpus import BAD, GOOD, UNSEEN, CorpusFile, all_files
 
@@ -37,17 +38,14 @@ def test_bad_snippet_is_caught_at_runtime_too(f: CorpusFile) -> None:
         assert f.runtime_sites() == []
         return
     rule = RULES_BY_CODE[f.rule_dir or ""]
-    assert rule.runtime_class is not None
+    assert rule.runtime_class is not None and rule.runtime_rule is not None
     cls = getattr(errors, rule.runtime_class)
     with pytest.raises(cls) as info:
         run_main(f)
-    e = info.value
-    assert e.rule == rule.runtime_rule
-    report = str(e)
     sites = f.runtime_sites()
     assert sites, f"{f.path} marks no `# runtime-site`"
-    for name, line in sites + f.runtime_origins():
-        assert f"{name}:{line}" in report, report
+    named = [f"{name}:{line}" for name, line in sites + f.runtime_origins()]
+    assert_splat(info, rule.runtime_rule, cls=cls, mentions=named)
 
 
 @pytest.mark.parametrize("f", RUNNABLE_GOOD, ids=lambda f: f.path.name)
@@ -60,9 +58,8 @@ def test_dynamic_dispatch_is_caught_only_at_runtime(corpus_result: CheckResult) 
     assert [r for r in corpus_result.reports if r.path.endswith("dynamic_dispatch.py")] == []
     with pytest.raises(SafetyViolation) as info:
         run_main(f)
-    assert info.value.rule == "atomic-sleep"
-    for name, line in f.runtime_sites() + f.runtime_origins():
-        assert f"{name}:{line}" in str(info.value)
+    named = [f"{name}:{line}" for name, line in f.runtime_sites() + f.runtime_origins()]
+    assert_splat(info, "atomic-sleep", mentions=named)
 
 
 def test_use_after_release_is_caught_only_at_runtime(corpus_result: CheckResult) -> None:
@@ -70,9 +67,8 @@ def test_use_after_release_is_caught_only_at_runtime(corpus_result: CheckResult)
     assert [r for r in corpus_result.reports if r.path.endswith("use_after_release.py")] == []
     with pytest.raises(SafetyViolation) as info:
         run_main(f)
-    assert info.value.rule == "lifetime"
-    for name, line in f.runtime_sites() + f.runtime_origins():
-        assert f"{name}:{line}" in str(info.value)
+    named = [f"{name}:{line}" for name, line in f.runtime_sites() + f.runtime_origins()]
+    assert_splat(info, "lifetime", mentions=named)
 
 
 def test_each_unseen_file_has_its_runtime_test() -> None:
