@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ownership.alloc import GFP_KERNEL, GFP_ZERO
-from ownership.errors import KernelError
 from ownership.miscdevice import File, MiscDevice
 from ownership.mm.virt import VmAreaNew, VmAreaRef, VmOperations
 from ownership.page import PAGE_SIZE, Page
@@ -84,7 +83,3 @@ class FaultingDevice(MiscDevice):
         for page in self.pages:
             page.drop()
         self.pages.clear()
-
-
-def expect_errno(e: KernelError, errno: int) -> None:
-    assert e.errno == errno, f"{e} (expected errno {errno})"

@@ -34,7 +34,7 @@ from ownership.page import Page
 from ownership.sync import SpinLock
 from ownership.task import Task as RustTask
 from ownership.task import current
-from tests.expect import assert_splat
+from tests.expect import assert_splat, raises_errno
 
 from .helpers import current_mm
 
@@ -230,9 +230,8 @@ def test_syscalls_of_an_exited_task(kernel: Kernel) -> None:
     p = kernel.spawn_process("gone")
     p.exit()
     for call in (lambda: p.mmap(None, PAGE_SIZE, RW, ANON), lambda: p.read_user(0, 1), p.exit):
-        with pytest.raises(KernelError) as e:
+        with raises_errno(ESRCH):
             call()
-        assert e.value.errno == ESRCH
 
 
 def test_current_outside_a_task_and_after_it(kernel: Kernel) -> None:

@@ -20,10 +20,11 @@ from ownership.bindings import (
     Task,
 )
 from ownership.borrow import Lifetime
-from ownership.errors import EBUSY, EFAULT, EINVAL, ENOMEM, KernelError
+from ownership.errors import EBUSY, EFAULT, EINVAL, ENOMEM
 from ownership.mm.virt import VmAreaMixedMap, VmAreaRef
 from ownership.page import BorrowedPage, Page
 from ownership.unsafe import unsafe
+from tests.expect import raises_errno
 
 from .drivers import ScratchDevice
 from .helpers import current_mm
@@ -66,9 +67,8 @@ def test_pages_that_are_not_normal_are_einval(kernel: Kernel, proc: Task, kind: 
     # SAFETY: `raw` stays allocated until `owner` ends, at the end of this test.
     with unsafe("SAFETY: the page is owned by this test until `owner` ends"):
         page = BorrowedPage.from_raw(raw, owner)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EINVAL):
         _insert(addr, page)
-    assert e.value.errno == EINVAL
     owner.end()
     kernel.put_page(raw)
 
@@ -79,37 +79,31 @@ def test_a_page_of_another_kernel_is_einval(kernel: Kernel, proc: Task) -> None:
     with other.spawn_process("elsewhere").as_current():
         stranger = Page.alloc_page(GFP_KERNEL)
     assert stranger.as_ptr().kernel is other
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EINVAL):
         _insert(addr, stranger)
-    assert e.value.errno == EINVAL
     stranger.drop()
 
 
 def test_outside_the_vma_is_efault_and_occupied_is_ebusy(kernel: Kernel, proc: Task) -> None:
     addr = _mixed_mapping(kernel, proc, pages=2)
     page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EFAULT):
         _insert(addr, page, at=addr + 2 * PAGE_SIZE)
-    assert e.value.errno == EFAULT
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EFAULT):
         _insert(addr, page, at=addr - PAGE_SIZE)
-    assert e.value.errno == EFAULT
     _insert(addr, page)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EBUSY):
         _insert(addr, page)
-    assert e.value.errno == EBUSY
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EINVAL):
         _insert(addr, page, at=addr + 1)
-    assert e.value.errno == EINVAL
     page.drop()
 
 
 def test_page_table_allocation_failure_is_enomem(kernel: Kernel, proc: Task) -> None:
     addr = _mixed_mapping(kernel, proc)
     page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-    with fail_nth(1), pytest.raises(KernelError) as e:
+    with fail_nth(1), raises_errno(ENOMEM):
         _insert(addr, page)
-    assert e.value.errno == ENOMEM
     _insert(addr, page)
     page.drop()
 

@@ -14,7 +14,7 @@ from ownership.bindings import (
     Kernel,
     Task,
 )
-from ownership.errors import EACCES, EFAULT, EINVAL, ENOTTY, EPERM, KernelError
+from ownership.errors import EACCES, EFAULT, EINVAL, ENOTTY, EPERM
 from ownership.samples.rust_misc_device_mmap import (
     MAX_PAGES,
     RUST_MISC_DEV_GET_VALUE,
@@ -25,8 +25,7 @@ from ownership.samples.rust_misc_device_mmap import (
     RustMiscDeviceMmap,
     page_header,
 )
-
-from .drivers import expect_errno
+from tests.expect import raises_errno
 
 
 @pytest.fixture
@@ -48,20 +47,17 @@ def test_the_userspace_program_of_the_sample(kernel: Kernel, proc: Task, device:
     proc.write_user(scratch, bytes(4))
     f.ioctl(RUST_MISC_DEV_GET_VALUE, scratch)
     assert int.from_bytes(proc.read_user(scratch, 4), "little", signed=True) == value + 1
-    with pytest.raises(KernelError) as e:
+    with raises_errno(ENOTTY):
         f.ioctl(0x7C00)  # RUST_MISC_DEV_FAIL: _IO('|', 0)
-    expect_errno(e.value, ENOTTY)
 
     # The mmap part: open, mmap, read_user, write_user fails, mprotect(+W) fails, munmap, close.
     addr = proc.mmap(f, 3 * PAGE_SIZE, PROT_READ, MAP_SHARED)
     for i in range(3):
         assert proc.read_user(addr + i * PAGE_SIZE, len(page_header(i))) == page_header(i)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EFAULT):
         proc.write_user(addr + PAGE_SIZE, b"scribble")
-    expect_errno(e.value, EFAULT)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EACCES):
         proc.mprotect(addr, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)
-    expect_errno(e.value, EACCES)
     proc.munmap(addr, 3 * PAGE_SIZE)
     f.close()
     proc.munmap(scratch, PAGE_SIZE)
@@ -70,12 +66,10 @@ def test_the_userspace_program_of_the_sample(kernel: Kernel, proc: Task, device:
 
 def test_a_writable_mapping_is_refused(kernel: Kernel, proc: Task, device: RustMiscDeviceMmap) -> None:
     f = proc.open("rust-misc-device")
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EPERM):
         proc.mmap(f, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED)
-    expect_errno(e.value, EPERM)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EINVAL):
         proc.mmap(f, (MAX_PAGES + 1) * PAGE_SIZE, PROT_READ, MAP_SHARED)
-    expect_errno(e.value, EINVAL)
     f.close()
 
 
@@ -83,9 +77,8 @@ def test_a_child_does_not_inherit_the_pages(kernel: Kernel, proc: Task, device: 
     f = proc.open("rust-misc-device")
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
     child = proc.fork()
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EFAULT):
         child.read_user(addr, 4)
-    expect_errno(e.value, EFAULT)
     assert proc.read_user(addr, 4) == b"rust"
     child.exit()
     proc.munmap(addr, PAGE_SIZE)
@@ -96,13 +89,11 @@ def test_zap_and_reinsert_round_trip(kernel: Kernel, proc: Task, device: RustMis
     f = proc.open("rust-misc-device")
     addr = proc.mmap(f, 2 * PAGE_SIZE, PROT_READ, MAP_SHARED)
     f.ioctl(RUST_MISC_DEV_ZAP, 1)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EFAULT):
         proc.read_user(addr + PAGE_SIZE, 4)
-    expect_errno(e.value, EFAULT)
     f.ioctl(RUST_MISC_DEV_REINSERT, 1)
     assert proc.read_user(addr + PAGE_SIZE, len(page_header(1))) == page_header(1)
-    with pytest.raises(KernelError) as e:
+    with raises_errno(EINVAL):
         f.ioctl(RUST_MISC_DEV_REINSERT, 2)
-    expect_errno(e.value, EINVAL)
     proc.exit()
     assert device.vm_ops is not None
