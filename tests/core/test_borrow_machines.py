@@ -39,7 +39,7 @@ def test_disjoint_byte_ranges_do_not_conflict() -> None:
     with t.acquire(True, 0, 100), t.acquire(True, 100, 200):
         with pytest.raises(BorrowError) as ei:
             t.acquire(False, 99, 101)
-        assert "of bytes [99, 101)" in str(ei.value)
+        assert_splat(ei, "borrow", cls=BorrowError, mentions=["of bytes [99, 101)"])
 
 
 def test_bad_ranges_are_refused() -> None:

@@ -180,7 +180,7 @@ def test_count_objects_runs_in_atomic_context_and_scan_in_reclaim_context(kernel
     shrinker = kernel.register_shrinker("sleepy", sleepy_count, scan)
     with pytest.raises(AtomicSleepError) as e:
         kernel.shrink(10)
-    assert "shrinker 'sleepy'" in str(e.value)
+    assert_splat(e, "atomic-sleep", cls=AtomicSleepError, mentions=["shrinker 'sleepy'"])
     shrinker.unregister()
     kernel.register_shrinker("calm", count, scan)
     assert kernel.shrink(10) == 0 and scanned == [10]
