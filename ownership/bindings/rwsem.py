@@ -24,12 +24,11 @@ from __future__ import annotations
 import threading
 import time
 
-from .. import sched
+from .. import lockdep, sched
 from ..config import STATE
 from ..context import might_sleep
 from ..errors import LockError
 from ..site import Site, here
-from ..sync import lockdep
 from ._raw import locked
 
 __all__ = ["HUNG_TASK_TIMEOUT", "RwSemaphore"]

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ownership.errors import EINVAL, KernelError
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 from ownership.mm import vma_rules as R
 
 ANON_RW = F.READ | F.WRITE | F.MAYREAD | F.MAYWRITE | F.MAYEXEC
