@@ -6,8 +6,9 @@ A driver subclasses `MiscDevice` and overrides any of `open`, `release`, `ioctl`
 the driver and registers it as `/dev/<name>` (`misc_register()`: a name and a vtable).
 The vtable turns each C call into the Rust abstractions: the `struct file *` becomes a
 `File` (the driver's view: `private_data`, the open mode), and the `vm_area_struct *`
-handed to `mmap` becomes a `VmAreaNew` whose lifetime ends when the handler returns (seed 003, part 2: "rust: miscdevice: add mmap
-support"). A `KernelError` raised by a handler is the error the userspace call gets.
+handed to `mmap` becomes a `VmAreaNew` whose lifetime ends when the handler returns
+(seed 003, part 2: "rust: miscdevice: add mmap support"). A `KernelError` raised by a
+handler is the error the userspace call gets.
 
 `File` is split from the userspace handle (`ownership.bindings.fs.File`) because a driver
 must not act as userspace: it sees the file's state, not the fd operations.

@@ -44,6 +44,7 @@ __all__ = [
 
 MASK64 = F.VM_FLAGS_MAX
 
+
 class Expr:
     """A node of a rule or operation formula (bit-vector term or boolean formula)."""
 

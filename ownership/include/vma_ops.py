@@ -167,10 +167,18 @@ OPS: tuple[VmaOp, ...] = (
     ),
     VmaOp("set_io", "VmAreaNew.set_io()", _set(F.IO), actor="driver", checked=True),
     VmaOp(
-        "set_dontexpand", "VmAreaNew.set_dontexpand()", _set(F.DONTEXPAND), actor="driver", checked=True
+        "set_dontexpand",
+        "VmAreaNew.set_dontexpand()",
+        _set(F.DONTEXPAND),
+        actor="driver",
+        checked=True,
     ),
-    VmaOp("set_dontcopy", "VmAreaNew.set_dontcopy()", _set(F.DONTCOPY), actor="driver", checked=True),
-    VmaOp("set_dontdump", "VmAreaNew.set_dontdump()", _set(F.DONTDUMP), actor="driver", checked=True),
+    VmaOp(
+        "set_dontcopy", "VmAreaNew.set_dontcopy()", _set(F.DONTCOPY), actor="driver", checked=True
+    ),
+    VmaOp(
+        "set_dontdump", "VmAreaNew.set_dontdump()", _set(F.DONTDUMP), actor="driver", checked=True
+    ),
     VmaOp(
         "try_clear_mayread",
         "VmAreaNew.try_clear_mayread(): EINVAL while VM_READ is set",
@@ -232,7 +240,8 @@ OPS: tuple[VmaOp, ...] = (
         _clear(F.DONTDUMP),
         guard=Or(Has(OLD, F.HUGETLB), Not(Has(OLD, F.SPECIAL))),
         errno=EINVAL,
-        source="mm/madvise.c: if (!is_vm_hugetlb_page(vma) && new_flags & VM_SPECIAL) return -EINVAL",
+        source="mm/madvise.c: "
+        "if (!is_vm_hugetlb_page(vma) && new_flags & VM_SPECIAL) return -EINVAL",
     ),
     VmaOp("madvise_dontdump", "MADV_DONTDUMP sets VM_DONTDUMP", _set(F.DONTDUMP)),
     VmaOp(
@@ -256,7 +265,8 @@ OPS: tuple[VmaOp, ...] = (
     VmaOp(
         "userfaultfd_register",
         "UFFDIO_REGISTER: sets the requested VM_UFFD_* mode bits; refused unless "
-        "vma_can_userfault() and VM_MAYWRITE (one errno here; the kernel says EPERM for the latter)",
+        "vma_can_userfault() and VM_MAYWRITE "
+        "(one errno here; the kernel says EPERM for the latter)",
         BOr(OLD, Var("mode")),
         # vma_can_userfault() accepts only anonymous, shmem and hugetlb VMAs ("uffd_capable").
         # A VM_MIXEDMAP VMA was set up by a driver's mmap handler, so it is none of those:
@@ -308,7 +318,8 @@ V6_OPS: tuple[VmaOp, ...] = (
         ctx=("ptes_installed",),
         actor="driver",
         checked=False,
-        source="mm/memory.c vm_insert_page(): if (!(vma->vm_flags & VM_MIXEDMAP)) vm_flags_set(...)",
+        source="mm/memory.c vm_insert_page(): "
+        "if (!(vma->vm_flags & VM_MIXEDMAP)) vm_flags_set(...)",
     ),
 )
 
@@ -334,7 +345,9 @@ def apply(
         if not isinstance(v, int) or isinstance(v, bool):
             raise TypeError(f"{op.name}: {prm.name} must be an int, got {type(v).__name__}")
         if v < 0 or v & ~prm.mask:
-            raise KernelError(EINVAL, f"{op.name}: {prm.name}={v:#x} has bits outside {prm.mask:#x}")
+            raise KernelError(
+                EINVAL, f"{op.name}: {prm.name}={v:#x} has bits outside {prm.mask:#x}"
+            )
     env: dict[str, int | bool] = {"old": old}
     env.update(p)
     env.update(ctx or {})
@@ -380,7 +393,9 @@ soft-dirty if either piece was: soft-dirty tracking may over-report, never under
 `vm_flags_set(vma, VM_SOFTDIRTY)`).
 """
 
-INSTALLS_PTES: frozenset[str] = frozenset({"vm_insert_page", "v6_vm_insert_page", "remap_pfn_range"})
+INSTALLS_PTES: frozenset[str] = frozenset(
+    {"vm_insert_page", "v6_vm_insert_page", "remap_pfn_range"}
+)
 """Operations after which the VMA has PTEs installed: the `ptes_installed` context fact
 becomes (and stays) true. "Clearing VM_MIXEDMAP after calling vm_insert_page()" and
 "set VM_PFNMAP (only valid if ... no PTEs have been installed yet)" refer to it."""

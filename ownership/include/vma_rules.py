@@ -59,7 +59,6 @@ def _bits_cleared(mask: int) -> Expr:
     return BAnd(BAnd(OLD, BNot(NEW)), Const(mask))
 
 
-
 @dataclass(frozen=True)
 class VmaRule:
     """One flag rule.
@@ -218,9 +217,7 @@ def _env(old: int, new: int, ctx: Mapping[str, bool]) -> dict[str, int | bool]:
     return env
 
 
-def violations(
-    old: int | None, new: int, ctx: Mapping[str, bool] | None = None
-) -> list[VmaRule]:
+def violations(old: int | None, new: int, ctx: Mapping[str, bool] | None = None) -> list[VmaRule]:
     """Rules broken by `new` (state rules) and by `old -> new` (when `old` is given)."""
     c = ctx or {}
     env = _env(new if old is None else old, new, c)

@@ -1,5 +1,9 @@
 """Synchronisation primitives (rust/kernel/sync): locks, condvars, `Arc`, `LockedBy`.
 
+`Refcount` (`refcount_t`) and lockdep are C facilities the simulated kernel uses too, so
+they live in the runtime core (`ownership.refcount`, `ownership.lockdep`); `Refcount`
+and its limits are re-exported here, as `kernel::sync::Refcount` wraps `refcount_t`.
+
 Lock order: this package takes no locks of its own beyond each primitive's.
 """
 

@@ -13,7 +13,7 @@ The two backends differ in what they do to the execution context:
 * `Mutex.lock()` may sleep: calling it in atomic context is a violation. Its
   `try_lock()` never sleeps.
 
-Each acquisition goes through lockdep (`ownership.sync.lockdep`) before blocking, so an
+Each acquisition goes through lockdep (`ownership.lockdep`) before blocking, so an
 AB-BA order is reported even when the run does not deadlock. Locks are `Pinned`: they
 are built in place (`SpinLock(value, name="...")`) and never move.
 

@@ -53,13 +53,14 @@ def _loaded_after(imports: list[str]) -> set[str]:
 
 
 def _bindings(mods: set[str]) -> list[str]:
-    return sorted(m for m in mods if m == "ownership.bindings" or m.startswith("ownership.bindings."))
+    return sorted(
+        m for m in mods if m == "ownership.bindings" or m.startswith("ownership.bindings.")
+    )
 
 
 def _include_modules() -> list[str]:
     found = [
-        m.name
-        for m in pkgutil.walk_packages(ownership.include.__path__, "ownership.include.")
+        m.name for m in pkgutil.walk_packages(ownership.include.__path__, "ownership.include.")
     ]
     return ["ownership.include", *sorted(found)]
 
@@ -68,7 +69,9 @@ def test_import_proofs_loads_no_simulated_kernel() -> None:
     loaded = _loaded_after(["proofs"])
     assert _bindings(loaded) == []
     # proofs read the floor only: nothing of the Rust side is loaded either.
-    rust_side = sorted(m for m in loaded if m not in RUNTIME_CORE and not m.startswith("ownership.include"))
+    rust_side = sorted(
+        m for m in loaded if m not in RUNTIME_CORE and not m.startswith("ownership.include")
+    )
     assert rust_side == []
     assert "ownership.include.vma_rules" in loaded
 
