@@ -5,8 +5,11 @@ at run time: references die with their guard or owner, `!Send` guards stay on th
 thread, nothing sleeps in atomic context, refcounts never underflow, pinned values
 never move. Modules mirror `rust/kernel/`:
 
-* `errors`, `config`, `context`, `unsafe`, `marker`, `borrow`, `pin`, `aref`
-* `sync` (`SpinLock`, `Mutex`, `CondVar`, `LockedBy`, `Arc`, lockdep)
+* the runtime core: `errors`, `config`, `site`, `sched`, `context`, `lockdep`,
+  `refcount` (`refcount_t`), `warn`
+* `include`: the floor both sides read (`VM_*` bits, the VMA flag rule tables)
+* `unsafe`, `marker`, `borrow`, `pin`, `aref`, `prim` (`usize`)
+* `sync` (`SpinLock`, `Mutex`, `CondVar`, `LockedBy`, `Arc`; re-exports `Refcount`)
 * `alloc` (GFP flags, `KBox`, `KVec`, `VBox`, `VVec`, failure injection), `rbtree`
 * `workqueue`, `task`
 * `page`, `mm`, `mm.virt`, `miscdevice` over the simulated C side in `bindings`

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Protocol, TypeVar, o
 
 from . import sched
 from .config import STATE
-from .errors import AtomicSleepError, LockError, SendError
+from .errors import AtomicSleepError, LockError, SendError, install_context_hooks
 from .site import Site, here
 
 if TYPE_CHECKING:
-    from .sync.lockdep import HeldLock
+    from .lockdep import HeldLock
     from .unsafe import unsafe
 
 __all__ = [
@@ -200,6 +200,11 @@ def current_task_name() -> str | None:
 
 def held_lock_descriptions() -> list[str]:
     return [h.describe() for h in ctx.st.held]
+
+
+# A violation's report names the locks the thread holds and its task; errors reads them
+# through this hook, as it cannot import this module (this module imports errors).
+install_context_hooks(held_lock_descriptions, current_task_name)
 
 
 def in_atomic() -> bool:

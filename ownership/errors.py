@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno as _errno
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from .site import Site
@@ -53,6 +53,7 @@ __all__ = [
     "SyncError",
     "UnsafeError",
     "VmaFlagError",
+    "install_context_hooks",
 ]
 
 # The errno values of Linux on x86-64 (identical to the host's on Linux).
@@ -114,11 +115,33 @@ class KernelBug(Exception):
         super().__init__(f"kernel BUG [{rule}]: {message}")
 
 
+def _no_held_locks() -> list[str]:
+    return []
+
+
+def _no_task() -> str | None:
+    return None
+
+
+# How a report learns the calling thread's held locks and task: `ownership.context`
+# installs its own functions when it is imported (`install_context_hooks`). Until then no
+# thread can hold a lock or run as a task, so the defaults (none, none) are exact. The
+# hook keeps this module free of a context import, as context imports errors.
+_held_locks: Callable[[], list[str]] = _no_held_locks
+_task_name: Callable[[], str | None] = _no_task
+
+
+def install_context_hooks(
+    held_locks: Callable[[], list[str]], task_name: Callable[[], str | None]
+) -> None:
+    """Called once by `ownership.context`: where reports read the per-thread state."""
+    global _held_locks, _task_name
+    _held_locks, _task_name = held_locks, task_name
+
+
 def _thread_line() -> str:
     t = threading.current_thread()
-    from . import context  # A local import: context imports errors.
-
-    task = context.current_task_name()
+    task = _task_name()
     who = f"thread '{t.name}'"
     return f"{who}, task {task}" if task else who
 
@@ -155,9 +178,7 @@ class SafetyViolation(Exception):
         self.notes = tuple(notes)
         self.details = tuple(details)
         if held_locks is None:
-            from . import context
-
-            held_locks = context.held_lock_descriptions()
+            held_locks = _held_locks()
         self.held_locks = tuple(held_locks)
         self.thread = _thread_line()
         super().__init__(self.report())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .bindings.task import Task as _CTask
 from .config import STATE
 from .context import ctx
 from .errors import EBADF, EINVAL, ESRCH, KernelError, RefcountError
@@ -31,7 +32,6 @@ from .site import Site, here
 
 if TYPE_CHECKING:
     from .bindings.fs import File as _CFile
-    from .bindings.task import Task as _CTask
 
 __all__ = ["O_CLOEXEC", "FileDescriptorReservation", "FileRef", "close_fd"]
 
@@ -39,10 +39,8 @@ O_CLOEXEC = 0o2000000
 
 
 def _current_task(what: str) -> _CTask:
-    from .bindings.task import Task
-
     t = ctx.task
-    if not isinstance(t, Task) or t.exited:
+    if not isinstance(t, _CTask) or t.exited:
         raise KernelError(ESRCH, f"{what}: no live current task")
     return t
 

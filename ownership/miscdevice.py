@@ -1,12 +1,14 @@
 """Misc devices (rust/kernel/miscdevice.rs): `MiscDevice`, its registration, and `File`.
 
 A driver subclasses `MiscDevice` and overrides any of `open`, `release`, `ioctl` and
-`mmap`; `kernel.register_miscdevice(name, driver)` builds the C `file_operations` vtable
-around it and registers `/dev/<name>`. The vtable turns each C call into the Rust
-abstractions: the `struct file *` becomes a `File` (the driver's view: `private_data`,
-the open mode), and the `vm_area_struct *` handed to `mmap` becomes a `VmAreaNew` whose
-lifetime ends when the handler returns (seed 003, part 2: "rust: miscdevice: add mmap
-support"). A `KernelError` raised by a handler is the error the userspace call gets.
+`mmap`; `kernel.register_miscdevice(name, driver)` calls back `driver.misc_register`
+(the C side names no Rust class), which builds the C `file_operations` vtable around
+the driver and registers it as `/dev/<name>` (`misc_register()`: a name and a vtable).
+The vtable turns each C call into the Rust abstractions: the `struct file *` becomes a
+`File` (the driver's view: `private_data`, the open mode), and the `vm_area_struct *`
+handed to `mmap` becomes a `VmAreaNew` whose lifetime ends when the handler returns
+(seed 003, part 2: "rust: miscdevice: add mmap support"). A `KernelError` raised by a
+handler is the error the userspace call gets.
 
 `File` is split from the userspace handle (`ownership.bindings.fs.File`) because a driver
 must not act as userspace: it sees the file's state, not the fd operations.
@@ -110,6 +112,10 @@ class MiscDevice:
 
     def mmap(self, file: File, vma: VmAreaNew) -> None:
         raise KernelError(ENODEV, "this device cannot be mapped")
+
+    def misc_register(self, kernel: Kernel, name: str) -> MiscDeviceRegistration:
+        """`kernel.register_miscdevice(name, self)` (the C side's `MiscDriver` protocol)."""
+        return MiscDeviceRegistration.register(kernel, name, self)
 
 
 class _MiscFileOperations(_CFileOperations):

@@ -27,20 +27,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
-from .alloc import Flags, alloc_check
+from .bindings.gfp import Flags, alloc_check
+from .bindings.kernel import Kernel
+from .bindings.page_alloc import StructPage
 from .borrow import Borrow, BorrowTracker, Lifetime
 from .config import STATE
 from .context import may_sleep
 from .errors import EINVAL, ENOMEM, KernelError, LifetimeError, SendError, UnsafeError
 from .marker import NotThreadSafe, impl_send, impl_sync
+from .prim import USIZE_MAX, usize
 from .site import Site, here
+from .uaccess import UserSliceReader
 from .unsafe import unsafe_fn
-
-if TYPE_CHECKING:
-    from .bindings.page_alloc import StructPage
-    from .uaccess import UserSliceReader
 
 __all__ = [
     "PAGE_MASK",
@@ -55,23 +55,12 @@ __all__ = [
 
 R = TypeVar("R")
 
-USIZE_MAX = (1 << 64) - 1
-
 #: A bitwise shift for the page size.
 PAGE_SHIFT = 12
 #: The number of bytes in a page.
 PAGE_SIZE = 1 << PAGE_SHIFT
 #: A bitmask that gives the page containing a given address (`!(PAGE_SIZE - 1)` as usize).
 PAGE_MASK = USIZE_MAX ^ (PAGE_SIZE - 1)
-
-
-def usize(value: object, what: str) -> int:
-    """`value` as a Rust `usize`, or a `TypeError`."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be a usize (int), got {type(value).__name__}")
-    if value < 0 or value > USIZE_MAX:
-        raise TypeError(f"{what}={value} does not fit a usize (0 <= {what} < 2**64)")
-    return value
 
 
 def page_align(addr: int) -> int | None:
@@ -194,8 +183,6 @@ class Page:
         held last. `KernelError(ENOMEM)` when no page is available (or injected).
         """
         alloc_check(gfp, "alloc_page")
-        from .bindings.kernel import Kernel
-
         kernel = Kernel.current()
         sp = kernel.alloc_page(reclaim=gfp.may_sleep, zero=bool(gfp & Flags.ZERO))
         if sp is None:
@@ -334,8 +321,6 @@ class Page:
         Safety: no read or write of the same bytes of the page may run concurrently; races
         with userspace on the user memory are allowed.
         """
-        from .uaccess import UserSliceReader
-
         if not isinstance(reader, UserSliceReader):
             raise TypeError(f"copy_from_user_slice_raw takes a UserSliceReader, got {type(reader).__name__}")
         sp, off, n, b = self._access("copy_from_user_slice_raw", True, offset, length)
@@ -389,8 +374,6 @@ class BorrowedPage(Page):
         Safety: `ptr` must point to a valid `struct page` that remains valid for all of
         `lifetime`.
         """
-        from .bindings.page_alloc import StructPage
-
         if not isinstance(ptr, StructPage):
             raise TypeError(f"BorrowedPage.from_raw takes a struct page, got {type(ptr).__name__}")
         if not isinstance(lifetime, Lifetime):

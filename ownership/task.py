@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from . import sched
+from .bindings.task import Task as _CTask
 from .config import STATE
 from .context import ctx, may_sleep
 from .errors import KernelBug, LifetimeError, SendError
 from .marker import NotThreadSafe, check_send, impl_send, impl_sync, not_send, not_sync, transfer
+from .mm import MmWithUser
 from .site import Site, here
-
-if TYPE_CHECKING:
-    from .bindings.task import Task as _CTask
-    from .mm import MmWithUser
 
 __all__ = ["CurrentTask", "JoinHandle", "Task", "current", "spawn"]
 
@@ -215,8 +213,6 @@ class CurrentTask(NotThreadSafe):
         mm = t.mm
         if mm is None:
             return None
-        from .mm import MmWithUser
-
         # SAFETY: the current task holds an mm_users count of its mm while it runs.
         return MmWithUser._view(mm)
 
@@ -234,10 +230,8 @@ class CurrentTask(NotThreadSafe):
 
 def current() -> CurrentTask:
     """The task the calling thread runs as (`current!()`)."""
-    from .bindings.task import Task as CTask
-
     t = ctx.task
-    if not isinstance(t, CTask):
+    if not isinstance(t, _CTask):
         raise KernelBug(
             "no-current-task",
             "current() on a thread that runs as no task of the simulated kernel "

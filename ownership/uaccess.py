@@ -15,17 +15,16 @@ Lock order: none taken here; the fault path takes the mmap/VMA locks (see
 
 from __future__ import annotations
 
+from .bindings import mm as mmops
+from .bindings.task import Task
 from .context import ctx, may_sleep
 from .errors import EFAULT, KernelError
-from .page import usize
+from .prim import usize
 
 __all__ = ["UserSlice", "UserSliceReader", "UserSliceWriter"]
 
 
 def _current_mm_access(addr: int, n: int, data: bytes | None) -> bytes:
-    from .bindings import mm as mmops
-    from .bindings.task import Task
-
     t = ctx.task
     if not isinstance(t, Task) or t.mm is None or t.exited:
         raise KernelError(EFAULT, "user access without a current task that has an address space")

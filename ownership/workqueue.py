@@ -11,20 +11,20 @@ queued so far has run (for tests and teardown; it may sleep); an exception raise
 work item is kept and re-raised by the next `flush()`. Queueing never sleeps, so it is
 allowed in atomic context.
 
-The worker, the queue's lock and its two wait queues all come from the scheduling seam
-(`ownership.sched`), so a deterministic scheduler controls the hand-off too.
+The queue itself (worker thread, lock, wait queues, the pending set) is the C
+`workqueue_struct` of `ownership.bindings.workqueue`; `system_wq` wraps the C
+`system_wq`, so `flush()` also waits for the simulated kernel's own deferred work
+(`mmput_async`). The worker is started on the first queued item, not at import.
 
-Lock order: the queue's internal lock is a leaf, never held while work runs.
+Lock order: the C queue's internal lock is a leaf, never held while work runs.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from . import sched
+from .bindings import workqueue as _c
 from .context import may_sleep
 from .marker import check_send
 from .site import Site, here
@@ -44,80 +44,31 @@ W = TypeVar("W")
 
 
 class Workqueue:
-    """A workqueue with one worker thread (ordered, like `alloc_ordered_workqueue`).
+    """A workqueue (`kernel::workqueue::Queue`): the Rust API over a C `workqueue_struct`.
 
-    Everything that blocks or wakes goes through the scheduling seam: the queue's lock
-    is a seam raw lock, the worker sleeps on one seam wait queue (`_more`) and flushers
-    on another (`_idle`), and the worker is started with the seam's `spawn`.
-
-    Invariants: `_pending` holds the identities of queued, not yet started items;
-    `_running` counts items being run; `_lock` guards both, the queue and `_errors`,
-    and is never held while a work item runs or while anyone sleeps.
+    Invariants: `raw` is the C queue every item of this wrapper is queued on; the
+    wrapper holds no state of its own, so two wrappers of one queue are the same queue.
     """
 
-    def __init__(self, name: str) -> None:
-        if not isinstance(name, str):
-            raise TypeError(f"workqueue name must be a str, got {type(name).__name__}")
-        s = sched.active()
-        self.name = name
-        self._lock = s.raw_lock()
-        self._more = s.wait_queue()
-        self._idle = s.wait_queue()
-        self._queue: deque[tuple[Callable[[], None], Site, object]] = deque()
-        self._pending: set[int] = set()
-        self._running = 0
-        self._errors: list[BaseException] = []
-        self._worker: sched.ThreadHandle | None = None
+    __slots__ = ("raw",)
 
-    def _work_loop(self) -> None:
-        lock = self._lock
-        while True:
-            lock.acquire()
-            while not self._queue:
-                # Register before releasing the lock: a wake in between is not lost.
-                w = self._more.prepare()
-                lock.release()
-                w.wait(None)
-                self._more.cancel(w)
-                lock.acquire()
-            fn, _site, key = self._queue.popleft()
-            self._pending.discard(id(key))
-            self._running += 1
-            lock.release()
-            try:
-                fn()
-            except BaseException as e:
-                lock.acquire()
-                self._errors.append(e)
-                lock.release()
-            lock.acquire()
-            self._running -= 1
-            idle = not self._queue and not self._running
-            lock.release()
-            if idle:
-                self._idle.wake_all()
+    def __init__(self, name: str) -> None:
+        self.raw = _c.alloc_ordered_workqueue(name)
+
+    @classmethod
+    def from_raw(cls, raw: _c.WorkqueueStruct) -> Workqueue:
+        """The Rust view of an existing C queue (`Queue::from_raw`)."""
+        wq = cls.__new__(cls)
+        wq.raw = raw
+        return wq
+
+    @property
+    def name(self) -> str:
+        return self.raw.name
 
     def enqueue(self, fn: Callable[[], None], key: object, site: Site) -> bool:
-        """Queue `fn` unless `key` is already pending (the model's `queue_work_on`)."""
-        if not callable(fn):
-            raise TypeError(f"enqueue needs a callable, got {type(fn).__name__}")
-        lock = self._lock
-        lock.acquire()
-        if id(key) in self._pending:
-            lock.release()
-            return False
-        self._pending.add(id(key))
-        self._queue.append((fn, site, key))
-        start = self._worker is None or not self._worker.is_alive()
-        if start:
-            # Marked before the lock drops, so one worker is started, not two.
-            self._worker = _STARTING
-        lock.release()
-        if start:
-            self._worker = sched.active().spawn(self._work_loop, f"kworker/{self.name}")
-        self._more.wake_one()
-        sched.preempt_point()
-        return True
+        """Queue `fn` unless `key` is already pending (the C `queue_work_on`)."""
+        return self.raw.enqueue(fn, key, site)
 
     def queue_work(self, item: Arc[W]) -> bool:
         """Queue `item`; `SendError` if `Arc[T]` is not Send. False if already pending."""
@@ -141,38 +92,10 @@ class Workqueue:
         `TimeoutError` if the work has not finished after `timeout` seconds (a work item
         that never returns).
         """
-        deadline = time.monotonic() + timeout
-        lock = self._lock
-        lock.acquire()
-        while self._queue or self._running:
-            w = self._idle.prepare()
-            lock.release()
-            remaining = deadline - time.monotonic()
-            finished = remaining > 0 and w.wait(remaining)
-            self._idle.cancel(w)
-            lock.acquire()
-            if not finished and (self._queue or self._running):
-                lock.release()
-                raise TimeoutError(f"workqueue {self.name}: work still running after {timeout}s")
-        errors, self._errors = self._errors, []
-        lock.release()
-        if errors:
-            raise errors[0]
+        self.raw.flush(timeout)
 
 
-class _Starting:
-    """A worker handle placeholder while the worker thread is being started."""
-
-    def join(self, timeout: float | None = None) -> None:
-        return None
-
-    def is_alive(self) -> bool:
-        return True
-
-
-_STARTING = _Starting()
-
-system_wq = Workqueue("events")
+system_wq = Workqueue.from_raw(_c.system_wq)
 
 
 def queue_work(item: Arc[W]) -> bool:

@@ -1,6 +1,6 @@
 """proofs: Z3 proves the VMA flag rules of `ownership`, and shows why v6 was unsound.
 
-`ownership.mm.vma_rules` states every VMA flag rule and every flag-changing operation
+`ownership.include` states every VMA flag rule and every flag-changing operation
 once, as data; the runtime evaluates it concretely. This package interprets the same
 objects as Z3 formulas over 64-bit `vm_flags` with the real x86-64 bit values
 (`encode`), builds one VMA's life as a transition system from the operation table

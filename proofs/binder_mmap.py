@@ -12,8 +12,8 @@ mapping writable. Claim 7 is the driver that only *checks* VM_WRITE: a later
 
 from __future__ import annotations
 
-from ownership.mm import flags as F
-from ownership.mm import vma_rules as R
+from ownership.include import vm_flags as F
+from ownership.include import vma_ops as O
 
 from .claim import Check, Claim, Expect
 from .invariant import state_candidates
@@ -64,7 +64,7 @@ _POST_ATOMS: tuple[tuple[str, int, bool], ...] = (
 """The postcondition `MIXEDMAP & DONTCOPY & !WRITE & !MAYWRITE`, one atom per bit."""
 
 
-def _system(t: Table, handler: tuple[DriverStep, ...], ops: tuple[R.VmaOp, ...]) -> System:
+def _system(t: Table, handler: tuple[DriverStep, ...], ops: tuple[O.VmaOp, ...]) -> System:
     """A mapping of the driver's file (the only kind its mmap handler sees)."""
     return System(t.initial_ops, handler, ops, init_facts=(("file", True),))
 

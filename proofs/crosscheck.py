@@ -1,6 +1,6 @@
 """The concrete evaluator and the Z3 encoding agree on every formula of the table.
 
-`ownership.mm.vma_rules.evaluate` (what the runtime checks) and `proofs.encode` (what
+`ownership.include.vma_expr.evaluate` (what the runtime checks) and `proofs.encode` (what
 the proofs reason about) interpret the same `Expr` trees. A proof about the encoding
 is a proof about the runtime only if the two agree, so this module checks it:
 
@@ -20,8 +20,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ownership.mm import flags as F
-from ownership.mm import vma_rules as R
+from ownership.include import vm_flags as F
+from ownership.include import vma_expr as E
 
 from .encode import Env, ctx_names, formula, is_term, masks, term, var_names
 from .system import quiet_mask
@@ -67,7 +67,7 @@ class Formula:
     """
 
     label: str
-    expr: R.Expr
+    expr: E.Expr
     domains: tuple[tuple[str, int], ...]
 
     @property
@@ -103,7 +103,7 @@ def driver_bits(t: Table = TABLE) -> list[int]:
     return _bits(quiet_mask(t, 0))
 
 
-def _named_bits(e: R.Expr) -> list[int]:
+def _named_bits(e: E.Expr) -> list[int]:
     """The bits `e` names: a small mask's bits, or the bits a complement leaves out."""
     out = 0
     for mk in masks(e):
@@ -173,7 +173,7 @@ def exhaustive(f: Formula, bits: int = 12, t: Table = TABLE) -> CheckResult:
     boolean = not is_term(f.expr)
 
     t0 = time.perf_counter()
-    values = [R.evaluate(f.expr, _case(lay, i, f)) for i in range(cases)]
+    values = [E.evaluate(f.expr, _case(lay, i, f)) for i in range(cases)]
     t1 = time.perf_counter()
 
     width = max(n, 1)
@@ -246,7 +246,7 @@ def agree_at(
     """The concrete and the Z3 value of `f` at one point (any 64-bit values)."""
     env: dict[str, int | bool] = dict(values)
     env.update(facts)
-    concrete = R.evaluate(f.expr, env)
+    concrete = E.evaluate(f.expr, env)
     names = {v: f"xr.{v}" for v in f.bvs}
     zenv = Env({v: bv_var(names[v]) for v in f.bvs}, {c: bool_var(f"xr.ctx.{c}") for c in f.facts})
     bvs = {names[v]: values[v] for v in f.bvs}

@@ -1,7 +1,7 @@
 """The rule table's expression language, read as Z3 bit-vector formulas.
 
-`ownership.mm.vma_rules` states every VMA flag rule and every flag-changing operation
-once, as `Expr` trees that `vma_rules.evaluate` computes on concrete integers. This
+`ownership.include` states every VMA flag rule and every flag-changing operation
+once, as `Expr` trees that `vma_expr.evaluate` computes on concrete integers. This
 module gives the *same* trees a second meaning: `term` turns a bit-vector node into a
 64-bit Z3 term and `formula` turns a boolean node into a Z3 formula. Nothing here
 knows what any rule says; it only knows what `BAnd`, `Has`, `Implies`... mean, with
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from ownership.mm import vma_rules as R
+from ownership.include import vma_expr as E
 
 from .z3api import (
     BV,
@@ -42,8 +42,8 @@ from .z3api import (
 
 __all__ = ["Env", "ctx_names", "formula", "is_term", "masks", "term", "var_names"]
 
-_TERMS = (R.Var, R.Const, R.BAnd, R.BOr, R.BNot)
-_FORMULAS = (R.Has, R.Eq, R.And, R.Or, R.Not, R.Implies, R.Ctx, R.Lit)
+_TERMS = (E.Var, E.Const, E.BAnd, E.BOr, E.BNot)
+_FORMULAS = (E.Has, E.Eq, E.And, E.Or, E.Not, E.Implies, E.Ctx, E.Lit)
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,11 @@ class Env:
         return Env(merged, self.ctx)
 
 
-def is_term(e: R.Expr) -> bool:
+def is_term(e: E.Expr) -> bool:
     """Whether `e` denotes a bit-vector (else a boolean)."""
     if isinstance(e, _TERMS):
         return True
-    if isinstance(e, R.Ite):
+    if isinstance(e, E.Ite):
         return is_term(e.a)
     if isinstance(e, _FORMULAS):
         return False
@@ -81,7 +81,7 @@ class _Template:
     Invariants: `expr` is kept alive so that its `id` stays a valid cache key.
     """
 
-    expr: R.Expr
+    expr: E.Expr
     z: object
     bvs: tuple[tuple[str, BV], ...]
     ctx: tuple[tuple[str, Bool], ...]
@@ -90,7 +90,7 @@ class _Template:
 _TEMPLATES: dict[int, _Template] = {}
 
 
-def _template(e: R.Expr) -> _Template:
+def _template(e: E.Expr) -> _Template:
     t = _TEMPLATES.get(id(e))
     if t is None or t.expr is not e:
         bvs = tuple((n, bv_var(f"$tmpl.{n}")) for n in sorted(var_names(e)))
@@ -102,7 +102,7 @@ def _template(e: R.Expr) -> _Template:
     return t
 
 
-def _instantiate(e: R.Expr, env: Env) -> object:
+def _instantiate(e: E.Expr, env: Env) -> object:
     t = _template(e)
     bvs: list[tuple[BV, BV]] = []
     for n, v in t.bvs:
@@ -114,7 +114,7 @@ def _instantiate(e: R.Expr, env: Env) -> object:
     return substitute(BV(t.z), bvs, ctx)
 
 
-def term(e: R.Expr, env: Env) -> BV:
+def term(e: E.Expr, env: Env) -> BV:
     """The 64-bit Z3 term for a bit-vector node.
 
     Each table expression is built once, over placeholders, and instantiated by one
@@ -126,99 +126,99 @@ def term(e: R.Expr, env: Env) -> BV:
     return BV(_instantiate(e, env))
 
 
-def formula(e: R.Expr, env: Env) -> Bool:
+def formula(e: E.Expr, env: Env) -> Bool:
     """The Z3 formula for a boolean node (built once, instantiated as `term` is)."""
     if is_term(e):
         raise TypeError(f"not a boolean expression: {e!r}")
     return Bool(_instantiate(e, env))
 
 
-def _term(e: R.Expr, env: Env) -> BV:
+def _term(e: E.Expr, env: Env) -> BV:
     """Build the 64-bit Z3 term for a bit-vector node, node by node."""
-    if isinstance(e, R.Var):
+    if isinstance(e, E.Var):
         try:
             return env.bvs[e.name]
         except KeyError:
             raise KeyError(f"no value for variable {e.name!r}") from None
-    if isinstance(e, R.Const):
+    if isinstance(e, E.Const):
         return bv_val(e.value)
-    if isinstance(e, R.BAnd):
+    if isinstance(e, E.BAnd):
         return bv_and(_term(e.a, env), _term(e.b, env))
-    if isinstance(e, R.BOr):
+    if isinstance(e, E.BOr):
         return bv_or(_term(e.a, env), _term(e.b, env))
-    if isinstance(e, R.BNot):
+    if isinstance(e, E.BNot):
         return bv_not(_term(e.a, env))
-    if isinstance(e, R.Ite) and is_term(e.a):
+    if isinstance(e, E.Ite) and is_term(e.a):
         return bv_ite(_formula(e.cond, env), _term(e.a, env), _term(e.b, env))
     raise TypeError(f"not a bit-vector expression: {e!r}")
 
 
-def _formula(e: R.Expr, env: Env) -> Bool:
+def _formula(e: E.Expr, env: Env) -> Bool:
     """Build the Z3 formula for a boolean node, node by node."""
-    if isinstance(e, R.Has):
+    if isinstance(e, E.Has):
         return has(_term(e.term, env), e.mask)
-    if isinstance(e, R.Eq):
+    if isinstance(e, E.Eq):
         ta, tb = is_term(e.a), is_term(e.b)
         if ta and tb:
             return bv_eq(_term(e.a, env), _term(e.b, env))
         if not ta and not tb:
             return iff(_formula(e.a, env), _formula(e.b, env))
         raise TypeError(f"Eq compares a bit-vector with a boolean: {e!r}")
-    if isinstance(e, R.And):
+    if isinstance(e, E.And):
         return and_(*[_formula(a, env) for a in e.args])
-    if isinstance(e, R.Or):
+    if isinstance(e, E.Or):
         return or_(*[_formula(a, env) for a in e.args])
-    if isinstance(e, R.Not):
+    if isinstance(e, E.Not):
         return not_(_formula(e.a, env))
-    if isinstance(e, R.Implies):
+    if isinstance(e, E.Implies):
         return implies(_formula(e.a, env), _formula(e.b, env))
-    if isinstance(e, R.Ctx):
+    if isinstance(e, E.Ctx):
         return env.ctx.get(e.name, bool_val(False))
-    if isinstance(e, R.Lit):
+    if isinstance(e, E.Lit):
         return bool_val(e.value)
-    if isinstance(e, R.Ite) and not is_term(e.a):
+    if isinstance(e, E.Ite) and not is_term(e.a):
         return bool_ite(_formula(e.cond, env), _formula(e.a, env), _formula(e.b, env))
     raise TypeError(f"not a boolean expression: {e!r}")
 
 
-def _children(e: R.Expr) -> Iterator[R.Expr]:
-    if isinstance(e, (R.BAnd, R.BOr, R.Eq, R.Implies)):
+def _children(e: E.Expr) -> Iterator[E.Expr]:
+    if isinstance(e, (E.BAnd, E.BOr, E.Eq, E.Implies)):
         yield e.a
         yield e.b
-    elif isinstance(e, (R.BNot, R.Not)):
+    elif isinstance(e, (E.BNot, E.Not)):
         yield e.a
-    elif isinstance(e, R.Ite):
+    elif isinstance(e, E.Ite):
         yield e.cond
         yield e.a
         yield e.b
-    elif isinstance(e, R.Has):
+    elif isinstance(e, E.Has):
         yield e.term
-    elif isinstance(e, (R.And, R.Or)):
+    elif isinstance(e, (E.And, E.Or)):
         yield from e.args
 
 
-def _walk(e: R.Expr) -> Iterator[R.Expr]:
+def _walk(e: E.Expr) -> Iterator[E.Expr]:
     yield e
     for c in _children(e):
         yield from _walk(c)
 
 
-def var_names(e: R.Expr) -> frozenset[str]:
+def var_names(e: E.Expr) -> frozenset[str]:
     """The `Var` names in `e`."""
-    return frozenset(n.name for n in _walk(e) if isinstance(n, R.Var))
+    return frozenset(n.name for n in _walk(e) if isinstance(n, E.Var))
 
 
-def ctx_names(e: R.Expr) -> frozenset[str]:
+def ctx_names(e: E.Expr) -> frozenset[str]:
     """The `Ctx` names in `e`."""
-    return frozenset(n.name for n in _walk(e) if isinstance(n, R.Ctx))
+    return frozenset(n.name for n in _walk(e) if isinstance(n, E.Ctx))
 
 
-def masks(e: R.Expr) -> frozenset[int]:
+def masks(e: E.Expr) -> frozenset[int]:
     """Every `Has` mask and `Const` value in `e` (the bits the expression looks at)."""
     out: set[int] = set()
     for n in _walk(e):
-        if isinstance(n, R.Has):
+        if isinstance(n, E.Has):
             out.add(n.mask)
-        elif isinstance(n, R.Const):
+        elif isinstance(n, E.Const):
             out.add(n.value)
     return frozenset(out)

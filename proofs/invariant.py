@@ -10,8 +10,9 @@ and must reach a state that breaks a rule.
 
 from __future__ import annotations
 
-from ownership.mm import flags as F
-from ownership.mm import vma_rules as R
+from ownership.include import vm_flags as F
+from ownership.include import vma_expr as E
+from ownership.include import vma_rules as R
 
 from .claim import Claim, Expect
 from .encode import masks
@@ -50,7 +51,7 @@ def breaks_state_rules(t: Table) -> Property:
         return not_(rules_hold(t.state_rules, s.flags, s.flags))
 
     def headline(pre: int, post: int) -> str:
-        broken = [r for r in t.state_rules if not R.evaluate(r.expr, {"old": post, "new": post})]
+        broken = [r for r in t.state_rules if not E.evaluate(r.expr, {"old": post, "new": post})]
         bits = 0
         for r in broken:
             bits |= rule_bits(r)

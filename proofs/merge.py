@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ownership.mm import flags as F
-from ownership.mm import vma_rules as R
+from ownership.include import vm_flags as F
+from ownership.include import vma_expr as E
 
 from .claim import Claim, Expect
 from .encode import Env, formula, term
@@ -125,16 +125,16 @@ def drop_special_exclusion() -> Mutation:
 
     def f(t: Table) -> Table:
         cm = t.can_merge
-        if not isinstance(cm, R.And):
+        if not isinstance(cm, E.And):
             raise ValueError("CAN_MERGE is not a conjunction")
         keep = tuple(
             a
             for a in cm.args
-            if not (isinstance(a, R.Not) and isinstance(a.a, R.Has) and a.a.mask == F.SPECIAL)
+            if not (isinstance(a, E.Not) and isinstance(a.a, E.Has) and a.a.mask == F.SPECIAL)
         )
         if len(keep) == len(cm.args):
             raise ValueError("CAN_MERGE has no VM_SPECIAL conjunct")
-        return dataclasses.replace(t, can_merge=R.And(*keep))
+        return dataclasses.replace(t, can_merge=E.And(*keep))
 
     return Mutation("merge-without-special", "CAN_MERGE without its VM_SPECIAL exclusion", f)
 
@@ -144,12 +144,12 @@ def drop_identical() -> Mutation:
 
     def f(t: Table) -> Table:
         cm = t.can_merge
-        if not isinstance(cm, R.And):
+        if not isinstance(cm, E.And):
             raise ValueError("CAN_MERGE is not a conjunction")
-        keep = tuple(a for a in cm.args if not isinstance(a, R.Eq))
+        keep = tuple(a for a in cm.args if not isinstance(a, E.Eq))
         if len(keep) == len(cm.args):
             raise ValueError("CAN_MERGE has no flag comparison")
-        return dataclasses.replace(t, can_merge=R.And(*keep))
+        return dataclasses.replace(t, can_merge=E.And(*keep))
 
     return Mutation("merge-without-flag-comparison", "CAN_MERGE without its flag comparison", f)
 

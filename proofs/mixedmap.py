@@ -11,7 +11,7 @@ one. The twins remove those checks one at a time.
 
 from __future__ import annotations
 
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 
 from .claim import Claim, Expect
 from .invariant import state_candidates

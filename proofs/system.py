@@ -30,8 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ownership.mm import flags as F
-from ownership.mm import vma_rules as R
+from ownership.include import vm_flags as F
+from ownership.include import vma_expr as E
+from ownership.include import vma_ops as O
+from ownership.include import vma_rules as R
 
 from .encode import Env, ctx_names, formula, masks, term
 from .table import Table
@@ -121,7 +123,7 @@ class Step:
     it is meaningful only where `enabled` holds.
     """
 
-    op: R.VmaOp
+    op: O.VmaOp
     tag: str
     pre: SymState
     params: dict[str, BV]
@@ -144,20 +146,20 @@ def rules_hold(rules: tuple[R.VmaRule, ...], old: BV, new: BV) -> Bool:
     return formula(conjunction(rules), Env({"old": old, "new": new}))
 
 
-_CONJ: dict[int, tuple[tuple[R.VmaRule, ...], R.Expr]] = {}
+_CONJ: dict[int, tuple[tuple[R.VmaRule, ...], E.Expr]] = {}
 
 
-def conjunction(rules: tuple[R.VmaRule, ...]) -> R.Expr:
+def conjunction(rules: tuple[R.VmaRule, ...]) -> E.Expr:
     """`And` of the rules' formulas: what `check_transition` evaluates, as one
     expression (so that it is built once and instantiated by one substitution)."""
     hit = _CONJ.get(id(rules))
     if hit is None or hit[0] is not rules:
-        hit = (rules, R.And(*[r.expr for r in rules]))
+        hit = (rules, E.And(*[r.expr for r in rules]))
         _CONJ[id(rules)] = hit
     return hit[1]
 
 
-def encode_op(table: Table, op: R.VmaOp, pre: SymState, tag: str) -> Step:
+def encode_op(table: Table, op: O.VmaOp, pre: SymState, tag: str) -> Step:
     """Encode `op` on `pre`; fresh variables are named `tag.<name>`."""
     names = set(op.ctx) | ctx_names(op.guard) | ctx_names(op.result)
     if op.checked:
@@ -225,9 +227,9 @@ class System:
     handler's `Call`s and `ops` name operations of the table.
     """
 
-    init_ops: tuple[R.VmaOp, ...]
+    init_ops: tuple[O.VmaOp, ...]
     handler: tuple[DriverStep, ...] = ()
-    ops: tuple[R.VmaOp, ...] = ()
+    ops: tuple[O.VmaOp, ...] = ()
     init_facts: tuple[tuple[str, bool], ...] = ()
     """Context facts fixed for the initial operation (a driver's mmap handler only runs
     for a mapping of the driver's file: `("file", True)`)."""
@@ -314,7 +316,7 @@ class TraceStep:
 
 @dataclass(frozen=True)
 class Trace:
-    """A concrete run found by the model checker, replayable on `vma_rules.apply`.
+    """A concrete run found by the model checker, replayable on `vma_ops.apply`.
 
     Invariants: the first step creates the VMA (an initial operation such as `mmap`).
     """
@@ -424,7 +426,7 @@ def quiet_mask(table: Table, extra: int) -> int:
     names the bits it leaves out.
     """
     q = extra
-    exprs: list[R.Expr] = [r.expr for r in table.check_rules]
+    exprs: list[E.Expr] = [r.expr for r in table.check_rules]
     for op in (*table.ops, *table.v6_ops):
         exprs.extend((op.guard, op.result))
     for e in exprs:

@@ -1,6 +1,6 @@
 """The rule table as one value, and the mutations that make the vacuity twins.
 
-A claim never reads `ownership.mm.vma_rules` piecemeal: it receives a `Table` (the
+A claim never reads `ownership.include` piecemeal: it receives a `Table` (the
 operations, the rules the runtime check evaluates, the state rules that form the
 invariant, the merge predicate). The real table is `TABLE`. A `Mutation` returns a
 copy with one precondition or one conjunct removed (an operation's guard, an
@@ -15,7 +15,9 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ownership.mm import vma_rules as R
+from ownership.include import vma_expr as E
+from ownership.include import vma_ops as O
+from ownership.include import vma_rules as R
 
 __all__ = [
     "TABLE",
@@ -36,29 +38,29 @@ class Table:
     `check_rules` and `state_rules` comes from `vma_rules.RULES`.
     """
 
-    ops: tuple[R.VmaOp, ...]
-    v6_ops: tuple[R.VmaOp, ...]
+    ops: tuple[O.VmaOp, ...]
+    v6_ops: tuple[O.VmaOp, ...]
     check_rules: tuple[R.VmaRule, ...]
     state_rules: tuple[R.VmaRule, ...]
-    can_merge: R.Expr
-    merge_result: R.Expr
+    can_merge: E.Expr
+    merge_result: E.Expr
     installs_ptes: frozenset[str]
 
     @staticmethod
     def from_rules() -> Table:
-        """The table exactly as `ownership.mm.vma_rules` states it."""
+        """The table exactly as `ownership.include` states it."""
         # INVARIANT: `OPS` and `V6_OPS` use distinct names (the v6 ones are prefixed).
         return Table(
-            ops=R.OPS,
-            v6_ops=R.V6_OPS,
+            ops=O.OPS,
+            v6_ops=O.V6_OPS,
             check_rules=R.RULES,
             state_rules=tuple(r for r in R.RULES if r.kind == "state"),
-            can_merge=R.CAN_MERGE,
-            merge_result=R.MERGE_RESULT,
-            installs_ptes=R.INSTALLS_PTES,
+            can_merge=O.CAN_MERGE,
+            merge_result=O.MERGE_RESULT,
+            installs_ptes=O.INSTALLS_PTES,
         )
 
-    def op(self, name: str) -> R.VmaOp:
+    def op(self, name: str) -> O.VmaOp:
         for o in (*self.ops, *self.v6_ops):
             if o.name == name:
                 return o
@@ -71,22 +73,22 @@ class Table:
         raise KeyError(f"no rule {rule_id!r} in the rule table")
 
     @property
-    def initial_ops(self) -> tuple[R.VmaOp, ...]:
+    def initial_ops(self) -> tuple[O.VmaOp, ...]:
         return tuple(o for o in self.ops if o.initial)
 
     @property
-    def step_ops(self) -> tuple[R.VmaOp, ...]:
+    def step_ops(self) -> tuple[O.VmaOp, ...]:
         """Every safe-API operation that changes an existing VMA's flags."""
         return tuple(o for o in self.ops if not o.initial)
 
-    def v6_api(self) -> tuple[R.VmaOp, ...]:
+    def v6_api(self) -> tuple[O.VmaOp, ...]:
         """The step operations of the v6 patch: the safe ones, with `set_flags` and
         `vm_insert_page` replaced by their v6 versions (unchecked, write-locked)."""
         replaced = {"set_flags": "v6_set_flags", "vm_insert_page": "v6_vm_insert_page"}
         return tuple(self.op(replaced.get(o.name, o.name)) for o in self.step_ops)
 
-    def replace_op(self, op: R.VmaOp) -> Table:
-        def swap(ops: tuple[R.VmaOp, ...]) -> tuple[R.VmaOp, ...]:
+    def replace_op(self, op: O.VmaOp) -> Table:
+        def swap(ops: tuple[O.VmaOp, ...]) -> tuple[O.VmaOp, ...]:
             return tuple(op if o.name == op.name else o for o in ops)
 
         return dataclasses.replace(self, ops=swap(self.ops), v6_ops=swap(self.v6_ops))
@@ -108,7 +110,7 @@ def drop_guard(op_name: str) -> Mutation:
     """The operation runs whatever the flags (its guard becomes `true`)."""
 
     def f(t: Table) -> Table:
-        return t.replace_op(dataclasses.replace(t.op(op_name), guard=R.Lit(True)))
+        return t.replace_op(dataclasses.replace(t.op(op_name), guard=E.Lit(True)))
 
     return Mutation(f"{op_name}-unguarded", f"{op_name} without its guard", f)
 
@@ -139,9 +141,9 @@ def drop_merge_conjunct(index: int, label: str) -> Mutation:
 
     def f(t: Table) -> Table:
         cm = t.can_merge
-        if not isinstance(cm, R.And) or not 0 <= index < len(cm.args):
+        if not isinstance(cm, E.And) or not 0 <= index < len(cm.args):
             raise ValueError(f"CAN_MERGE has no conjunct {index}")
         rest = tuple(a for i, a in enumerate(cm.args) if i != index)
-        return dataclasses.replace(t, can_merge=R.And(*rest))
+        return dataclasses.replace(t, can_merge=E.And(*rest))
 
     return Mutation(f"merge-without-{label}", f"CAN_MERGE without its {label} conjunct", f)

@@ -2,7 +2,7 @@
 
 The v6 patch gave drivers `VmAreaMut::set_flags(flags: usize)` (an unchecked write of
 any value) and `VmAreaMut::vm_insert_page` under the mmap write lock (C's
-`vm_insert_page` then sets VM_MIXEDMAP itself). `vma_rules.V6_OPS` records both. Each
+`vm_insert_page` then sets VM_MIXEDMAP itself). `vma_ops.V6_OPS` records both. Each
 claim below runs the bounded model checker over the v6 API (the table's operations
 with `set_flags` and `vm_insert_page` replaced by their v6 versions) and must find the
 state or step Jann Horn's review describes; the counterexample prints the operation
@@ -11,7 +11,7 @@ sequence with flag names.
 
 from __future__ import annotations
 
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 
 from .claim import Check, Claim, Expect
 from .invariant import state_candidates

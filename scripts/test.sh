@@ -6,7 +6,7 @@ bash scripts/setup.sh
 py=.venv/bin/python
 echo "== mypy --strict"
 $py -m mypy --strict ownership binder proofs tests
-echo "== import contracts (binder never touches ownership.bindings)"
+echo "== import contracts (the layers; binder never touches ownership.bindings)"
 .venv/bin/lint-imports
 echo "== pytest"
 $py -m pytest -q -n 2 "$@"

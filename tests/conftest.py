@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from ownership import config, warn
+from ownership import config, lockdep, warn
 from ownership.context import ctx
-from ownership.sync import lockdep
 
 # Property tests explore at random during development; CI (which sets CI=true) replays a
 # fixed derivation so a landing is judged on the code, not on the draw. Neither imposes a

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..bindings.gfp import Flags, alloc_check
+from ..bindings.kernel import Kernel
 from ..borrow import Lifetime
 from ..errors import EINVAL, ENOMEM, KernelError
-from ..page import PAGE_SIZE, BorrowedPage, usize
+from ..page import PAGE_SIZE, BorrowedPage
+from ..prim import usize
 from ..site import Site, here
-from . import _Owned, alloc_check
-from .flags import Flags
+from ..unsafe import unsafe
+from .owned import _Owned
 
 __all__ = ["VBox", "VVec"]
 
@@ -43,8 +46,6 @@ class _VmallocArea:
     __slots__ = ("kernel", "lt", "pages", "size")
 
     def __init__(self, size: int, gfp: Flags, what: str, site: Site) -> None:
-        from ..bindings.kernel import Kernel
-
         alloc_check(gfp, what)
         kernel = Kernel.current()
         n = _nr_pages(size)
@@ -91,8 +92,6 @@ class _VmallocArea:
             self.kernel.put_page(sp)
 
     def page_iter(self, what: str) -> Iterator[BorrowedPage]:
-        from ..unsafe import unsafe
-
         for sp in list(self.pages):
             # SAFETY: `sp` is a page of this live vmalloc area (vmalloc_to_page), which stays
             # allocated for the area's lifetime `self.lt`.
@@ -253,8 +252,6 @@ class VVec(_Owned):
 
 def _empty_area(site: Site) -> _VmallocArea:
     area = _VmallocArea.__new__(_VmallocArea)
-    from ..bindings.kernel import Kernel
-
     area.kernel = Kernel.current()
     area.pages = []
     area.size = 0

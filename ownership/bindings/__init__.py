@@ -1,8 +1,11 @@
 """The simulated C kernel under the Rust abstractions (`bindings::` in Rust for Linux).
 
 Only `ownership/` imports this package, as Rust code reaches C only through
-`bindings::`; `binder/` never does (an import-linter contract). Tests use it to build a
-world and to act as userspace:
+`bindings::`; `binder/` never does (an import-linter contract). It imports nothing of
+the Rust side either: what both sides need is on the floor below (`ownership.include`:
+the `VM_*` bits and the VMA rule tables) or in the runtime core (`ownership.context`,
+`ownership.lockdep`, `ownership.refcount`, ...). Tests use it to build a world and to act
+as userspace:
 
     k = Kernel()
     p = k.spawn_process("app")
@@ -15,7 +18,9 @@ node and kind), the mmap lock (`rwsem`), `mm_struct`/`vm_area_struct`/PTEs
 (`mm_types`), the mm core (`mm`: mmget/mmput, VMA locks, mmap, munmap with splitting,
 mprotect, madvise, fork, page faults, `vm_insert_page`, `zap_page_range_single`,
 `remap_pfn_range`), files and misc devices (`fs`), tasks and their syscalls (`task`),
-shrinkers, and `Kernel` itself.
+GFP flags and allocation fault injection (`gfp`), workqueues (`workqueue`), shrinkers,
+and `Kernel` itself (`register_miscdevice` takes any `MiscDriver`, which registers its
+own file operations: C names no Rust class).
 
 Argument conventions: a syscall's `unsigned long` argument that is not a valid one
 (negative, wider than 64 bits) is `EINVAL`; a value of the wrong type is a `TypeError`.

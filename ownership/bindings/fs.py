@@ -125,6 +125,8 @@ class File:
     def _as_user(self) -> Iterator[Task]:
         """Run a file operation as the task using the file (the opener by default)."""
         t = ctx.task
+        # A call-time import: bindings.task imports this module (a task owns files), so
+        # this one cannot import it at load time.
         from .task import Task
 
         user = t if isinstance(t, Task) and t.kernel is self.kernel and not t.exited else self.opener

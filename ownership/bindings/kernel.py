@@ -21,7 +21,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from .. import sched
 from ..context import ctx
@@ -34,10 +34,23 @@ from .page_alloc import PageKind, PagePool, StructPage
 from .shrinker import Shrinker, ShrinkerList
 from .task import Task
 
-if TYPE_CHECKING:
-    from ..miscdevice import MiscDevice, MiscDeviceRegistration
+__all__ = ["Kernel", "MiscDriver", "default_kernel"]
 
-__all__ = ["Kernel", "default_kernel"]
+_Reg_co = TypeVar("_Reg_co", covariant=True)
+
+
+class MiscDriver(Protocol[_Reg_co]):
+    """A driver as `Kernel.register_miscdevice` takes it: one that registers itself.
+
+    C's `misc_register()` takes a name and a `struct file_operations` (`add_device`
+    here) and knows nothing of the language the driver is written in. A driver written
+    against another API adapts itself: `misc_register(kernel, name)` builds its
+    `FileOperations` vtable, installs it with `kernel.add_device(name, fops)` and returns
+    its own registration handle (the Rust `MiscDevice` returns a
+    `MiscDeviceRegistration`), which `register_miscdevice` hands back unchanged.
+    """
+
+    def misc_register(self, kernel: Kernel, name: str) -> _Reg_co: ...
 
 _kernel_ids = itertools.count(1)
 
@@ -167,11 +180,18 @@ class Kernel:
 
     # --- devices ------------------------------------------------------------------------
 
-    def register_miscdevice(self, name: str, driver: MiscDevice) -> MiscDeviceRegistration:
-        """Register `driver` (an `ownership.miscdevice.MiscDevice`) as `/dev/<name>`."""
-        from ..miscdevice import MiscDeviceRegistration
+    def register_miscdevice(self, name: str, driver: MiscDriver[_Reg_co]) -> _Reg_co:
+        """Register `driver` (e.g. an `ownership.miscdevice.MiscDevice`) as `/dev/<name>`.
 
-        return MiscDeviceRegistration.register(self, name, driver)
+        The driver builds its file operations and calls `add_device` itself (see
+        `MiscDriver`); what it returns (its registration) is returned.
+        """
+        register = getattr(driver, "misc_register", None)
+        if not callable(register):
+            raise TypeError(
+                f"register_miscdevice takes a MiscDevice, got {type(driver).__name__}"
+            )
+        return driver.misc_register(self, name)
 
     def add_device(self, name: str, fops: FileOperations) -> None:
         """`misc_register()`: install `fops` as `/dev/<name>` (EBUSY if taken)."""

@@ -7,9 +7,9 @@ Rust abstractions is observable: a page inserted through a stale VMA becomes vis
 userspace, a writable PTE lets userspace write a driver's page, `mprotect(PROT_WRITE)`
 fails with `EACCES` once `VM_MAYWRITE` is gone.
 
-Every change of `vm_flags` is computed by `ownership.mm.vma_rules.apply` with the
+Every change of `vm_flags` is computed by `ownership.include.vma_ops.apply` with the
 operation's entry of `OPS_BY_NAME` (no flag rule is restated here), and adjacent VMAs
-merge only when `vma_rules.can_merge` says their flags allow it.
+merge only when `vma_ops.can_merge` says their flags allow it.
 
 Checks kept from the kernel's debug options (they raise `SafetyViolation`s / `KernelBug`):
 `mmap_assert_locked` in `vma_lookup`, `mmap_assert_write_locked` in `vma_start_write`,
@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ..alloc import GFP_KERNEL, alloc_check
+from .. import lockdep
 from ..config import STATE
 from ..context import enter_atomic, exit_atomic, might_sleep
 from ..errors import (
@@ -47,10 +47,10 @@ from ..errors import (
     LockError,
     RefcountError,
 )
-from ..mm import flags as F
-from ..mm import vma_rules
+from ..include import vm_flags as F
+from ..include import vma_ops, vma_rules
+from ..include.vma_expr import evaluate
 from ..site import Site, here
-from ..sync import lockdep
 from ._raw import locked
 from .consts import (
     MADV_DODUMP,
@@ -81,9 +81,11 @@ from .consts import (
     USIZE_MAX,
     user_ulong,
 )
+from .gfp import GFP_KERNEL, alloc_check
 from .mm_types import VMA_LOCK_CLASS, MmStruct, Pte, ShmemObject, VmAreaStruct
 from .page_alloc import StructPage
 from .rwsem import HUNG_TASK_TIMEOUT
+from .workqueue import system_wq
 
 if TYPE_CHECKING:
     from .fs import File
@@ -172,8 +174,6 @@ def mmput(mm: MmStruct) -> None:
 def mmput_async(mm: MmStruct) -> None:
     """`mmput` that defers the teardown to a workqueue; safe in atomic context."""
     if mm.mm_users.dec_and_test():
-        from ..workqueue import system_wq
-
         def teardown() -> None:
             exit_mmap(mm)
             mmdrop(mm)
@@ -426,8 +426,8 @@ def remap_pfn_range(vma: VmAreaStruct, addr: int, pfn: int, size: int, origin: S
     pool = mm.kernel.pool
     if pfn < 0 or pfn + npages > pool.max_pfn:
         raise KernelError(EINVAL, f"remap_pfn_range: pfn {pfn:#x}+{npages} is not RAM of this machine")
-    new = vma_rules.apply(
-        vma_rules.OPS_BY_NAME["remap_pfn_range"],
+    new = vma_ops.apply(
+        vma_ops.OPS_BY_NAME["remap_pfn_range"],
         vma.vm_flags,
         ctx={"ptes_installed": _ptes_installed(vma)},
     )
@@ -489,7 +489,7 @@ def _dup_vma(vma: VmAreaStruct, mm: MmStruct, flags: int) -> VmAreaStruct:
 def _split_vma(vma: VmAreaStruct, addr: int) -> VmAreaStruct:
     """Split `vma` at `addr`: it keeps `[start, addr)`, the returned VMA gets the rest."""
     mm = vma.vm_mm
-    flags = vma_rules.apply(vma_rules.OPS_BY_NAME["split_vma"], vma.vm_flags)
+    flags = vma_ops.apply(vma_ops.OPS_BY_NAME["split_vma"], vma.vm_flags)
     assert flags is not None
     new = _dup_vma(vma, mm, flags)
     new.vm_start = addr
@@ -533,7 +533,7 @@ def _remove_vma(vma: VmAreaStruct, site: Site | None) -> None:
 
 def _mergeable(a: VmAreaStruct, b: VmAreaStruct) -> bool:
     """Whether adjacent `a` (below) and `b` may merge (mm/vma.c is_mergeable_vma)."""
-    if a.vm_end != b.vm_start or not vma_rules.can_merge(a.vm_flags, b.vm_flags):
+    if a.vm_end != b.vm_start or not vma_ops.can_merge(a.vm_flags, b.vm_flags):
         return False
     if a.vm_ops is not None or b.vm_ops is not None:
         return False
@@ -549,7 +549,7 @@ def _mergeable(a: VmAreaStruct, b: VmAreaStruct) -> bool:
 def _merged_flags(a: VmAreaStruct, b: VmAreaStruct) -> int:
     for bit, site in b.flag_origins.items():
         a.flag_origins.setdefault(bit, site)
-    return int(vma_rules.evaluate(vma_rules.MERGE_RESULT, {"a": a.vm_flags, "b": b.vm_flags}))
+    return int(evaluate(vma_ops.MERGE_RESULT, {"a": a.vm_flags, "b": b.vm_flags}))
 
 
 def _try_merge(mm: MmStruct, vma: VmAreaStruct) -> VmAreaStruct:
@@ -661,8 +661,8 @@ def do_mmap(
         if addr < MMAP_MIN_ADDR:
             raise KernelError(EPERM, "mmap: MAP_FIXED below mmap_min_addr")
     shared = maptype != MAP_PRIVATE
-    vm_flags = vma_rules.apply(
-        vma_rules.OPS_BY_NAME["mmap"],
+    vm_flags = vma_ops.apply(
+        vma_ops.OPS_BY_NAME["mmap"],
         0,
         params={"prot": prot},
         ctx={
@@ -801,9 +801,9 @@ def do_mprotect(mm: MmStruct, start: int, length: int, prot: int) -> None:
         vmas = _covered(mm, start, end)
         if vmas is None:
             raise KernelError(ENOMEM, "mprotect: range not fully mapped")
-        op = vma_rules.OPS_BY_NAME["mprotect"]
+        op = vma_ops.OPS_BY_NAME["mprotect"]
         for vma in vmas:
-            new = vma_rules.apply(op, vma.vm_flags, params={"prot": prot})
+            new = vma_ops.apply(op, vma.vm_flags, params={"prot": prot})
             assert new is not None
             if new == vma.vm_flags:
                 continue
@@ -850,9 +850,9 @@ def do_madvise(mm: MmStruct, start: int, length: int, advice: int) -> None:
                     raise KernelError(EINVAL, "madvise(MADV_DONTNEED) on a locked or PFN mapping")
                 _zap(mm, max(start, vma.vm_start), min(end, vma.vm_end))
         elif advice in _MADV_OPS:
-            op = vma_rules.OPS_BY_NAME[_MADV_OPS[advice]]
+            op = vma_ops.OPS_BY_NAME[_MADV_OPS[advice]]
             for vma in vmas:
-                new = vma_rules.apply(op, vma.vm_flags)
+                new = vma_ops.apply(op, vma.vm_flags)
                 assert new is not None
                 if new != vma.vm_flags:
                     piece = _isolate(vma, start, end)
@@ -882,9 +882,9 @@ def userfaultfd_register(mm: MmStruct, start: int, length: int, mode: int) -> No
         vmas = _covered(mm, start, end)
         if vmas is None:
             raise KernelError(EINVAL, "UFFDIO_REGISTER: range not fully mapped")
-        op = vma_rules.OPS_BY_NAME["userfaultfd_register"]
+        op = vma_ops.OPS_BY_NAME["userfaultfd_register"]
         news = [
-            vma_rules.apply(op, v.vm_flags, params={"mode": mode}, ctx={"uffd_capable": v.anon or v.shmem is not None})
+            vma_ops.apply(op, v.vm_flags, params={"mode": mode}, ctx={"uffd_capable": v.anon or v.shmem is not None})
             for v in vmas
         ]
         for vma, new in zip(vmas, news, strict=True):
@@ -901,10 +901,10 @@ def dup_mmap(old: MmStruct, new: MmStruct) -> None:
     site = here()
     token = mmap_write_lock(old, site)
     try:
-        op = vma_rules.OPS_BY_NAME["fork"]
+        op = vma_ops.OPS_BY_NAME["fork"]
         pool = old.kernel.pool
         for vma in list(old.vmas):
-            flags = vma_rules.apply(op, vma.vm_flags)
+            flags = vma_ops.apply(op, vma.vm_flags)
             if flags is None:
                 continue
             child = _dup_vma(vma, new, flags)

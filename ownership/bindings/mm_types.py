@@ -24,10 +24,10 @@ import bisect
 import itertools
 from typing import TYPE_CHECKING, Protocol
 
-from .. import sched
+from .. import lockdep, sched
+from ..include.vm_flags import names
+from ..refcount import Refcount
 from ..site import Site
-from ..sync import lockdep
-from ..sync.refcount import Refcount
 from .consts import PAGE_SIZE
 from .page_alloc import StructPage
 from .rwsem import RwSemaphore
@@ -162,8 +162,6 @@ class VmAreaStruct:
         return self.vm_lock_seq == self.vm_mm.mm_lock_seq
 
     def describe(self) -> str:
-        from ..mm.flags import names
-
         what = "anon" if self.anon else "shmem" if self.shmem else (
             f"file '{self.vm_file.name}'" if self.vm_file is not None else "special"
         )

@@ -11,7 +11,7 @@ Semantics kept from the kernel:
 * owner semantics (Documentation/locking/locktypes.rst): a read or write lock is released
   by the thread that took it; anything else is a `LockError` (`CONFIG_DEBUG_RWSEMS`);
 * `down_read`/`down_write` may sleep (`might_sleep()` first); the trylocks never sleep;
-* every acquisition is validated by lockdep (`ownership.sync.lockdep`) before it can
+* every acquisition is validated by lockdep (`ownership.lockdep`) before it can
   block, and trylocks are recorded without adding a dependency;
 * a waiter blocked for longer than `HUNG_TASK_TIMEOUT` seconds gives up with a
   `LockError` (the hung-task detector), so that a deadlocked test fails instead of hanging.
@@ -24,12 +24,11 @@ from __future__ import annotations
 import threading
 import time
 
-from .. import sched
+from .. import lockdep, sched
 from ..config import STATE
 from ..context import might_sleep
 from ..errors import LockError
 from ..site import Site, here
-from ..sync import lockdep
 from ._raw import locked
 
 __all__ = ["HUNG_TASK_TIMEOUT", "RwSemaphore"]

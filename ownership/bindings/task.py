@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from ..context import TaskLike, ctx, might_sleep
 from ..errors import EBADF, ENOENT, ESRCH, KernelError
+from ..refcount import Refcount
 from ..site import Site, here
-from ..sync.refcount import Refcount
 from . import mm as mmops
 from .consts import MAP_SHARED, O_RDWR
 from .fs import File

@@ -36,8 +36,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Protocol, Self, TypeVar
 
-# The simulated kernel first: its mm core reads `ownership.mm.flags`/`vma_rules`.
-from .. import bindings as _bindings  # noqa: F401 - import order, see above.
+from .. import lockdep
 from ..aref import ARef
 from ..bindings import mm as _c
 from ..bindings.mm_types import MmStruct, VmAreaStruct
@@ -46,8 +45,8 @@ from ..config import STATE
 from ..context import may_sleep
 from ..errors import LockError, RefcountError, SendError, UnsafeError
 from ..marker import NotThreadSafe, impl_send, impl_sync, not_send, not_sync
+from ..prim import usize
 from ..site import Site, here
-from ..sync import lockdep
 from ..unsafe import unsafe, unsafe_fn
 from .virt import VmAreaMut, VmAreaRef
 
@@ -231,8 +230,6 @@ class MmWithUser(Mm):
         if not isinstance(me, ARef) or not isinstance(me.get(), MmWithUser):
             raise TypeError("into_mmput_async takes an ARef[MmWithUser]")
         raw = me.into_raw()._live("into_mmput_async")
-        from .mmput_async import MmWithUserAsync
-
         # SAFETY: the layouts and invariants are the same; the count moves to the new ARef.
         with unsafe("SAFETY: into_raw() gave up the mmget count; MmWithUserAsync takes it over"):
             return ARef.from_raw(MmWithUserAsync._view(raw))
@@ -275,8 +272,6 @@ class MmWithUser(Mm):
         and always without `CONFIG_PER_VMA_LOCK` (`Kernel(per_vma_lock=False)`); fall
         back to `mmap_read_lock`. Never sleeps.
         """
-        from ..page import usize
-
         a = usize(vma_addr, "vma_addr")
         mm = self._live("lock_vma_under_rcu")
         site = here()
@@ -421,8 +416,6 @@ class MmapReadGuard(_MmapGuard):
 
     def vma_lookup(self, vma_addr: int) -> VmAreaRef | None:
         """The VMA containing `vma_addr`, valid until this guard is released; any address is accepted."""
-        from ..page import usize
-
         self._check_held("vma_lookup")
         a = usize(vma_addr, "vma_addr")
         # SAFETY: we hold the mmap read lock, so the tree is stable; any address is okay.
@@ -453,8 +446,6 @@ class MmapWriteGuard(_MmapGuard):
     def vma_lookup(self, vma_addr: int) -> VmAreaMut | None:
         """The VMA containing `vma_addr`, write-locked (`vma_start_write`, which waits for
         the VMA's readers and so may sleep); valid until the guard is released."""
-        from ..page import usize
-
         self._check_held("vma_lookup")
         a = usize(vma_addr, "vma_addr")
         vma = _c.vma_lookup(self._mm._mm, a)

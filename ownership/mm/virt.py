@@ -9,9 +9,9 @@ is the point of splitting it (seed 003):
   here is `vm_insert_page` available (Jann Horn's review: inserting into a VMA without
   `VM_MIXEDMAP` needs the write lock and can set flags behind the driver's back).
 * `VmAreaMut` - the mmap write lock *and* the VMA write lock (`vma_start_write`) are held:
-  `set_flags`, checked against every rule of `ownership.mm.vma_rules`. `!Sync`.
+  `set_flags`, checked against every rule of `ownership.include.vma_rules`. `!Sync`.
 * `VmAreaNew` - the VMA is being set up in a driver's `mmap` file operation: the flag
-  setters of upstream `VmaNew`, each computed with `vma_rules.apply`. `!Sync`.
+  setters of upstream `VmaNew`, each computed with `vma_ops.apply`. `!Sync`.
 
 Every view holds the `Lifetime` of what makes it valid (the guard's critical section,
 the `mmap` handler's run) and every method checks it first: a view used after its guard
@@ -23,7 +23,7 @@ driver line that set the conflicting bit.
 it with `VmAreaNew.set_vm_ops` and recognise their own VMAs by comparing `vm_ops()` and
 `vm_private_data()` (what Rust Binder's `check_vma` does).
 
-`flags` is `ownership.mm.flags`, the `VM_*` bits with their real x86-64 values.
+`flags` is `ownership.include.vm_flags`, the `VM_*` bits with their real x86-64 values.
 
 Lock order: no lock is taken here; the views rely on the lock their guard holds
 (`ownership.mm`), and `MmapWriteGuard.vma_lookup` write-locks the VMA under the mmap
@@ -43,12 +43,16 @@ from ..borrow import Lifetime
 from ..config import STATE
 from ..context import may_sleep
 from ..errors import EINVAL, KernelError, SyncError, UnsafeError, VmaFlagError
+from ..include import vm_flags as flags
+from ..include import vma_ops
+from ..include.vma_expr import evaluate
+from ..include.vma_rules import RULES_BY_ID
 from ..marker import impl_send, impl_sync, not_send, not_sync
-from ..page import PAGE_MASK, USIZE_MAX, Page, usize
+from ..page import PAGE_MASK, Page
+from ..prim import USIZE_MAX, usize
 from ..site import Site, here
 from ..unsafe import unsafe_fn
 from ..warn import warn
-from . import flags, vma_rules
 
 if TYPE_CHECKING:
     from . import MmWithUser
@@ -69,16 +73,16 @@ def _apply(
     ctx: dict[str, bool],
     params: dict[str, int] | None = None,
 ) -> int:
-    """New flags for a driver's change, computed and checked by `vma_rules.apply`.
+    """New flags for a driver's change, computed and checked by `vma_ops.apply`.
 
     A broken rule is a `VmaFlagError`; when the rule does not name the bit to blame, the
     report names where the conflicting bit was set, found by asking the rule table which
     bit of the old flags, were it clear, would have let the change through.
     """
-    op = vma_rules.OPS_BY_NAME[op_name]
+    op = vma_ops.OPS_BY_NAME[op_name]
     old = vma.vm_flags
     try:
-        new = vma_rules.apply(op, old, params=params, ctx=ctx, origins=vma.flag_origins)
+        new = vma_ops.apply(op, old, params=params, ctx=ctx, origins=vma.flag_origins)
     except VmaFlagError as e:
         if e.origin is not None or not STATE.on:
             raise
@@ -97,15 +101,15 @@ def _apply(
 
 
 def _blame(
-    rule_id: str, op: vma_rules.VmaOp, old: int, params: dict[str, int], ctx: dict[str, bool], vma: VmAreaStruct
+    rule_id: str, op: vma_ops.VmaOp, old: int, params: dict[str, int], ctx: dict[str, bool], vma: VmAreaStruct
 ) -> tuple[Site | None, str]:
-    rule = vma_rules.RULES_BY_ID[rule_id]
+    rule = RULES_BY_ID[rule_id]
     env: dict[str, int | bool] = {"old": old, **params, **ctx}
-    new = int(vma_rules.evaluate(op.result, env))
+    new = int(evaluate(op.result, env))
     bit = 1
     while bit <= old:
         if old & bit and bit in vma.flag_origins:
-            if vma_rules.evaluate(rule.expr, {**ctx, "old": old & ~bit, "new": new & ~bit}):
+            if evaluate(rule.expr, {**ctx, "old": old & ~bit, "new": new & ~bit}):
                 return vma.flag_origins[bit], f"the conflicting flag {flags.names(bit)} was set"
         bit <<= 1
     return vma.created_site, "the VMA was mapped"
@@ -212,6 +216,8 @@ class VmAreaRef:
     def mm(self) -> MmWithUser:
         """The address space of this VMA; the lock implies `mm_users > 0`."""
         vma = self._raw("mm")
+        # A call-time import: ownership.mm imports this module before it defines
+        # MmWithUser (whose guards hand out the VMA views defined here).
         from . import MmWithUser
 
         # SAFETY: the type invariant holds the mmap/VMA read lock, so `mm_users` is non-zero.
@@ -459,7 +465,7 @@ class VmAreaNew(VmAreaRef, _ThreadBound):
         ptes = pfn and not vma.vm_flags & flags.PFNMAP and _c.ptes_installed(vma)
         new = _apply(op_name, vma, {"ptes_installed": ptes})
         # SAFETY: the VMA is undergoing initial setup, so it is not shared yet, and this
-        # type is !Sync; the new flags satisfy every flag rule (`vma_rules.apply` checked).
+        # type is !Sync; the new flags satisfy every flag rule (`vma_ops.apply` checked).
         _c.set_vm_flags(vma, new, here())
         return vma
 

@@ -3,7 +3,7 @@
 A function declared `@may_sleep(gfp="flags")` sleeps only when the flags it is given
 allow direct reclaim. At each call the checker evaluates the argument statically:
 
-* names and members of `ownership.alloc.flags` (`GFP_KERNEL`, `__GFP_ZERO`,
+* names and members of `ownership.bindings.gfp` (`GFP_KERNEL`, `__GFP_ZERO`,
   `Flags.DIRECT_RECLAIM`, also when re-exported through `ownership.alloc`) have the
   values of the real module, and the answer is the runtime's own predicate,
   `Flags.may_sleep`; `|`, `&`, `^` and `~` of such values are folded;
@@ -39,8 +39,8 @@ from .resolve import Typer, instances
 
 __all__ = ["FLAGS_MODULE", "FLAGS_TYPE", "allows_reclaim", "classify", "flag_value"]
 
-FLAGS_MODULE = "ownership.alloc.flags"
-FLAGS_TYPE = "ownership.alloc.flags.Flags"
+FLAGS_MODULE = "ownership.bindings.gfp"
+FLAGS_TYPE = "ownership.bindings.gfp.Flags"
 _MASK = (1 << 64) - 1
 
 _module: ModuleType | None = None
@@ -55,7 +55,7 @@ def _flags_module() -> ModuleType:
 
 
 def flag_value(fullname: str) -> int | None:
-    """The integer value of a constant of `ownership.alloc.flags`, or None."""
+    """The integer value of a constant of `ownership.bindings.gfp`, or None."""
     if not fullname.startswith(FLAGS_MODULE + "."):
         return None
     if fullname in _values:

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ..alloc import GFP_KERNEL, Flags, alloc_check
 from ..borrow import Lifetime
 from ..config import STATE
+from ..context import might_sleep
 from ..errors import RefcountError
 from ..marker import is_send, is_sync
 from ..pin import Pinned
+from ..refcount import Refcount
 from ..site import Site, here
 from ..unsafe import unsafe_fn
-from .refcount import Refcount
 
 __all__ = ["Arc", "ArcBorrow", "live_arcs"]
 
@@ -137,8 +138,6 @@ class Arc(Generic[T]):
             # The destructor runs on this thread: check its context before any effect.
             may = getattr(hook, "__ownership_may_sleep__", None)
             if may is True:
-                from ..context import might_sleep
-
                 might_sleep()
         last = inner.refcount.dec_and_test()
         self._dropped_at = here()

@@ -13,7 +13,7 @@ The two backends differ in what they do to the execution context:
 * `Mutex.lock()` may sleep: calling it in atomic context is a violation. Its
   `try_lock()` never sleeps.
 
-Each acquisition goes through lockdep (`ownership.sync.lockdep`) before blocking, so an
+Each acquisition goes through lockdep (`ownership.lockdep`) before blocking, so an
 AB-BA order is reported even when the run does not deadlock. Locks are `Pinned`: they
 are built in place (`SpinLock(value, name="...")`) and never move.
 
@@ -36,18 +36,17 @@ import sys
 from types import FrameType
 from typing import Any, Generic, Self, TypeVar
 
-from .. import sched
+from .. import lockdep, sched
 from ..borrow import Lifetime, Ref
 from ..config import STATE
 from ..context import AtomicSection, ThreadState, ctx, exit_atomic, may_sleep
 from ..errors import LifetimeError, LockError, SendError
-from ..marker import NotThreadSafe
-from ..pin import Pinned
-from ..site import UNKNOWN, Site, here, last_code, site_of_frame
-from . import lockdep
-from .lockdep import (
+from ..lockdep import (
     _validated,  # lockdep's chain cache, read on the fast path.
 )
+from ..marker import NotThreadSafe, is_send
+from ..pin import Pinned
+from ..site import UNKNOWN, Site, here, last_code, site_of_frame
 
 __all__ = ["Guard", "Lock", "Mutex", "MutexGuard", "SpinLock", "SpinLockGuard"]
 
@@ -195,13 +194,9 @@ class Lock(Pinned, Generic[T]):
         return e
 
     def __ownership_is_send__(self) -> bool:
-        from ..marker import is_send
-
         return is_send(self._data)
 
     def __ownership_is_sync__(self) -> bool:
-        from ..marker import is_send
-
         return is_send(self._data)
 
 

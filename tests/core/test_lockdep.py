@@ -11,10 +11,11 @@ import threading
 
 import pytest
 
+from ownership import lockdep
 from ownership.context import ctx, in_atomic
 from ownership.errors import LockError
 from ownership.site import Site, here
-from ownership.sync import Mutex, SpinLock, lockdep
+from ownership.sync import Mutex, SpinLock
 from ownership.task import spawn
 from tests.expect import assert_splat, line
 

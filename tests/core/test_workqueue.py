@@ -7,16 +7,26 @@ the lock, act on it outside), pending de-duplication, error propagation through
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
 
+from ownership.bindings import workqueue as c_workqueue
 from ownership.context import in_atomic
 from ownership.errors import AtomicSleepError, SendError
 from ownership.marker import impl_send, impl_sync, not_sync
+from ownership.site import here
 from ownership.sync import Arc, Mutex, SpinLock
+<<<<<<< HEAD
 from ownership.workqueue import Workqueue, flush, queue_work
 from tests.expect import assert_splat, line
+=======
+from ownership.workqueue import Workqueue, flush, queue_work, system_wq
+
+from .helpers import assert_splat, line
+>>>>>>> wt-floor
 
 PROC_DEFER_FLUSH = 1
 PROC_DEFER_RELEASE = 2
@@ -175,3 +185,28 @@ def test_bad_work_items() -> None:
     arc.drop()
     with pytest.raises(TypeError):
         Workqueue(3)  # type: ignore[arg-type]
+
+
+def test_importing_the_workqueues_starts_no_thread() -> None:
+    # The worker of a queue (system_wq included) is started by the first queued item, so
+    # an import leaves the process single-threaded (a deterministic scheduler installed
+    # later still controls every worker).
+    code = (
+        "import threading\n"
+        "before = threading.active_count()\n"
+        "import ownership.workqueue, ownership.bindings.workqueue, ownership.mm\n"
+        "print(threading.active_count() - before)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"
+
+
+def test_the_rust_system_wq_wraps_the_c_one() -> None:
+    # mmput_async queues on the C system_wq; `flush()` must wait for that work too.
+    assert system_wq.raw is c_workqueue.system_wq
+    assert system_wq.name == "events"
+    done: list[str] = []
+    assert c_workqueue.system_wq.enqueue(lambda: done.append("c"), object(), here())
+    flush()
+    assert done == ["c"]

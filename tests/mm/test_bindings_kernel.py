@@ -15,6 +15,8 @@ from ownership.bindings import (
     PAGE_SIZE,
     PROT_READ,
     PROT_WRITE,
+    File,
+    FileOperations,
     Kernel,
     Task,
 )
@@ -290,3 +292,40 @@ def test_threads_of_a_process_have_their_own_thread_ids(kernel: Kernel) -> None:
     (pid0, tid0), (pid1, tid1) = ids
     assert pid0 == pid1 == p.pid and tid0 == p.pid and tid1 != tid0
     p.exit()
+
+
+class _CDriver:
+    """A driver written against the C API only: it installs a `file_operations` itself."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+
+    def misc_register(self, kernel: Kernel, name: str) -> str:
+        driver = self
+
+        class Fops(FileOperations):
+            def open(self, file: File) -> None:
+                driver.opened += 1
+
+        kernel.add_device(name, Fops())
+        return f"/dev/{name}"
+
+
+def test_register_miscdevice_takes_any_driver_that_registers_itself(
+    kernel: Kernel, proc: Task
+) -> None:
+    # C's misc_register takes a name and file operations; the kernel names no Rust class,
+    # so a driver that builds its own vtable registers just as a MiscDevice does.
+    driver = _CDriver()
+    handle = kernel.register_miscdevice("c-only", driver)
+    assert handle == "/dev/c-only"
+    with proc.as_current():
+        f = proc.open("c-only")
+        f.close()
+    assert driver.opened == 1
+
+
+def test_register_miscdevice_refuses_an_object_that_is_no_driver(kernel: Kernel) -> None:
+    with pytest.raises(TypeError, match="register_miscdevice takes a MiscDevice, got object"):
+        kernel.register_miscdevice("nothing", object())  # type: ignore[arg-type]
+    assert "nothing" not in kernel.devices

@@ -13,7 +13,7 @@ import pytest
 
 import proofs
 from ownership.errors import VmaFlagError
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 from ownership.mm import vma_rules as R
 from proofs import CLAIMS, Claim, Result
 from tests.expect import assert_splat

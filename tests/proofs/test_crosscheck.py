@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
+from ownership.include import vma_expr
 from ownership.mm import vma_rules as R
 from proofs import crosscheck as X
 from proofs.crosscheck import Formula, exhaustive, formulas, layout
@@ -71,7 +72,7 @@ def test_a_diverging_evaluator_is_caught(monkeypatch: pytest.MonkeyPatch) -> Non
             return int(real(e.a, env)) ^ int(real(e.b, env))
         return real(e, env)
 
-    monkeypatch.setattr(R, "evaluate", buggy)
+    monkeypatch.setattr(vma_expr, "evaluate", buggy)
     f = next(f for f in FORMULAS if f.label == "set_mixedmap.result")
     r = exhaustive(f, 6)
     assert not r.agree
@@ -90,7 +91,7 @@ def test_a_diverging_boolean_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
             return bool(real(e.a, env)) or bool(real(e.b, env))
         return real(e, env)
 
-    monkeypatch.setattr(R, "evaluate", buggy)
+    monkeypatch.setattr(vma_expr, "evaluate", buggy)
     f = next(f for f in FORMULAS if f.label == "rule write-maywrite")
     r = exhaustive(f, 4)
     assert not r.agree and r.mismatch is not None

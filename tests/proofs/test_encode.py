@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 from ownership.mm import vma_rules as R
 from proofs.crosscheck import Formula, agree_at, formulas
 from proofs.encode import Env, ctx_names, formula, is_term, masks, term, var_names

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ownership.errors import EACCES, KernelError, VmaFlagError
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 from ownership.mm import vma_rules as R
 from proofs import TABLE
 

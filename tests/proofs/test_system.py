@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 from ownership.mm import vma_rules as R
 from proofs import TABLE, Claim
 from proofs.invariant import breaks_state_rules, state_candidates

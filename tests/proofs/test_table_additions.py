@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ownership.errors import EINVAL
-from ownership.mm import flags as F
+from ownership.include import vm_flags as F
 from ownership.mm import vma_rules as R
 from tests.expect import raises_errno
 

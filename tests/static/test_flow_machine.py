@@ -23,8 +23,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
+from ownership import lockdep
 from ownership.static.cli import run_check
-from ownership.sync import lockdep
 
 from .corpus import config_file
 

@@ -1,7 +1,7 @@
 """Properties of the checker's parts, over generated inputs.
 
 * GFP flags: the static evaluation of any `|`/`&`/`^`/`~` expression over the flags of
-  `ownership.alloc.flags` (and a forwarded parameter) agrees with the runtime's own
+  `ownership.bindings.gfp` (and a forwarded parameter) agrees with the runtime's own
   `Flags.may_sleep` on the value the expression computes.
 * `# SAFETY:` comments: found only right above the statement, and only with text.
 * Reports survive mypy's text format (render, then parse), whatever the message.
@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mypy.nodes import Expression, MemberExpr, NameExpr, OpExpr, UnaryExpr, Var
 
-from ownership.alloc import flags as gfp_flags
+from ownership.bindings import gfp as gfp_flags
 from ownership.static import gfp
 from ownership.static.facts import safety_comment
 from ownership.static.report import Report, ReportNote, parse_messages, render_text

@@ -28,9 +28,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from ..context import AtomicSection, ThreadState, ctx
-from ..errors import LockError
-from ..site import Site, here
+from .context import AtomicSection, ThreadState, ctx
+from .errors import LockError
+from .site import Site, here
 
 __all__ = [
     "HeldLock",

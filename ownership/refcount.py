@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 
-from ..config import STATE
-from ..errors import RefcountError
-from ..site import Site, here
-from ..warn import warn
+from .config import STATE
+from .errors import RefcountError
+from .site import Site, here
+from .warn import warn
 
 __all__ = ["REFCOUNT_MAX", "REFCOUNT_SATURATED", "Refcount"]
 
