@@ -19,14 +19,8 @@ from ownership.errors import AtomicSleepError, SendError
 from ownership.marker import impl_send, impl_sync, not_sync
 from ownership.site import here
 from ownership.sync import Arc, Mutex, SpinLock
-<<<<<<< HEAD
-from ownership.workqueue import Workqueue, flush, queue_work
-from tests.expect import assert_splat, line
-=======
 from ownership.workqueue import Workqueue, flush, queue_work, system_wq
-
-from .helpers import assert_splat, line
->>>>>>> wt-floor
+from tests.expect import assert_splat, line
 
 PROC_DEFER_FLUSH = 1
 PROC_DEFER_RELEASE = 2
