@@ -198,7 +198,7 @@ class ScatterGatherState:
 
 @impl_send("the error code is an atomic")
 @impl_sync("the error code is an atomic")
-class ThreadError:
+class ThreadError(DeliverToRead):
     """A reusable work item delivering one error code (`BR_FAILED_REPLY`, ...).
 
     Invariants: `error_code != BR_OK` exactly while the item is queued (its tracker
@@ -226,9 +226,6 @@ class ThreadError:
     def cancel(self) -> None:
         self.error_code = BR_OK
         self.tracker.release()
-
-    def should_sync_wakeup(self) -> bool:
-        return False
 
     def drop_undelivered(self) -> None:
         self.cancel()

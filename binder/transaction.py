@@ -43,7 +43,7 @@ from .uapi import (
     BR_TRANSACTION,
     binder_transaction_data,
 )
-from .work import BinderReturnWriter
+from .work import BinderReturnWriter, DeliverToRead
 
 if TYPE_CHECKING:
     from .node import Node, NodeRef
@@ -81,7 +81,7 @@ class TransactionInfo:
 
 @impl_send("the allocation is behind a SpinLock; everything else is immutable or atomic")
 @impl_sync("the allocation is behind a SpinLock; everything else is immutable or atomic")
-class Transaction:
+class Transaction(DeliverToRead):
     """A transaction or reply on its way to, or being served by, its target.
 
     Invariants: `allocation` holds the target buffer until it is delivered

@@ -138,7 +138,7 @@ def test_node_state_with_another_process_lock_is_caught() -> None:
             with pytest.raises(LockError) as e:
                 node.counts(wrong)
         assert e.value.rule == "locked-by-owner"
-        assert HERE in str(e.value) and "binder/node.py:" in str(e.value)
+        assert HERE in str(e.value) and "binder/node/__init__.py:" in str(e.value)
         with node.owner.inner.lock() as right:
             assert node.counts(right)[0] >= 1
         ref.drop()  # type: ignore[attr-defined]
