@@ -22,7 +22,9 @@ __all__ = ["register"]
 
 def register(kernel: Any, name: str = "binder") -> BinderRegistration:
     """Register `/dev/<name>` and the binder shrinker with a simulated kernel."""
-    # Imported here so that `import binder` stays light and free of import cycles.
+    # Imported here, not at module level: every module of the package, the userspace
+    # side (`binder.uapi`, `binder.client`) included, first runs this file, and the
+    # userspace side must not load the driver (see the import-linter contract).
     from .rust_binder_main import register as _register
 
     return _register(kernel, name)

@@ -24,10 +24,11 @@ as upstream splits them, so that the failure path is the default.
 An `Allocation` holds an `Arc` count on its `Process`, as upstream; dropping the last
 one tears the process's memory down, so `drop()` may sleep.
 
-Also here, as upstream keeps them in allocation.rs: `AllocationView`, the payload part
-of a buffer that `Thread.copy_transaction_data` writes translated objects into (it
-turns a node into a binder or a handle of the receiver), and `PageReader`, the reader
-of a user command stream that copies ahead up to the end of the current page.
+Also here: `AllocationView` (kept in allocation.rs upstream too), the payload part of
+a buffer that `Thread.copy_transaction_data` writes translated objects into (it turns
+a node into a binder or a handle of the receiver); and `PageReader`, which the model
+alone has: the reader of a user command stream that copies ahead up to the end of the
+current page.
 
 Lock order: none held by this module; `AllocationView.transfer_binder_object` takes
 the receiver's `Process.node_refs` (Mutex) and a node owner's `Process.inner`
