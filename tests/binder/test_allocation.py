@@ -13,7 +13,7 @@ from ownership.errors import EFAULT, KernelError, LifetimeError
 from ownership.page import PAGE_SIZE
 from ownership.uaccess import UserSlice
 
-from .helpers import BinderWorld
+from ..binder_harness import BinderWorld
 
 
 class CountedRef:

@@ -12,7 +12,7 @@ from ownership.page import PAGE_SIZE
 from ownership.unsafe import unsafe
 from ownership.workqueue import flush
 
-from .helpers import KUNIT_MMAP_SIZE, BinderWorld
+from ..binder_harness import KUNIT_MMAP_SIZE, BinderWorld
 
 
 def test_allocated_pages_are_used_then_available_then_free(world: BinderWorld) -> None:

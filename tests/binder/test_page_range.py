@@ -43,7 +43,7 @@ from ownership.page import PAGE_SHIFT, PAGE_SIZE, Page
 from ownership.sync import SpinLockGuard
 from ownership.task import current
 
-from .helpers import KUNIT_MMAP_SIZE, BinderWorld
+from ..binder_harness import KUNIT_MMAP_SIZE, BinderWorld
 
 
 class Scratchpad(MiscDevice):
