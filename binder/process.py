@@ -35,13 +35,14 @@ memory is torn down. What such references read after the teardown is limited to
 immutable data (`pid()`) and the locks; the checks would report anything else (the task
 reference is dropped at teardown).
 
-Lock order (upstream): `Context.manager` (Mutex) -> `Process.node_refs` (Mutex) ->
-`ShrinkablePageRange::mm` (Mutex) -> the mmap lock -> `Process.inner` (SpinLock;
-possibly of another process, a node's owner) -> `Thread.inner` / `NodeDeath.inner` /
-`Transaction.allocation` / `ShrinkablePageRange` (SpinLocks) -> the lru spinlock.
-`buffer_raw_free` calls `stop_using_range` with `Process::inner` held; `use_range` runs
-with no lock held; `mmap` runs with the mmap write lock held. Work items that cannot
-be delivered are dropped only after `Process.inner` is released, because their
+Lock order (upstream), IPC: `Context.manager` (Mutex) -> `Process.node_refs` (Mutex)
+-> `Process.inner` (SpinLock; possibly of another process, a node's owner) ->
+`Thread.inner` / `NodeDeath.inner` / `Transaction.allocation` (SpinLocks). Memory:
+`ShrinkablePageRange::mm` (Mutex) -> the mmap lock -> `Process.inner` ->
+`ShrinkablePageRange` (SpinLock) -> the lru spinlock. `buffer_raw_free` calls
+`stop_using_range` with `Process::inner` held; `use_range` runs with no lock held;
+`mmap` runs with the mmap write lock held. Work items that cannot be delivered are
+dropped only after `Process.inner` is released, because their
 destructors take these locks again.
 """
 
