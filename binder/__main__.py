@@ -15,7 +15,9 @@ Like every module of the package it never imports the simulated C side itself.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable
@@ -23,8 +25,11 @@ from typing import Any
 
 from ownership.config import checking
 from ownership.kunit import MAP_NORESERVE, MAP_PRIVATE, PROT_READ, Kernel
+from ownership.miscdevice import File
 
 from . import alloc_kunit
+from .bench import run_bench
+from .demo import run_demo
 from .rust_binder_main import BinderDevice, register
 
 __all__ = ["COMMANDS", "main"]
@@ -33,8 +38,6 @@ __all__ = ["COMMANDS", "main"]
 def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
     """Run the cases `i` with `i % stride == k` (and `i % sample == 0`) in a fresh machine."""
     checks, stride, k, sample = job
-    from ownership.miscdevice import File
-
     kernel = Kernel(pages_per_node=4096)
     reg = register(kernel)
     task = kernel.spawn_process("binder_alloc_kunit")
@@ -66,9 +69,6 @@ def _run_exhaustive(checks: bool, jobs: int, sample: int) -> dict[str, Any]:
     if jobs == 1:
         parts = [_exhaustive_worker(work[0])]
     else:
-        import importlib
-        import multiprocessing
-
         # The workers are fresh interpreters: they import the worker by its module name
         # (this file runs as `__main__`, which they could not import).
         worker = importlib.import_module("binder.__main__")._exhaustive_worker
@@ -130,14 +130,10 @@ def cmd_demo(argv: list[str]) -> int:
         description="A service manager, an echo service and a client in simulated processes.",
     )
     ap.parse_args(argv)
-    from .demo import run_demo
-
     return run_demo(Kernel(), register)
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from .bench import run_bench
-
     ap = argparse.ArgumentParser(
         prog="python -m binder bench",
         description="binderThroughputTest-like: client/server pairs, sync BINDER_NOP transactions.",

@@ -23,13 +23,23 @@ as upstream splits them, so that the failure path is the default.
 
 An `Allocation` holds an `Arc` count on its `Process`, as upstream; dropping the last
 one tears the process's memory down, so `drop()` may sleep.
+
+Also here: `AllocationView` (kept in allocation.rs upstream too), the payload part of
+a buffer that `Thread.copy_transaction_data` writes translated objects into (it turns
+a node into a binder or a handle of the receiver); and `PageReader`, which the model
+alone has: the reader of a user command stream that copies ahead up to the end of the
+current page.
+
+Lock order: none held by this module; `AllocationView.transfer_binder_object` takes
+the receiver's `Process.node_refs` (Mutex) and a node owner's `Process.inner`
+(SpinLock) through the `Process` methods it calls.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.config import STATE
@@ -50,9 +60,19 @@ from .uapi import (
 )
 
 if TYPE_CHECKING:
+    from ownership.file import FileRef
+
+    from .node import Node, NodeRef
     from .process import Process
 
-__all__ = ["Allocation", "AllocationInfo", "FileEntry", "NewAllocation"]
+__all__ = [
+    "Allocation",
+    "AllocationInfo",
+    "AllocationView",
+    "FileEntry",
+    "NewAllocation",
+    "PageReader",
+]
 
 _USIZE_MAX = (1 << 64) - 1
 
@@ -70,7 +90,7 @@ def _api_caller() -> Site:
 class FileEntry:
     """A file embedded in a transaction, to be installed as an fd in the receiver."""
 
-    file: Any
+    file: FileRef
     buffer_offset: int
     close_on_free: bool
 
@@ -85,8 +105,8 @@ class AllocationInfo:
     """
 
     offsets: range | None = None
-    target_node: Any = None
-    oneway_node: Any = None
+    target_node: NodeRef | None = None
+    oneway_node: Node | None = None
     clear_on_free: bool = False
     files_to_translate: list[FileEntry] = field(default_factory=list)
     close_on_free: list[int] = field(default_factory=list)
@@ -220,16 +240,16 @@ class Allocation:
     def set_info_offsets(self, offsets: range) -> None:
         self.get_or_init_info().offsets = offsets
 
-    def set_info_oneway_node(self, oneway_node: Any) -> None:
+    def set_info_oneway_node(self, oneway_node: Node) -> None:
         self.get_or_init_info().oneway_node = oneway_node
 
     def set_info_clear_on_drop(self) -> None:
         self.get_or_init_info().clear_on_free = True
 
-    def set_info_target_node(self, target_node: Any) -> None:
+    def set_info_target_node(self, target_node: NodeRef) -> None:
         self.get_or_init_info().target_node = target_node
 
-    def take_oneway_node(self) -> Any:
+    def take_oneway_node(self) -> Node | None:
         info = self.allocation_info
         if info is None:
             return None
@@ -243,7 +263,7 @@ class Allocation:
         self.get_or_init_info()
 
     @may_sleep
-    def info_add_fd(self, file: Any, buffer_offset: int, close_on_free: bool) -> None:
+    def info_add_fd(self, file: FileRef, buffer_offset: int, close_on_free: bool) -> None:
         alloc_check(GFP_KERNEL, "Allocation::info_add_fd")
         self.get_or_init_info().files_to_translate.append(FileEntry(file, buffer_offset, close_on_free))
 
@@ -343,3 +363,100 @@ class NewAllocation(Allocation):
         # INVARIANT: the new object owns the reservation and the Arc count; this one is spent.
         self._end("moved out by success()")
         return done
+
+
+class AllocationView:
+    """The first `limit` bytes of a buffer: where the payload's objects live (`AllocationView`).
+
+    Reads and writes beyond `limit` fail with `EINVAL`, so a translated object cannot
+    spill into the offsets array or the scatter-gather area.
+
+    Invariants: `limit <= alloc.size` (the payload's data size).
+    """
+
+    __slots__ = ("alloc", "limit")
+
+    def __init__(self, alloc: Allocation, limit: int) -> None:
+        self.alloc = alloc
+        self.limit = limit
+
+    def _check(self, offset: int, size: int) -> None:
+        if offset + size > self.limit:
+            raise KernelError(EINVAL, f"object at {offset:#x}+{size} beyond the data ({self.limit})")
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._check(offset, len(data))
+        self.alloc.write(offset, data)
+
+    def copy_into(self, reader: UserSliceReader, offset: int, size: int) -> None:
+        self._check(offset, size)
+        self.alloc.copy_into(reader, offset, size)
+
+    def transfer_binder_object(
+        self, offset: int, obj: flat_binder_object, strong: bool, node_ref: NodeRef
+    ) -> None:
+        """Write the object as the receiver must see it: a binder to its owner, else a handle."""
+        node = node_ref.node
+        target = self.alloc.process
+        if node.owner is target:
+            kind = BINDER_TYPE_BINDER if strong else BINDER_TYPE_WEAK_BINDER
+            try:
+                self.write(offset, flat_binder_object(kind, obj.flags, node.ptr, node.cookie).pack())
+            except BaseException:
+                node_ref.drop()
+                raise
+            # The buffer holds a user count on the node, released when it is freed.
+            node.update_refcount(True, 1, strong)
+            node_ref.drop()
+        else:
+            handle = target.insert_or_update_handle(node_ref, False)
+            kind = BINDER_TYPE_HANDLE if strong else BINDER_TYPE_WEAK_HANDLE
+            try:
+                self.write(offset, flat_binder_object(kind, obj.flags, handle, 0).pack())
+            except KernelError:
+                target.update_ref(handle, False, strong)
+                raise KernelError(EINVAL, "could not write the translated handle") from None
+
+
+class PageReader:
+    """A `UserSliceReader` that copies up to the end of the current page at a time.
+
+    Reading a command stream 4 or 64 bytes at a time costs one simulated page walk per
+    read; this reads ahead within the page it is in (never across into a page the
+    stream did not ask for), so a fault happens at the same command as upstream.
+
+    Invariants: `_buf[_pos:]` are the next bytes of the slice, already copied.
+    """
+
+    __slots__ = ("_buf", "_inner", "_pos")
+
+    PAGE = 4096
+
+    def __init__(self, inner: UserSliceReader) -> None:
+        self._inner = inner
+        self._buf = b""
+        self._pos = 0
+
+    def len(self) -> int:
+        return len(self._buf) - self._pos + self._inner.len()
+
+    def _fill(self, n: int) -> None:
+        have = len(self._buf) - self._pos
+        if have >= n:
+            return
+        need = n - have
+        to_page_end = self.PAGE - (self._inner.ptr % self.PAGE)
+        chunk = min(max(need, to_page_end), self._inner.len())
+        if chunk < need:
+            chunk = need  # past the end: the inner reader raises EFAULT
+        self._buf = self._buf[self._pos :] + self._inner.read(chunk)
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        self._fill(n)
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+    def skip(self, n: int) -> None:
+        self.read(n)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from ownership.alloc import GFP_HIGHMEM, GFP_KERNEL, GFP_ZERO, KVec
 from ownership.aref import ARef
@@ -84,6 +84,20 @@ LRU_REMOVED_RETRY = 1
 """`LRU_REMOVED_RETRY`: the item was isolated and the lru lock dropped; rescan."""
 
 PageState = Literal["free", "available", "used"]
+
+
+PAGES_IN_USE: Final = (
+    "All pages touched by this operation must be in use for the duration of the call."
+)
+"""The Safety contract of the page accessors (`read`, `write`, `fill_zero`,
+`copy_from_user_slice`). Upstream repeats the same `# Safety` section on each; it is
+written once here, and the static checker and the contract review read the constant."""
+
+PAGES_IN_USE_CHECKED: Final = (
+    "a page on the shrinker's LRU is an UnsafeError naming where it was made available; "
+    "a page freed meanwhile is a LifetimeError"
+)
+"""What the model checks of `PAGES_IN_USE` at run time."""
 
 
 class _BinderVmOps(VmOperations):
@@ -560,11 +574,7 @@ class ShrinkablePageRange(Pinned):
             page_index += 1
             offset = 0
 
-    @unsafe_fn(
-        safety="All pages touched by this operation must be in use for the duration of the call.",
-        checked="a page on the shrinker's LRU is an UnsafeError naming where it was made "
-        "available; a page freed meanwhile is a LifetimeError",
-    )
+    @unsafe_fn(safety=PAGES_IN_USE, checked=PAGES_IN_USE_CHECKED)
     def read(self, offset: int, size: int) -> bytes:
         """Copy `size` bytes at `offset` of the mapping into the kernel (`EFAULT` outside)."""
         out = bytearray()
@@ -578,11 +588,7 @@ class ShrinkablePageRange(Pinned):
         self._iterate(offset, size, chunk)
         return bytes(out)
 
-    @unsafe_fn(
-        safety="All pages touched by this operation must be in use for the duration of the call.",
-        checked="a page on the shrinker's LRU is an UnsafeError; a page freed meanwhile is a "
-        "LifetimeError",
-    )
+    @unsafe_fn(safety=PAGES_IN_USE, checked=PAGES_IN_USE_CHECKED)
     def write(self, offset: int, data: bytes) -> None:
         """Copy `data` into the mapping at `offset` (`EFAULT` outside)."""
         if not isinstance(data, (bytes, bytearray)):
@@ -599,11 +605,7 @@ class ShrinkablePageRange(Pinned):
 
         self._iterate(offset, len(data), chunk)
 
-    @unsafe_fn(
-        safety="All pages touched by this operation must be in use for the duration of the call.",
-        checked="a page on the shrinker's LRU is an UnsafeError; a page freed meanwhile is a "
-        "LifetimeError",
-    )
+    @unsafe_fn(safety=PAGES_IN_USE, checked=PAGES_IN_USE_CHECKED)
     def fill_zero(self, offset: int, size: int) -> None:
         """Zero `size` bytes of the mapping at `offset`."""
 
@@ -614,11 +616,7 @@ class ShrinkablePageRange(Pinned):
 
         self._iterate(offset, size, chunk)
 
-    @unsafe_fn(
-        safety="All pages touched by this operation must be in use for the duration of the call.",
-        checked="a page on the shrinker's LRU is an UnsafeError; a page freed meanwhile is a "
-        "LifetimeError",
-    )
+    @unsafe_fn(safety=PAGES_IN_USE, checked=PAGES_IN_USE_CHECKED)
     @may_sleep
     def copy_from_user_slice(self, reader: UserSliceReader, offset: int, size: int) -> None:
         """Copy `size` bytes from userspace into the mapping at `offset` (may sleep)."""

@@ -23,7 +23,7 @@ from ownership.miscdevice import File, MiscDevice, MiscDeviceRegistration
 from ownership.mm.virt import VmAreaNew
 from ownership.sync import Arc
 
-from .context import Context
+from .device_context import Context
 from .page_range import Shrinker, ShrinkerHost
 from .process import Process
 

@@ -31,15 +31,17 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
 from ownership.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, KernelError
-from ownership.file import FileRef
+from ownership.file import FileRef, close_fd
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import CondVar, SpinLock
+from ownership.uaccess import UserSlice
 
+from .allocation import Allocation, AllocationView, NewAllocation, PageReader
 from .defs import (
     BINDER_TYPE_BINDER,
     BINDER_TYPE_FD,
@@ -98,7 +100,6 @@ from .uapi import (
 from .work import BinderReturnWriter, DeliverCode, DeliverToRead, ListTracker, UserReader
 
 if TYPE_CHECKING:
-    from .node import NodeRef
     from .process import Process
 
 __all__ = ["InnerThread", "Thread", "ThreadError"]
@@ -198,7 +199,7 @@ class ScatterGatherState:
 
 @impl_send("the error code is an atomic")
 @impl_sync("the error code is an atomic")
-class ThreadError:
+class ThreadError(DeliverToRead):
     """A reusable work item delivering one error code (`BR_FAILED_REPLY`, ...).
 
     Invariants: `error_code != BR_OK` exactly while the item is queued (its tracker
@@ -226,9 +227,6 @@ class ThreadError:
     def cancel(self) -> None:
         self.error_code = BR_OK
         self.tracker.release()
-
-    def should_sync_wakeup(self) -> bool:
-        return False
 
     def drop_undelivered(self) -> None:
         self.cancel()
@@ -726,7 +724,7 @@ class Thread:
     @may_sleep
     def copy_transaction_data(
         self, to_process: Process, info: TransactionInfo, debug_id: int, allow_fds: bool
-    ) -> Any:
+    ) -> NewAllocation:
         """Reserve a buffer in `to_process` and copy and translate the payload into it."""
         data_size = info.data_size
         aligned_data_size = ptr_align(data_size)
@@ -751,9 +749,9 @@ class Thread:
             raise
         return alloc
 
-    def _fill_allocation(self, alloc: Any, info: TransactionInfo, aligned_data_size: int, allow_fds: bool) -> None:
-        from ownership.uaccess import UserSlice
-
+    def _fill_allocation(
+        self, alloc: NewAllocation, info: TransactionInfo, aligned_data_size: int, allow_fds: bool
+    ) -> None:
         data_size = info.data_size
         offsets_size = info.offsets_size
         buffer_reader = UserSlice(info.data_ptr, data_size).reader()
@@ -764,7 +762,7 @@ class Thread:
             offsets_start = aligned_data_size
             offsets_end = aligned_data_size + offsets_size
             sg_state = ScatterGatherState(offsets_end, offsets_end + info.buffers_size)
-            view = _AllocationView(alloc, data_size)
+            view = AllocationView(alloc, data_size)
             for index, index_offset in enumerate(range(offsets_start, offsets_end, 8)):
                 raw = offsets_reader.read(8)
                 alloc.write(index_offset, raw)
@@ -787,7 +785,7 @@ class Thread:
         obj_index: int,
         offset: int,
         raw: bytes,
-        view: _AllocationView,
+        view: AllocationView,
         allow_fds: bool,
         sg: ScatterGatherState,
     ) -> None:
@@ -851,8 +849,6 @@ class Thread:
                 raise KernelError(EINVAL, "FDA parent buffer not aligned")
             parent.fixup_min_offset = fix.new_min_offset
             parent.pointer_fixups.append(_Fixup(fix.target_offset, skip=fds_len))
-            from ownership.uaccess import UserSlice
-
             fda_bytes = UserSlice(parent.sender_uaddr + fda.parent_offset, fds_len).reader().read(fds_len)
             for i in range(0, fds_len, 4):
                 file = FileRef.fget(_u32(fda_bytes[i : i + 4]))
@@ -868,9 +864,7 @@ class Thread:
         else:  # pragma: no cover - `_read_object` only returns known types.
             raise KernelError(EINVAL, f"unknown object type {type_:#x}")
 
-    def _apply_sg(self, alloc: Any, sg: ScatterGatherState) -> None:
-        from ownership.uaccess import UserSlice
-
+    def _apply_sg(self, alloc: Allocation, sg: ScatterGatherState) -> None:
         for entry in sg.sg_entries:
             end_prev = entry.offset
             offset_end = entry.offset + entry.length
@@ -892,11 +886,9 @@ class Thread:
     @may_sleep
     def write(self, req: _WriteRead) -> None:
         """Consume the commands of the write buffer, advancing `req.write_consumed`."""
-        from ownership.uaccess import UserSlice
-
         start = (req.write_buffer + req.write_consumed) & U64_MAX
         length = max(req.write_size - req.write_consumed, 0)
-        reader = _PageReader(UserSlice(start, length).reader())
+        reader = PageReader(UserSlice(start, length).reader())
         proc = self.process
         while reader.len() >= 4:
             with self.inner.lock() as g:
@@ -951,8 +943,6 @@ class Thread:
     @may_sleep
     def read(self, req: _WriteRead, wait: bool) -> None:
         """Fill the read buffer with work, advancing `req.read_consumed`."""
-        from ownership.uaccess import UserSlice
-
         start = (req.read_buffer + req.read_consumed) & U64_MAX
         read_len = max(req.read_size - req.read_consumed, 0)
         writer = BinderReturnWriter(UserSlice(start, read_len).writer(), self)
@@ -981,8 +971,6 @@ class Thread:
     @may_sleep
     def write_read(self, arg: int, wait: bool) -> None:
         """The BINDER_WRITE_READ ioctl: `arg` is the user address of a `binder_write_read`."""
-        from ownership.uaccess import UserSlice
-
         us = UserSlice(arg, binder_write_read.SIZE)
         req = _WriteRead.of(binder_write_read.unpack(us.reader().read(binder_write_read.SIZE)))
         out = us.writer()
@@ -1051,108 +1039,11 @@ class Registration:
                 self.thread.ready_tracker.release()
 
 
-class _AllocationView:
-    """The first `limit` bytes of a buffer: where the payload's objects live.
-
-    Reads and writes beyond `limit` fail with `EINVAL`, so a translated object cannot
-    spill into the offsets array or the scatter-gather area.
-
-    Invariants: `limit <= alloc.size` (the payload's data size).
-    """
-
-    __slots__ = ("alloc", "limit")
-
-    def __init__(self, alloc: Any, limit: int) -> None:
-        self.alloc = alloc
-        self.limit = limit
-
-    def _check(self, offset: int, size: int) -> None:
-        if offset + size > self.limit:
-            raise KernelError(EINVAL, f"object at {offset:#x}+{size} beyond the data ({self.limit})")
-
-    def write(self, offset: int, data: bytes) -> None:
-        self._check(offset, len(data))
-        self.alloc.write(offset, data)
-
-    def copy_into(self, reader: UserReader, offset: int, size: int) -> None:
-        self._check(offset, size)
-        self.alloc.copy_into(reader, offset, size)
-
-    def transfer_binder_object(
-        self, offset: int, obj: flat_binder_object, strong: bool, node_ref: NodeRef
-    ) -> None:
-        """Write the object as the receiver must see it: a binder to its owner, else a handle."""
-        node = node_ref.node
-        target = self.alloc.process
-        if node.owner is target:
-            kind = BINDER_TYPE_BINDER if strong else BINDER_TYPE_WEAK_BINDER
-            try:
-                self.write(offset, flat_binder_object(kind, obj.flags, node.ptr, node.cookie).pack())
-            except BaseException:
-                node_ref.drop()
-                raise
-            # The buffer holds a user count on the node, released when it is freed.
-            node.update_refcount(True, 1, strong)
-            node_ref.drop()
-        else:
-            handle = target.insert_or_update_handle(node_ref, False)
-            kind = BINDER_TYPE_HANDLE if strong else BINDER_TYPE_WEAK_HANDLE
-            try:
-                self.write(offset, flat_binder_object(kind, obj.flags, handle, 0).pack())
-            except KernelError:
-                target.update_ref(handle, False, strong)
-                raise KernelError(EINVAL, "could not write the translated handle") from None
-
-
-class _PageReader:
-    """A `UserSliceReader` that copies up to the end of the current page at a time.
-
-    Reading a command stream 4 or 64 bytes at a time costs one simulated page walk per
-    read; this reads ahead within the page it is in (never across into a page the
-    stream did not ask for), so a fault happens at the same command as upstream.
-
-    Invariants: `_buf[_pos:]` are the next bytes of the slice, already copied.
-    """
-
-    __slots__ = ("_buf", "_inner", "_pos")
-
-    PAGE = 4096
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self._buf = b""
-        self._pos = 0
-
-    def len(self) -> int:
-        return len(self._buf) - self._pos + int(self._inner.len())
-
-    def _fill(self, n: int) -> None:
-        have = len(self._buf) - self._pos
-        if have >= n:
-            return
-        need = n - have
-        to_page_end = self.PAGE - (self._inner.ptr % self.PAGE)
-        chunk = min(max(need, to_page_end), self._inner.len())
-        if chunk < need:
-            chunk = need  # past the end: the inner reader raises EFAULT
-        self._buf = self._buf[self._pos :] + self._inner.read(chunk)
-        self._pos = 0
-
-    def read(self, n: int) -> bytes:
-        self._fill(n)
-        out = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return out
-
-    def skip(self, n: int) -> None:
-        self.read(n)
-
-
-def _close_fds_on_free(buffer: Any) -> None:
+def _close_fds_on_free(buffer: Allocation) -> None:
     """Close the fds a freed buffer installed for an fd array (`close_on_free`)."""
-    from ownership.file import close_fd
-
     info = buffer.allocation_info
+    if info is None:
+        return
     fds, info.close_on_free = info.close_on_free, []
     for fd in fds:
         try:

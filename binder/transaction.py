@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
 from ownership.errors import EINVAL, KernelError
+from ownership.file import O_CLOEXEC, FileDescriptorReservation, FileRef
 from ownership.marker import impl_send, impl_sync
-from ownership.sync import SpinLock
+from ownership.sync import SpinLock, SpinLockGuard
 
-from .defs import TF_ONE_WAY, TF_UPDATE_TXN, ptr_align
+from .allocation import Allocation, NewAllocation
+from .defs import FLAT_BINDER_FLAG_ACCEPTS_FDS, TF_CLEAR_BUF, TF_ONE_WAY, TF_UPDATE_TXN, ptr_align
 from .error import BinderError
 from .uapi import (
     BR_DEAD_REPLY,
@@ -43,11 +45,11 @@ from .uapi import (
     BR_TRANSACTION,
     binder_transaction_data,
 )
-from .work import BinderReturnWriter
+from .work import BinderReturnWriter, DeliverToRead
 
 if TYPE_CHECKING:
     from .node import Node, NodeRef
-    from .process import Process
+    from .process import Process, ProcessInner
     from .thread import Thread
 
 __all__ = ["Transaction", "TransactionInfo", "TranslatedFds", "drop_pending_files", "translate_fds"]
@@ -81,7 +83,7 @@ class TransactionInfo:
 
 @impl_send("the allocation is behind a SpinLock; everything else is immutable or atomic")
 @impl_sync("the allocation is behind a SpinLock; everything else is immutable or atomic")
-class Transaction:
+class Transaction(DeliverToRead):
     """A transaction or reply on its way to, or being served by, its target.
 
     Invariants: `allocation` holds the target buffer until it is delivered
@@ -114,7 +116,7 @@ class Transaction:
         from_parent: Transaction | None,
         from_thread: Thread,
         to: Process,
-        allocation: Any,
+        allocation: Allocation,
         code: int,
         flags: int,
         data_size: int,
@@ -132,7 +134,10 @@ class Transaction:
         self.offsets_size = offsets_size
         self.data_address: int = allocation.ptr
         self.sender_euid = sender_euid
-        self.allocation: SpinLock[Any] = SpinLock(allocation, name="Transaction::allocation")
+        # The buffer until it is delivered or freed (None from then on).
+        self.allocation: SpinLock[Allocation | None] = SpinLock(
+            allocation, name="Transaction::allocation"
+        )
         # A flag set once and cleared at most twice (do_work/cancel, then drop).
         self._outstanding = threading.Lock()
 
@@ -153,8 +158,6 @@ class Transaction:
         info: TransactionInfo,
     ) -> Transaction:
         """Copy the payload into the target and build the transaction (consumes `node_ref`)."""
-        from .defs import FLAT_BINDER_FLAG_ACCEPTS_FDS, TF_CLEAR_BUF
-
         node = node_ref.node
         allow_fds = bool(node.flags & FLAT_BINDER_FLAG_ACCEPTS_FDS)
         to = node.owner
@@ -179,8 +182,6 @@ class Transaction:
     def new_reply(
         cls, from_thread: Thread, to: Process, info: TransactionInfo, allow_fds: bool
     ) -> Transaction:
-        from .defs import TF_CLEAR_BUF
-
         alloc = from_thread.copy_transaction_data(to, info, info.debug_id, allow_fds)
         if info.flags & TF_CLEAR_BUF:
             alloc.set_info_clear_on_drop()
@@ -190,7 +191,7 @@ class Transaction:
     def _from_info(
         cls,
         info: TransactionInfo,
-        alloc: Any,
+        alloc: NewAllocation,
         from_thread: Thread,
         to: Process,
         target_node: Node | None,
@@ -238,7 +239,7 @@ class Transaction:
 
     # --- outstanding accounting (for BINDER_FREEZE) ----------------------------------
 
-    def set_outstanding(self, to_guard: Any) -> None:
+    def set_outstanding(self, to_guard: SpinLockGuard[ProcessInner]) -> None:
         """Count this transaction in the target's `outstanding_txns` (once)."""
         if self._outstanding.acquire(False):
             to_guard.data.add_outstanding_txn()
@@ -260,7 +261,7 @@ class Transaction:
         process, which is still delivered on thaw).
         """
         outdated: Transaction | None = None
-        undelivered: Any = None
+        undelivered: DeliverToRead | None = None
         error: BinderError | None = None
         oneway = bool(self.flags & TF_ONE_WAY)
         process = self.to
@@ -321,11 +322,10 @@ class Transaction:
 
     # --- DeliverToRead -------------------------------------------------------------------
 
-    def _take_allocation(self) -> Any:
+    def _take_allocation(self) -> Allocation | None:
+        # `mem::take`: the buffer is moved out of the lock, not borrowed from it.
         with self.allocation.lock() as g:
-            alloc = g.data
-            g.data = None
-        return alloc
+            return g.replace(None)
 
     def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
         two_way = self.target_node is not None and not self.flags & TF_ONE_WAY
@@ -416,7 +416,9 @@ class TranslatedFds:
 
     __slots__ = ("close_on_free", "reservations")
 
-    def __init__(self, reservations: list[tuple[Any, Any]], close_on_free: list[int]) -> None:
+    def __init__(
+        self, reservations: list[tuple[FileDescriptorReservation, FileRef]], close_on_free: list[int]
+    ) -> None:
         self.reservations = reservations
         self.close_on_free = close_on_free
 
@@ -434,16 +436,14 @@ class TranslatedFds:
         self.reservations = []
 
 
-def translate_fds(alloc: Any) -> TranslatedFds:
+def translate_fds(alloc: Allocation) -> TranslatedFds:
     """Reserve an fd in the receiving (current) task for every file of the buffer and
     write the fd numbers into the buffer (`Allocation::translate_fds`)."""
     info = alloc.allocation_info
     if info is None or not info.files_to_translate:
         return TranslatedFds([], [])
-    from ownership.file import O_CLOEXEC, FileDescriptorReservation
-
     files, info.files_to_translate = list(info.files_to_translate), []
-    reservations: list[tuple[Any, Any]] = []
+    reservations: list[tuple[FileDescriptorReservation, FileRef]] = []
     close_on_free: list[int] = []
     done = 0
     try:
@@ -464,7 +464,7 @@ def translate_fds(alloc: Any) -> TranslatedFds:
     return TranslatedFds(reservations, close_on_free)
 
 
-def drop_pending_files(alloc: Any) -> None:
+def drop_pending_files(alloc: Allocation) -> None:
     """`fput` the files of a buffer that will never be delivered (its `FileList` drop)."""
     info = alloc.allocation_info
     if info is None:

@@ -21,6 +21,7 @@ Lock order: none; a `ListTracker` is an atomic flag, not a lock.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol
 
 from .uapi import code_name
@@ -56,22 +57,32 @@ class UserWriter(Protocol):
     def len(self) -> int: ...
 
 
-class DeliverToRead(Protocol):
-    """A work item for the read half of `BINDER_WRITE_READ`."""
+class DeliverToRead(ABC):
+    """A work item for the read half of `BINDER_WRITE_READ` (the `DeliverToRead` trait).
 
+    As the Rust trait's default methods, the base gives the items that have nothing to
+    do on cancel or on an undelivered drop, and that never want a sync wakeup, those
+    no-op defaults; an item overrides what it does differently. Only `do_work` must be
+    written by every item.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
     def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
         """Write this item to `writer`; True to go on with the next item, False to return."""
-        ...
 
     def cancel(self) -> None:
         """Called instead of `do_work` when the item will never be delivered."""
-        ...
+        return None
 
-    def should_sync_wakeup(self) -> bool: ...
+    def should_sync_wakeup(self) -> bool:
+        """Whether the receiving thread is woken as for a two-way transaction."""
+        return False
 
     def drop_undelivered(self) -> None:
         """Rust's `drop(work)` of an item that was never delivered nor cancelled."""
-        ...
+        return None
 
 
 class ListTracker:
@@ -125,7 +136,7 @@ class BinderReturnWriter:
         return self.writer.len()
 
 
-class DeliverCode:
+class DeliverCode(DeliverToRead):
     """A bare return code to deliver (`BR_TRANSACTION_COMPLETE`, `BR_ONEWAY_SPAM_SUSPECT`).
 
     Invariants: once `skip()` was called the item writes nothing (upstream disables it
@@ -145,15 +156,6 @@ class DeliverCode:
         if not self.skipped:
             writer.write_code(self.code)
         return True
-
-    def cancel(self) -> None:
-        return None
-
-    def should_sync_wakeup(self) -> bool:
-        return False
-
-    def drop_undelivered(self) -> None:
-        return None
 
     def __repr__(self) -> str:
         return f"DeliverCode({code_name(self.code)}{', skipped' if self.skipped else ''})"

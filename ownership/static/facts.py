@@ -330,6 +330,13 @@ def _str_value(e: Expression | None) -> str | None:
     return None
 
 
+def _text_value(e: Expression | None) -> str | None:
+    """A literal string, or the value of the `Final` string constant `e` names."""
+    if isinstance(e, NameExpr) and isinstance(e.node, Var) and isinstance(e.node.final_value, str):
+        return e.node.final_value
+    return _str_value(e)
+
+
 def _kwarg(call: CallExpr, name: str) -> Expression | None:
     for arg, n in zip(call.args, call.arg_names):
         if n == name:
@@ -473,7 +480,7 @@ class ModuleWalker:
                 value = _str_value(gfp_arg)
                 declared = (value,) if value else ()
             elif name == UNSAFE_FN and isinstance(d, CallExpr):
-                unsafe = _str_value(_kwarg(d, "safety")) or "(not a literal string)"
+                unsafe = _text_value(_kwarg(d, "safety")) or "(not a literal string)"
         w = FunctionWalker(self, self.typer.name_of(fdef), fdef.line, fdef, (), outer)
         w.facts.declared_sleep = declared
         w.facts.unsafe = unsafe

@@ -235,6 +235,26 @@ class _Scanner(ast.NodeVisitor):
         self.contracts: list[ContractInfo] = []
         self.blocks: list[tuple[BlockInfo, list[tuple[str | None, str]]]] = []
         self.markers: list[MarkerInfo] = []
+        self.constants: dict[str, str] = {}
+
+    def visit_Module(self, node: ast.Module) -> None:
+        # Module-level string constants, so that a contract may name one (`safety=TEXT`).
+        for stmt in node.body:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                target: ast.expr | None = stmt.targets[0]
+            else:
+                target = stmt.target if isinstance(stmt, ast.AnnAssign) else None
+            value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                if isinstance(value.value, str):
+                    self.constants[target.id] = value.value
+        self.generic_visit(node)
+
+    def _text(self, node: ast.expr | None) -> str | None:
+        """`_str`, also reading a module-level string constant the argument names."""
+        if isinstance(node, ast.Name) and node.id in self.constants:
+            return self.constants[node.id]
+        return _str(node)
 
     def _qual(self, name: str) -> str:
         return ".".join([self.module, *self.scope, name])
@@ -265,8 +285,8 @@ class _Scanner(ast.NodeVisitor):
                         qualname=self._qual(node.name),
                         path=self.path,
                         line=node.lineno,
-                        safety=(_str(_kw(d, "safety")) or "").strip(),
-                        checked=_str(_kw(d, "checked")),
+                        safety=(self._text(_kw(d, "safety")) or "").strip(),
+                        checked=self._text(_kw(d, "checked")),
                         proved=_strs(_kw(d, "proved")),
                     )
                 )

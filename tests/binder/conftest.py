@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helpers import BinderWorld
+from ..binder_harness import BinderWorld
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from binder.page_range import ShrinkablePageRange
 from binder.process import Process
 from ownership.page import PAGE_SIZE
 
-from .helpers import BinderWorld
+from ..binder_harness import BinderWorld
 
 SAMPLE_STRIDE = 1009
 

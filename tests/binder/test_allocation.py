@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from binder.allocation import AllocationInfo
+from binder.node import Node, NodeRef
 from ownership.bindings import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from ownership.errors import EFAULT, KernelError, LifetimeError
 from ownership.page import PAGE_SIZE
 from ownership.uaccess import UserSlice
 
-from .helpers import BinderWorld
+from ..binder_harness import BinderWorld
 
 
 class CountedRef:
@@ -31,6 +34,16 @@ class OnewayNode:
 
     def pending_oneway_finished(self) -> None:
         self.finished += 1
+
+
+def as_node_ref(ref: CountedRef) -> NodeRef:
+    """The stand-in where the buffer takes a `NodeRef` (it only ever calls `drop`)."""
+    return cast(NodeRef, ref)
+
+
+def as_node(node: OnewayNode) -> Node:
+    """The stand-in where the buffer takes a `Node` (it only calls `pending_oneway_finished`)."""
+    return cast(Node, node)
 
 
 def test_copy_from_the_senders_memory_across_pages(world: BinderWorld) -> None:
@@ -73,8 +86,8 @@ def test_drop_releases_what_the_info_holds(world: BinderWorld) -> None:
     ref, node = CountedRef(), OnewayNode()
     with o.current():
         a = o.proc.buffer_alloc(1, 64, True, o.task.pid)
-        a.set_info_target_node(ref)
-        a.set_info_oneway_node(node)
+        a.set_info_target_node(as_node_ref(ref))
+        a.set_info_oneway_node(as_node(node))
         a.drop()
     assert ref.drops == 1 and node.finished == 1
 
@@ -84,14 +97,14 @@ def test_info_survives_the_trip_through_userspace(world: BinderWorld) -> None:
     ref, node = CountedRef(), OnewayNode()
     with o.current():
         a = o.proc.buffer_alloc(1, 64, True, o.task.pid).success()
-        a.set_info_target_node(ref)
-        a.set_info_oneway_node(node)
+        a.set_info_target_node(as_node_ref(ref))
+        a.set_info_oneway_node(as_node(node))
         ptr = a.ptr
         a.keep_alive()
         assert ref.drops == 0 and node.finished == 0
         back = o.proc.buffer_get(ptr)
         assert back is not None
-        assert back.take_oneway_node() is node
+        assert back.take_oneway_node() is as_node(node)
         back.drop()
     assert ref.drops == 1 and node.finished == 0
 
@@ -101,7 +114,7 @@ def test_info_of_a_buffer_that_cannot_be_committed_is_dropped(world: BinderWorld
     ref = CountedRef()
     with o.current():
         with pytest.warns(UserWarning, match="failed to be marked freeable"):
-            o.proc.buffer_make_freeable(12345, AllocationInfo(target_node=ref))
+            o.proc.buffer_make_freeable(12345, AllocationInfo(target_node=as_node_ref(ref)))
     assert ref.drops == 1
 
 

@@ -17,7 +17,7 @@ from ownership.errors import EFAULT, EINVAL, ENOSPC, KernelError
 from ownership.page import PAGE_SIZE
 from ownership.warn import KernelWarning
 
-from .helpers import KUNIT_MMAP_SIZE, BinderWorld
+from ..binder_harness import KUNIT_MMAP_SIZE, BinderWorld
 
 wrong_types = st.one_of(st.floats(), st.text(max_size=3), st.none(), st.binary(max_size=3), st.lists(st.integers(), max_size=2))
 big_or_negative = st.one_of(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from ownership.page import PAGE_SIZE
 
-from .helpers import BinderWorld
+from ..binder_harness import BinderWorld
 
 DURATION = 1.5
 

@@ -18,7 +18,7 @@ from ownership.alloc import allocation_count, fail_nth
 from ownership.errors import ENOMEM, KernelError
 from ownership.page import PAGE_SIZE
 
-from .helpers import BinderWorld
+from ..binder_harness import BinderWorld
 
 
 def scenario(w: BinderWorld) -> list[str]:

@@ -14,7 +14,7 @@ from ownership.mm.virt import VmAreaNew, flags
 from ownership.page import PAGE_SIZE
 from ownership.task import current
 
-from .helpers import KUNIT_MMAP_SIZE, BinderWorld, process_of
+from ..binder_harness import KUNIT_MMAP_SIZE, BinderWorld, process_of
 
 
 def test_kunit_init_freelist(world: BinderWorld) -> None:

@@ -44,7 +44,7 @@ from ownership.sync import SpinLockGuard
 from ownership.task import current
 from tests.expect import raises_errno
 
-from .helpers import KUNIT_MMAP_SIZE, BinderWorld
+from ..binder_harness import KUNIT_MMAP_SIZE, BinderWorld
 
 
 class Scratchpad(MiscDevice):

@@ -27,7 +27,7 @@ from ownership.errors import ENOSPC, KernelError
 from ownership.page import PAGE_SIZE
 from ownership.warn import KernelWarning
 
-from .helpers import BinderWorld, Opened
+from ..binder_harness import BinderWorld, Opened
 
 MAP_SIZE = 16 * PAGE_SIZE
 

@@ -17,7 +17,7 @@ from binder import uapi as u
 from binder.client import BinderClient, Parcel
 from ownership.errors import EFAULT, EINVAL, KernelError
 
-from .harness import world
+from ..binder_harness import world
 
 U64 = st.integers(0, (1 << 64) - 1)
 CODES = [

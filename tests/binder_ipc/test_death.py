@@ -12,9 +12,10 @@ import threading
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
+from binder.servicemanager import add_service
 from ownership.errors import KernelError
 
-from .harness import task_of, world
+from ..binder_harness import task_of, world
 
 GET = 1
 BLOCK = 2
@@ -95,8 +96,6 @@ def test_death_notification_on_already_dead_ref() -> None:
 def test_server_dies_while_the_transaction_is_queued() -> None:
     """No looper ever reads it: the death cancels it and the sender gets BR_DEAD_REPLY."""
     with world() as w:
-        from binder.servicemanager import add_service
-
         srv = w.spawn("server")  # no looper thread: work waits on the process queue
         srv.add_object(0x42, lambda c, t: Parcel())
         assert add_service(srv, "s", 0x42) == 0
@@ -239,8 +238,6 @@ def test_middle_of_a_nested_call_dies() -> None:
 
 def test_oneway_to_a_dying_process_is_dropped() -> None:
     with world() as w:
-        from binder.servicemanager import add_service
-
         srv = w.spawn("server")  # no looper: the oneway work stays queued
         srv.add_object(0x42, lambda c, t: Parcel())
         assert add_service(srv, "s", 0x42) == 0

@@ -17,9 +17,10 @@ from functools import partial
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
+from binder.servicemanager import add_service
 from ownership.alloc import allocation_count, fail_nth
 
-from .harness import world
+from ..binder_harness import world
 
 NOP = 1
 ECHO = 2
@@ -36,8 +37,6 @@ def test_allocation_failure_at_every_point_of_a_transaction() -> None:
     with world() as w:
         srv = w.spawn("server")  # served by hand, single-threaded: deterministic
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         other = w.service("other", 0x20, lambda c, t: Parcel())
         app = w.spawn("client")
@@ -165,8 +164,6 @@ def test_allocation_failure_at_every_point_of_a_reply() -> None:
     with world() as w:
         srv = w.spawn("server")  # served by hand on this thread
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         app = w.spawn("client")
         h = w.lookup(app, "s")

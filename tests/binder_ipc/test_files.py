@@ -13,7 +13,7 @@ from typing import Any, cast
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
 
-from .harness import task_of, world
+from ..binder_harness import task_of, world
 
 NOP = 1
 

@@ -12,10 +12,13 @@ import pytest
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
+from binder.defs import LooperFlag
+from binder.servicemanager import add_service
 from ownership.errors import EAGAIN, EINVAL, KernelError
+from ownership.workqueue import flush
 from tests.expect import raises_errno
 
-from .harness import world
+from ..binder_harness import world
 
 NOP = 1
 BLOCK = 2
@@ -69,8 +72,6 @@ def test_oneway_queueing_preserves_order_per_node() -> None:
     with world() as w:
         srv = w.spawn("server")  # served by hand below
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         app = w.spawn("client")
         h = w.lookup(app, "s")
@@ -99,8 +100,6 @@ def test_thread_pool_available_threads() -> None:
         srv = w.spawn("server")
         srv.set_max_threads(2)
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         app = w.spawn("client")
         h = w.lookup(app, "s")
@@ -136,8 +135,6 @@ def test_register_looper_without_request_is_invalid() -> None:
         proc = w.process(srv)
         with proc.inner.lock() as g:
             (thread,) = list(g.data.threads.values())
-        from binder.defs import LooperFlag
-
         assert thread.looper_flags() & LooperFlag.INVALID
 
 
@@ -205,8 +202,6 @@ def test_node_debug_info_walks_the_nodes() -> None:
 def test_deferred_flush_wakes_waiting_loopers() -> None:
     """PROC_DEFER_FLUSH (upstream on every close of the fd): the workqueue makes each
     waiting looper return to userspace with nothing but BR_NOOP."""
-    from ownership.workqueue import flush
-
     with world() as w:
         srv = w.spawn("server")
         got: list[list[int]] = []
@@ -244,8 +239,6 @@ def test_thread_pool_grows_on_demand_up_to_max_threads() -> None:
         srv.add_object(0x10, handler)
         w.thread_pool(srv, 3)
         w.looper(srv)  # the main looper (BC_ENTER_LOOPER)
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         apps = [w.spawn(f"client{i}") for i in range(5)]
         hs = [w.lookup(a, "s") for a in apps]
@@ -269,8 +262,6 @@ def test_update_txn_replaces_a_queued_oneway_while_frozen() -> None:
     with world() as w:
         srv = w.spawn("server")  # served by hand after the thaw
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         app = w.spawn("client")
         h = w.lookup(app, "s")

@@ -9,14 +9,16 @@ validated objects): each a clean `BR_FAILED_REPLY`, never a crash, nothing leake
 from __future__ import annotations
 
 import itertools
+from typing import Any, cast
 
 import pytest
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
+from binder.servicemanager import add_service
 from ownership.errors import ENOENT
 
-from .harness import world
+from ..binder_harness import task_of, world
 
 NOP = 1
 HOLD = 2
@@ -172,8 +174,6 @@ def test_check_no_header_mapped_in_user() -> None:
     with world() as w:
         srv = w.spawn("server")
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         app = w.spawn("client")
         h = w.lookup(app, "s")
@@ -197,10 +197,6 @@ def test_scatter_gather_buffers_with_parent_fixups() -> None:
     """BC_TRANSACTION_SG: a parent buffer holding a pointer to a child buffer and an fd
     array; the receiver finds both copied after the payload, the parent's pointer fixed
     up to the child's new address, and the fds installed in its own table."""
-    from typing import Any, cast
-
-    from .harness import task_of
-
     with world() as w:
         seen: dict[str, Any] = {}
 

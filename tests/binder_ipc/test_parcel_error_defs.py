@@ -12,8 +12,9 @@ from binder import uapi as u
 from binder.client import BinderClient, Parcel
 from binder.defs import U64_MAX, LooperFlag, next_debug_id, ptr_align
 from binder.error import BinderError
+from binder.freeze import IsFrozen
 from binder.node import DeliveryState
-from binder.process_ipc import IsFrozen, _IdPool
+from binder.process import _IdPool
 from binder.thread import InnerThread, ScatterGatherEntry, ScatterGatherState
 from ownership.errors import EINVAL, ENOMEM, ESRCH, KernelError
 from tests.expect import raises_errno

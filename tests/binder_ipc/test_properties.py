@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel
 
-from .harness import World, world
+from ..binder_harness import World, world
 
 NOP = 1
 SERVICE_PTR = 0x10

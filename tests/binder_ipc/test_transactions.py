@@ -1,6 +1,6 @@
 """Ports of the AOSP binderLibTest transaction cases, end to end over the UAPI.
 
-Each test builds a simulated machine (`harness.world()`), starts services with looper
+Each test builds a simulated machine (`binder_harness.world()`), starts services with looper
 threads, and drives them from a client process, as binderLibTest drives its forked
 `--binderserver` processes. The runtime checks are on throughout: any lock-order,
 sleep-in-atomic, lifetime or refcount violation fails the test, and the harness checks
@@ -16,9 +16,10 @@ import pytest
 
 from binder import uapi as u
 from binder.client import BinderClient, Parcel, Transaction
-from binder.servicemanager import get_service
+from binder.servicemanager import add_service, get_service
+from ownership.errors import EINVAL, KernelError
 
-from .harness import world
+from ..binder_harness import task_of, world
 
 NOP = 1
 GET_ID = 2
@@ -221,16 +222,12 @@ def test_free_buffer_twice_is_an_error() -> None:
         srv = w.spawn("server")
         app = w.spawn("client")
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         w.looper(srv)
         add_service(srv, "s", 0x10)
         h = w.lookup(app, "s")
         r = app.transact(h, NOP, Parcel().write_i32(5), keep_buffer=True)
         assert r.transaction is not None
         app.free_buffer(r.transaction.buffer)
-        from ownership.errors import EINVAL, KernelError
-
         with pytest.raises(KernelError) as e:
             app.free_buffer(r.transaction.buffer)
         assert e.value.errno == EINVAL
@@ -251,8 +248,6 @@ def test_nop_transaction_clear_zeroes_the_buffer_on_free() -> None:
         secret = b"secret!!" * 8
         assert app.transact(h, NOP, Parcel.raw(secret, []), flags=u.TF_CLEAR_BUF).ok
         addr, n = seen[-1]
-        from .harness import task_of
-
         # The receiver freed it after the call: its bytes are gone from the mapping.
         assert task_of(srv).read_user(addr, n) == bytes(n)
         assert app.transact(h, NOP, Parcel.raw(secret, [])).ok

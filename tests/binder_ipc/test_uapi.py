@@ -8,8 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import binder
 from binder import uapi as u
-from ownership.errors import EFAULT, KernelError
+from binder.client import BinderClient
+from ownership.bindings import Kernel
+from ownership.errors import EFAULT, ENOENT, KernelError
+from ownership.workqueue import flush
 
 U32 = st.integers(0, 0xFFFF_FFFF)
 U64 = st.integers(0, 0xFFFF_FFFF_FFFF_FFFF)
@@ -138,3 +142,22 @@ def test_sg_transaction_data_splits() -> None:
     assert u.ioc_dir(u.BINDER_WRITE_READ) == u.IOC_READ | u.IOC_WRITE
     assert u.ioc_type(u.BINDER_WRITE_READ) == ord("b")
     assert u.ioc_nr(u.BINDER_WRITE_READ) == 1
+
+
+def test_the_public_register_makes_dev_binder_speak_the_uapi() -> None:
+    """`binder.register(kernel)` (API.md) registers `/dev/binder`: a client opens it,
+    maps it and reads the protocol version; unregistering removes the device."""
+    kernel = Kernel()
+    reg = binder.register(kernel)
+    task = kernel.spawn_process("app")
+    client = BinderClient(task)
+    assert client.version() == u.BINDER_CURRENT_PROTOCOL_VERSION
+    task.exit()
+    flush()
+    reg.unregister()
+    late = kernel.spawn_process("late")
+    with pytest.raises(KernelError) as e:
+        late.open("binder")
+    assert e.value.errno == ENOENT
+    late.exit()
+    assert kernel.check_consistency() == []

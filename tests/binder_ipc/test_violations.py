@@ -15,10 +15,13 @@ from __future__ import annotations
 import pytest
 
 from binder.client import Parcel
+from binder.servicemanager import add_service
 from binder.thread import Thread
+from binder.transaction import Transaction, TransactionInfo
 from ownership.errors import AtomicSleepError, LockError, RefcountError
+from ownership.file import FileRef
 
-from .harness import World, task_of, world
+from ..binder_harness import World, task_of, world
 
 HERE = "test_violations.py:"
 
@@ -96,8 +99,6 @@ def test_balanced_node_counts_are_clean() -> None:
 
 
 def test_file_double_fput_is_caught() -> None:
-    from ownership.file import FileRef
-
     with world() as w:
         app = w.spawn("client")
         f = task_of(app).open("binder")
@@ -115,8 +116,6 @@ def test_file_double_fput_is_caught() -> None:
 
 
 def test_file_fget_fput_is_clean() -> None:
-    from ownership.file import FileRef
-
     with world() as w:
         app = w.spawn("client")
         f = task_of(app).open("binder")
@@ -138,7 +137,7 @@ def test_node_state_with_another_process_lock_is_caught() -> None:
             with pytest.raises(LockError) as e:
                 node.counts(wrong)
         assert e.value.rule == "locked-by-owner"
-        assert HERE in str(e.value) and "binder/node.py:" in str(e.value)
+        assert HERE in str(e.value) and "binder/node/__init__.py:" in str(e.value)
         with node.owner.inner.lock() as right:
             assert node.counts(right)[0] >= 1
         ref.drop()  # type: ignore[attr-defined]
@@ -148,13 +147,9 @@ def test_dropping_undeliverable_work_under_the_spinlock_is_caught() -> None:
     """Why upstream drops failed work after unlocking: a transaction's destructor frees
     its buffer, which may sleep. Doing it under `Process.inner` is a sleep in atomic
     context, and the violation leaves the transaction intact for the right drop."""
-    from binder.transaction import Transaction, TransactionInfo
-
     with world() as w:
         srv = w.spawn("server")  # nobody reads: the transaction stays queued
         srv.add_object(0x10, lambda c, t: Parcel())
-        from binder.servicemanager import add_service
-
         assert add_service(srv, "s", 0x10) == 0
         app = w.spawn("client")
         h = w.lookup(app, "s")

@@ -1,4 +1,8 @@
-"""Binder contexts: one per device file, with its context manager (context.rs).
+"""Binder device contexts: one per device file, with its context manager.
+
+Upstream: drivers/android/binder/context.rs. The module is called `device_context` so
+that it is not confused with `ownership.context`, the execution context (task, atomic
+or sleepable, held locks) every part of the model runs in.
 
 Every binder device (`/dev/binder`, `/dev/hwbinder`, ...) is a separate `Context`: the
 processes that opened it, and the one node registered with `BINDER_SET_CONTEXT_MGR`
@@ -16,6 +20,7 @@ node's `NodeRef` clone, which takes the owner's `Process.inner` (SpinLock).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ownership.context import may_sleep
@@ -26,8 +31,6 @@ from ownership.sync import Mutex
 from .error import BinderError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .node import NodeRef
     from .process import Process
 

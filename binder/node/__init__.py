@@ -13,8 +13,9 @@ The types are split as upstream splits them:
   (`NodeInner`: the two `CountState`s, the `DeliveryState` of its refcount work item,
   the queue of pending oneway transactions, the death list). A `Node` is itself a work
   item: delivered, it writes the refcount requests its counts call for.
-* `NodeWrapper` (upstream `CritIncrWrapper`): a second work item for a "critical"
-  zero-to-one strong increment that must be delivered to the thread doing it.
+* `CritIncrWrapper` and `NodeWrapper` (`binder.node.wrapper`, upstream node/wrapper.rs):
+  a second work item for a "critical" zero-to-one strong increment that must be
+  delivered to the thread doing it, allocated before the owner's lock is taken.
 * `NodeRef`: one holder's counts on a node; dropping it gives them back.
 * `NodeDeath`: a `BC_REQUEST_DEATH_NOTIFICATION` registration; a work item that
   delivers `BR_DEAD_BINDER` and `BR_CLEAR_DEATH_NOTIFICATION_DONE`.
@@ -38,8 +39,9 @@ from ownership.marker import impl_send, impl_sync
 from ownership.site import Site, here, site_of_frame
 from ownership.sync import LockedBy, SpinLock, SpinLockGuard
 
-from .defs import next_debug_id
-from .uapi import (
+from ..defs import next_debug_id
+from ..error import BinderError
+from ..uapi import (
     BR_ACQUIRE,
     BR_CLEAR_DEATH_NOTIFICATION_DONE,
     BR_DEAD_BINDER,
@@ -48,16 +50,18 @@ from .uapi import (
     BR_RELEASE,
     binder_ptr_cookie,
 )
-from .work import BinderReturnWriter, DeliverToRead, ListTracker
+from ..work import BinderReturnWriter, DeliverToRead, ListTracker
+from .wrapper import CritIncrWrapper, NodeWrapper
 
 if TYPE_CHECKING:
-    from .process import Process, ProcessInner
-    from .thread import Thread
-    from .transaction import Transaction
+    from ..process import Process, ProcessInner
+    from ..thread import Thread
+    from ..transaction import Transaction
 
 __all__ = [
     "CouldNotDeliverCriticalIncrement",
     "CountState",
+    "CritIncrWrapper",
     "DeliveryState",
     "Node",
     "NodeDeath",
@@ -74,7 +78,7 @@ def _caller(depth: int) -> Site:
 
 
 class CouldNotDeliverCriticalIncrement(Exception):
-    """A zero-to-one strong increment needs a `NodeWrapper`: allocate one and retry."""
+    """A zero-to-one strong increment needs a `CritIncrWrapper`: allocate one, retry."""
 
 
 class DeliveryState:
@@ -179,7 +183,7 @@ class NodeInner:
 
 @impl_send("every field is either immutable or protected by the owner's Process.inner lock")
 @impl_sync("all mutable state is reached through LockedBy with the owner's lock held")
-class Node:
+class Node(DeliverToRead):
     """A binder object exported by `owner` (node.rs `Node`).
 
     Invariants: `inner` is reachable only with `owner.inner` held; `(ptr, cookie)` is
@@ -289,7 +293,7 @@ class Node:
 
         Raises `CouldNotDeliverCriticalIncrement` when a strong zero-to-one cannot be
         scheduled through the node (it is already queued elsewhere): the caller
-        allocates a `NodeWrapper` outside the lock and retries.
+        allocates a `CritIncrWrapper` outside the lock and retries.
         """
         is_dead = guard.data.is_dead
         inner = self.inner.access(guard)
@@ -310,7 +314,7 @@ class Node:
         return None
 
     def incr_refcount_allow_zero2one_with_wrapper(
-        self, strong: bool, wrapper: NodeWrapper, guard: InnerGuard
+        self, strong: bool, wrapper: CritIncrWrapper, guard: InnerGuard
     ) -> DeliverToRead | None:
         try:
             return self.incr_refcount_allow_zero2one(strong, guard)
@@ -319,8 +323,7 @@ class Node:
             inner = self.inner.access(guard)
             inner.strong.count += 1
             inner.delivery_state.did_push_strong_zero2one_wrapper()
-            wrapper.init(self)
-            return wrapper
+            return wrapper.init(self)
 
     def update_refcount(self, inc: bool, count: int, strong: bool) -> None:
         """Change a count, taking the owner's lock (and pushing work if needed)."""
@@ -339,8 +342,6 @@ class Node:
         self, transaction: Transaction, guard: InnerGuard
     ) -> tuple[KernelError, DeliverToRead] | None:
         """Queue a oneway transaction: to the owner, or behind the one in flight."""
-        from .error import BinderError
-
         if guard.data.is_dead:
             return (BinderError.new_dead(), transaction)
         inner = self.inner.access(guard)
@@ -404,7 +405,7 @@ class Node:
 
     # --- DeliverToRead ---------------------------------------------------------
 
-    def _do_work_locked(self, writer: BinderReturnWriter, guard: InnerGuard) -> bool:
+    def do_work_locked(self, writer: BinderReturnWriter, guard: InnerGuard) -> bool:
         inner = self.inner.access(guard)
         strong = inner.strong.count > 0
         has_strong = inner.strong.has_count
@@ -456,68 +457,10 @@ class Node:
             ds.has_pushed_node = False
             ds.has_weak_zero2one = False
             ds.has_strong_zero2one = False
-            return self._do_work_locked(writer, guard)
+            return self.do_work_locked(writer, guard)
         finally:
             if guard.is_held():
                 guard.drop()
-
-    def cancel(self) -> None:
-        return None
-
-    def should_sync_wakeup(self) -> bool:
-        return False
-
-    def drop_undelivered(self) -> None:
-        return None
-
-
-@impl_send("holds only an Arc-like reference to a Send + Sync Node")
-@impl_sync("immutable after init")
-class NodeWrapper:
-    """A work item delivering a node's critical strong zero-to-one (`CritIncrWrapper`).
-
-    Invariants: allocated outside any lock (`NodeWrapper.new`), initialised with its
-    node exactly once, under the owner's inner lock.
-    """
-
-    __slots__ = ("node",)
-
-    def __init__(self) -> None:
-        self.node: Node | None = None
-
-    @classmethod
-    def new(cls) -> NodeWrapper:
-        """Allocate the wrapper (may sleep; `ENOMEM`)."""
-        from ownership.alloc import GFP_KERNEL, alloc_check
-
-        alloc_check(GFP_KERNEL, "CritIncrWrapper::new")
-        return cls()
-
-    def init(self, node: Node) -> None:
-        self.node = node
-
-    def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
-        node = self.node
-        assert node is not None
-        guard = node.owner.inner.lock()
-        try:
-            ds = node.inner.access(guard).delivery_state
-            assert ds.has_pushed_wrapper and ds.has_strong_zero2one
-            ds.has_pushed_wrapper = False
-            ds.has_strong_zero2one = False
-            return node._do_work_locked(writer, guard)
-        finally:
-            if guard.is_held():
-                guard.drop()
-
-    def cancel(self) -> None:
-        return None
-
-    def should_sync_wakeup(self) -> bool:
-        return False
-
-    def drop_undelivered(self) -> None:
-        return None
 
 
 class NodeRef:
@@ -670,7 +613,7 @@ class NodeDeathInner:
 
 @impl_send("all mutable state is behind the NodeDeath.inner spinlock")
 @impl_sync("all mutable state is behind the NodeDeath.inner spinlock")
-class NodeDeath:
+class NodeDeath(DeliverToRead):
     """A death-notification registration of `process` on `node` (node.rs `NodeDeath`).
 
     Invariants: `tracker` is claimed while the item is on a todo list;
@@ -752,9 +695,6 @@ class NodeDeath:
 
     def cancel(self) -> None:
         self.tracker.release()
-
-    def should_sync_wakeup(self) -> bool:
-        return False
 
     def drop_undelivered(self) -> None:
         self.tracker.release()

@@ -1,0 +1,75 @@
+"""The work item of a critical zero-to-one increment (drivers/android/binder/node/wrapper.rs).
+
+A node has one work item of its own (the `Node`), which can be in one todo list at a
+time. When a strong zero-to-one increment must be delivered to a particular thread
+(the one taking the count, so that userspace sees `BR_ACQUIRE` before it uses the
+object) while the node is already queued elsewhere, the increment needs a second
+work item: a `NodeWrapper`. It must not be allocated under the owner's spinlock, so
+the caller allocates a `CritIncrWrapper` first (`CritIncrWrapper.new`, after
+`CouldNotDeliverCriticalIncrement` told it to) and retries; `init` turns the
+allocation into the `NodeWrapper` under the lock.
+
+Lock order: `NodeWrapper.do_work` takes the node owner's `Process.inner` (SpinLock).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ownership.alloc import GFP_KERNEL, alloc_check
+from ownership.marker import impl_send, impl_sync
+
+from ..work import BinderReturnWriter, DeliverToRead
+
+if TYPE_CHECKING:
+    from ..thread import Thread
+    from . import Node
+
+__all__ = ["CritIncrWrapper", "NodeWrapper"]
+
+
+class CritIncrWrapper:
+    """The allocation of a `NodeWrapper`, made before the owner's lock is taken.
+
+    Invariants: `init` is called at most once; the wrapper is then spent.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def new(cls) -> CritIncrWrapper:
+        """Allocate the wrapper (may sleep; `ENOMEM`)."""
+        alloc_check(GFP_KERNEL, "CritIncrWrapper::new")
+        return cls()
+
+    def init(self, node: Node) -> NodeWrapper:
+        """The work item for `node`'s critical increment (under the owner's lock)."""
+        return NodeWrapper(node)
+
+
+@impl_send("holds only an Arc-like reference to a Send + Sync Node")
+@impl_sync("immutable after init")
+class NodeWrapper(DeliverToRead):
+    """A work item delivering a node's critical strong zero-to-one.
+
+    Invariants: made by `CritIncrWrapper.init`, under the owner's inner lock, for a node
+    whose delivery state has `has_pushed_wrapper` and `has_strong_zero2one` set.
+    """
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
+        node = self.node
+        guard = node.owner.inner.lock()
+        try:
+            ds = node.inner.access(guard).delivery_state
+            assert ds.has_pushed_wrapper and ds.has_strong_zero2one
+            ds.has_pushed_wrapper = False
+            ds.has_strong_zero2one = False
+            return node.do_work_locked(writer, guard)
+        finally:
+            if guard.is_held():
+                guard.drop()
