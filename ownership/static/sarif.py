@@ -28,8 +28,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .codes import RULES, RULES_BY_CODE, Rule
 from .report import Report
-from .rules import RULES, RULES_BY_CODE, Rule
 
 if TYPE_CHECKING:
     from ..unsafe import UnsafeContract, UnsafeSite

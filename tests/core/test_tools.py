@@ -46,12 +46,11 @@ class Cursor(NotThreadSafe):
 
 
 def use(b: Buffer) -> int:
-    # SAFETY: 0 is in bounds of a non-empty buffer.
     with unsafe("SAFETY: 0 < len(b.data)"):
         x = b.get_unchecked(0)
     with unsafe("SAFETY: lock held by the caller"):
         b.poke()
-    # SAFETY: a comment, but no string.
+    # SAFETY: a comment, but no string: the string is the justification.
     with unsafe(""):
         b.raw()
     with unsafe(""):
@@ -83,13 +82,13 @@ def test_contracts_finds_every_declaration_block_and_marker(driver_pkg: Path) ->
     assert by_name["Buffer.poke"].enforcement == "proved"
     assert by_name["Buffer.poke"].proofs_missing == ["claim-that-does-not-exist"]
     assert by_name["Buffer.raw"].enforcement == "documented only"
-    statuses = [(b.status, b.string, b.comment) for b in sorted(r.blocks, key=lambda b: b.line)]
+    statuses = [(b.status, b.string) for b in sorted(r.blocks, key=lambda b: b.line)]
     assert statuses == [
-        ("ok", "0 < len(b.data)", "0 is in bounds of a non-empty buffer."),
-        ("no # SAFETY: comment", "lock held by the caller", None),
-        ("no justification string", None, "a comment, but no string."),
-        ("missing", None, None),
-        ("deliberately undocumented", None, None),
+        ("ok", "0 < len(b.data)"),
+        ("ok", "lock held by the caller"),
+        ("missing", None),
+        ("missing", None),
+        ("deliberately undocumented", None),
     ]
     first = min(r.blocks, key=lambda b: b.line)
     assert first.calls == ["contract_review_pkg.driver.Buffer.get_unchecked"]
@@ -97,7 +96,7 @@ def test_contracts_finds_every_declaration_block_and_marker(driver_pkg: Path) ->
     assert markers[("Buffer", "Send", True)] == "the buffer is owned"
     assert markers[("Buffer", "Sync", False)] == "interior mutability without a lock"
     assert markers[("Cursor", "Send", False)].startswith("NotThreadSafe base: A cursor")
-    assert r.summary()["blocks_missing_justification"] == 1
+    assert r.summary()["blocks_missing_justification"] == 2
 
 
 def test_contracts_markdown(driver_pkg: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +106,7 @@ def test_contracts_markdown(driver_pkg: Path, capsys: pytest.CaptureFixture[str]
     assert "| `contract_review_pkg.driver.Buffer.get_unchecked` |" in out
     assert "checked at runtime: IndexError" in out
     assert "**claims not found in proofs/: claim-that-does-not-exist**" in out
-    assert "| missing | missing | missing |" in out
+    assert "| missing | missing |" in out
     assert "## Send / Sync declarations" in out and "| !Sync | interior mutability" in out
 
 
@@ -144,7 +143,6 @@ def test_contracts_default_scan_covers_ownership_and_binder(
 def test_contracts_reports_blocks_that_ran(capsys: pytest.CaptureFixture[str]) -> None:
     from ownership.unsafe import unsafe
 
-    # SAFETY: nothing unsafe is called; this block only has to run.
     with unsafe("SAFETY: the review must see this block run"):
         pass
     assert cli(["contracts", "--format", "json", "--no-import", __file__]) == 0
@@ -158,8 +156,8 @@ def test_contracts_sarif(driver_pkg: Path, capsys: pytest.CaptureFixture[str]) -
     log = json.loads(capsys.readouterr().out)
     assert log["version"] == "2.1.0"
     levels = [r["level"] for r in log["runs"][0]["results"]]
-    # The blocks with neither string nor comment (SARIF has no "deliberate" level).
-    assert levels.count("error") == 2
+    # The blocks without a string (SARIF has no "deliberate" level).
+    assert levels.count("error") == 3
 
 
 def test_contracts_sarif_without_the_writer(

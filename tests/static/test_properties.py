@@ -19,14 +19,14 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mypy.nodes import Expression, MemberExpr, NameExpr, OpExpr, UnaryExpr, Var
+from mypy.nodes import Expression, MemberExpr, NameExpr, OpExpr, StrExpr, UnaryExpr, Var
 
 from ownership.alloc import flags as gfp_flags
 from ownership.static import gfp
-from ownership.static.facts import safety_comment
+from ownership.static.codes import RULES
 from ownership.static.report import Report, ReportNote, parse_messages, render_text
 from ownership.static.resolve import Typer
-from ownership.static.rules import RULES
+from ownership.static.safety import argument_state, safety_comment
 from ownership.static.sarif import (
     ContractEntry,
     UnsafeSiteEntry,
@@ -149,6 +149,13 @@ def test_safety_comment_separated_by_code_or_blank_is_missing(before: list[str],
 def test_safety_marker_without_text_is_empty(before: list[str]) -> None:
     lines = [*before, "# SAFETY:", "with unsafe('SAFETY: x'):"]
     assert safety_comment(lines, len(lines)) == "empty"
+
+
+@given(comment_text, st.sampled_from(["SAFETY:", "safety: ", "", "  "]))
+def test_unsafe_argument_is_justified_by_its_text_after_the_prefix(text: str, prefix: str) -> None:
+    assert argument_state([StrExpr(f"{prefix}{text}")]) == "ok"
+    assert argument_state([StrExpr(prefix)]) == "empty"
+    assert argument_state([]) == "missing"
 
 
 # --- reports ---------------------------------------------------------------------------

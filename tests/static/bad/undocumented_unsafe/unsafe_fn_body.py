@@ -1,4 +1,5 @@
-"""An unsafe function calling another one must still say why, in a `# SAFETY:` comment."""
+"""An unsafe function calling another one must still say why, in a `# SAFETY:` comment
+right above the call (there is no block whose string could carry the reason)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ def read_footer(buf: bytes) -> bytes:
 
 def main() -> None:
     buf = bytes(16)
-    # SAFETY: `buf` is 16 bytes long, which covers both contracts.
-    with unsafe("SAFETY: `buf` is 16 bytes long."):
+    with unsafe("SAFETY: `buf` is 16 bytes long, which covers both contracts."):
         read_header(buf)
         read_footer(buf)
