@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from . import binder_mmap, invariant, merge, mixedmap, v6
 from .claim import Claim, Result, run_claims
-from .system import Outcome
+from .outcome import Outcome
 from .table import TABLE, Mutation, Table
 
 __all__ = [

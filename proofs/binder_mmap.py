@@ -16,18 +16,11 @@ from ownership.mm import flags as F
 from ownership.mm import vma_rules as R
 
 from .claim import Check, Claim, Expect
+from .decide import decide
 from .invariant import state_candidates
-from .system import (
-    Call,
-    Candidate,
-    DriverStep,
-    Outcome,
-    Property,
-    RefuseIf,
-    SymState,
-    System,
-    decide,
-)
+from .outcome import Outcome
+from .step import SymState
+from .system import Call, Candidate, DriverStep, Property, RefuseIf, System
 from .table import Table, drop_guard
 from .z3api import Bool, and_, has, not_
 

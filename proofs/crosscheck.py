@@ -24,8 +24,8 @@ from ownership.mm import flags as F
 from ownership.mm import vma_rules as R
 
 from .encode import Env, ctx_names, formula, is_term, masks, term, var_names
-from .system import quiet_mask
 from .table import TABLE, Table
+from .trace import quiet_mask
 from .z3api import (
     BV,
     MASK,
