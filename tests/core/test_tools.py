@@ -17,6 +17,7 @@ import pytest
 from ownership.__main__ import main as cli
 from ownership.errors import LifetimeError
 from ownership.tools import bench, contracts, demo
+from ownership.tools.demo import runner as demo_runner
 
 DRIVER = '''\
 """A small driver for the contract review test."""
@@ -185,7 +186,7 @@ def test_demo_catches_every_bug_and_passes_every_fix(capsys: pytest.CaptureFixtu
     assert out.count("--- fixed: ok") == len([s for s in demo.registry() if s.layer == "core"])
     # The get_thread snippet shows both sites inside the demo module.
     assert "get_thread: GFP_KERNEL allocation under a SpinLock" in out
-    assert "ownership/tools/demo.py:" in out and "atomic context began (spinlock" in out
+    assert "ownership/tools/demo/snippets_core.py:" in out and "atomic context began (spinlock" in out
 
 
 def test_demo_reports_an_uncaught_bug(capsys: pytest.CaptureFixture[str]) -> None:
@@ -269,8 +270,8 @@ def test_demo_loads_other_layers_snippets(
     (pkg / "broken" / "__init__.py").write_text("")
     (pkg / "broken" / "demo_snippets.py").write_text("raise RuntimeError('half written')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    before = list(demo._registry)
-    monkeypatch.setattr(demo, "_registry", before)
+    before = list(demo_runner._registry)
+    monkeypatch.setattr(demo_runner, "_registry", before)
     problems = demo.load_extra_snippets(("demo_layer_pkg",))
     assert len(problems) == 1 and "half written" in problems[0]
     extra = [s for s in demo.registry() if s.layer == "extra"]

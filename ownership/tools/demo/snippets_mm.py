@@ -31,10 +31,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .. import workqueue
-from ..alloc import GFP_KERNEL, GFP_ZERO, VBox
-from ..aref import ARef
-from ..bindings import (
+from ... import workqueue
+from ...alloc import GFP_KERNEL, GFP_ZERO, VBox
+from ...aref import ARef
+from ...bindings import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_PRIVATE,
@@ -43,8 +43,8 @@ from ..bindings import (
     PROT_WRITE,
     Kernel,
 )
-from ..bindings import Task as Process
-from ..errors import (
+from ...bindings import Task as Process
+from ...errors import (
     EACCES,
     EFAULT,
     EPERM,
@@ -56,15 +56,15 @@ from ..errors import (
     SendError,
     VmaFlagError,
 )
-from ..miscdevice import File, MiscDevice
-from ..page import PAGE_SIZE, Page
-from ..site import driver_module
-from ..sync import Mutex, SpinLock
-from ..task import current, spawn
-from ..tools.demo import snippet
-from ..unsafe import unsafe
-from . import Mm, MmWithUser
-from .virt import VmAreaNew, VmAreaRef, VmOperations, flags
+from ...miscdevice import File, MiscDevice
+from ...mm import Mm, MmWithUser
+from ...mm.virt import VmAreaNew, VmAreaRef, VmOperations, flags
+from ...page import PAGE_SIZE, Page
+from ...site import driver_module
+from ...sync import Mutex, SpinLock
+from ...task import current, spawn
+from ...unsafe import unsafe
+from .runner import snippet
 
 driver_module(__file__)
 
