@@ -28,6 +28,7 @@ from .errors import (
     UnsafeError,
     VmaFlagError,
 )
+from .mm.vma_rules import RULES as VMA_RULES
 
 __all__ = ["RULES", "Rule", "all_rules", "main"]
 
@@ -145,8 +146,6 @@ RULES: tuple[Rule, ...] = (
 
 def all_rules() -> list[Rule]:
     """`RULES` plus one entry per VMA flag rule of the rule table."""
-    from .mm.vma_rules import RULES as VMA_RULES
-
     out = list(RULES)
     for r in VMA_RULES:
         out.append(Rule(r.id, VmaFlagError, f"{r.source}: \"{r.quote}\"", r.summary))

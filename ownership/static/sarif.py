@@ -100,6 +100,8 @@ def _rule_descriptor(rule: Rule) -> dict[str, Any]:
 def _other_descriptor(code: str) -> dict[str, Any]:
     description = "A type error reported by mypy --strict."
     try:
+        # Imported here, not at module level: the contract review writes SARIF without
+        # loading the type checker, and a tree without mypy still gets a description.
         from mypy.errorcodes import error_codes
 
         ec = error_codes.get(code)

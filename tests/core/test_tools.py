@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+import ownership.static
 from ownership.__main__ import main as cli
 from ownership.errors import LifetimeError
 from ownership.tools import bench, contracts, demo
 from ownership.tools.demo import runner as demo_runner
+from ownership.unsafe import unsafe
 
 DRIVER = '''\
 """A small driver for the contract review test."""
@@ -142,8 +144,6 @@ def test_contracts_default_scan_covers_ownership_and_binder(
 
 
 def test_contracts_reports_blocks_that_ran(capsys: pytest.CaptureFixture[str]) -> None:
-    from ownership.unsafe import unsafe
-
     with unsafe("SAFETY: the review must see this block run"):
         pass
     assert cli(["contracts", "--format", "json", "--no-import", __file__]) == 0
@@ -164,8 +164,6 @@ def test_contracts_sarif(driver_pkg: Path, capsys: pytest.CaptureFixture[str]) -
 def test_contracts_sarif_without_the_writer(
     driver_pkg: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ownership.static
-
     # As if the SARIF writer were not written yet.
     monkeypatch.setitem(sys.modules, "ownership.static.sarif", None)
     monkeypatch.delattr(ownership.static, "sarif", raising=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ownership import errors
+from ownership.mm.vma_rules import RULES as VMA_RULES
 from ownership.rule_catalogue import all_rules, main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +36,6 @@ def test_every_raised_rule_is_catalogued() -> None:
 
 
 def test_every_catalogued_rule_is_raised_somewhere() -> None:
-    from ownership.mm.vma_rules import RULES as VMA_RULES
-
     raised = _raised_ids() | {r.id for r in VMA_RULES}
     stale = {r.id for r in all_rules()} - raised
     assert not stale, f"rule ids catalogued but raised nowhere: {sorted(stale)}"
