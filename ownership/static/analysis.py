@@ -34,7 +34,6 @@ from mypy.types import Type
 
 from .facts import CallFact, Finding, FunctionFacts, ModuleFacts, Note, Region
 from .resolve import Typer
-from .safety import safety_comment
 from .store import Store
 from .summary import ClassDecl, FuncSummary, ModuleRecord, Reason
 from .walker import ModuleWalker, extract_module, scan_class_decls
@@ -473,25 +472,17 @@ class Analyzer:
             mod = self.module_of(callee)
             decl_path = display_path(self.path_of(mod)) if mod else None
             contract = Note(f"`{self.short(callee)}()` is unsafe; its Safety contract: {s.unsafe}", decl_path, s.unsafe_line)
-            if c.unsafe_ctx == "none":
-                out.append(
-                    Finding(
-                        "unsafe-call", c.line, c.column,
-                        f"call to unsafe function `{c.label}` outside an unsafe block",
-                        [contract, Note('wrap it in `with unsafe("SAFETY: ..."):`, the string saying why the contract holds')],
-                    )
-                )
-            elif c.unsafe_ctx == "fn":
-                state = safety_comment(facts.lines, c.stmt_line)
-                if state != "ok":
-                    how = "without a `# SAFETY:` comment right above it" if state == "missing" else "with an empty `# SAFETY:` justification"
-                    out.append(
-                        Finding(
-                            "undocumented-unsafe", c.line, c.column,
-                            f"call to unsafe function `{c.label}` in an unsafe function's body {how}",
-                            [contract],
-                        )
-                    )
+            if c.unsafe_ctx == "block":
+                continue
+            notes = [contract]
+            where = "outside an unsafe block"
+            if c.unsafe_ctx == "fn":
+                # As the kernel builds with `-D unsafe_op_in_unsafe_fn`: the body of an
+                # unsafe function is not an unsafe block.
+                where = "in an unsafe function's body, outside an unsafe block"
+                notes.append(Note("an unsafe function's body is not an unsafe block (unsafe_op_in_unsafe_fn)"))
+            notes.append(Note('wrap it in `with unsafe("SAFETY: ..."):`, the string saying why the contract holds'))
+            out.append(Finding("unsafe-call", c.line, c.column, f"call to unsafe function `{c.label}` {where}", notes))
         return out
 
     def _handoff(self, facts: ModuleFacts, c: CallFact) -> list[Finding]:

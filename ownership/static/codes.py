@@ -62,17 +62,14 @@ ATOMIC_SLEEP = Rule(
 UNDOCUMENTED_UNSAFE = Rule(
     code="undocumented-unsafe",
     name="UndocumentedUnsafe",
-    summary="An unsafe block or unsafe call has no SAFETY justification.",
+    summary="An unsafe block has no SAFETY justification.",
     help=(
         "Every `with unsafe(\"SAFETY: ...\"):` block says in its string why the Safety "
         "contracts of the unsafe functions it calls hold, as clippy's "
-        "undocumented_unsafe_blocks requires of the kernel's `// SAFETY:` comments; "
-        "the runtime keeps the same string, so it is the one place for the reason (a "
-        "`# SAFETY:` comment above the block is not needed and does not count). A call "
-        "to an @unsafe_fn made directly from another unsafe function's body, outside "
-        "any block, has no string to carry its reason: there a `# SAFETY:` comment on "
-        "the lines right above the call is required. An empty justification (a string "
-        "or comment with nothing after `SAFETY:`) does not count."
+        "undocumented_unsafe_blocks requires of the kernel's `// SAFETY:` comments. The "
+        "runtime keeps the same string, so it is the one place for the reason: a "
+        "`# SAFETY:` comment above the block is not needed and does not count. A string "
+        "with nothing after `SAFETY:` does not count either."
     ),
     runtime_class="UnsafeError",
     runtime_rule="undocumented-unsafe",
@@ -85,8 +82,10 @@ UNSAFE_CALL = Rule(
     help=(
         "A function declared with @ownership.unsafe.unsafe_fn may only be called inside "
         "`with unsafe(\"SAFETY: ...\"):`, whose string argues that its Safety contract "
-        "holds (or from the body of another unsafe function, with a `# SAFETY:` comment "
-        "right above the call)."
+        "holds. The body of another unsafe function is not an unsafe block: a call made "
+        "there needs a block of its own, as the kernel builds with "
+        "`-D unsafe_op_in_unsafe_fn` (the runtime allows that call, since its caller "
+        "was in a block; only the checker reports it)."
     ),
     runtime_class="UnsafeError",
     runtime_rule="unsafe-call",

@@ -111,7 +111,6 @@ class CallFact:
 
     line: int
     column: int
-    stmt_line: int
     callees: tuple[str, ...]
     label: str
     extra: str

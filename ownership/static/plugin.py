@@ -7,8 +7,9 @@ It reports, as mypy errors with one error code per rule (`ownership.static.codes
   notes ("this call expects the preemption count to be 0 / but the possible
   preemption count here is 1.. / which is called from here") showing where the
   atomic section began and the chain of calls down to the declaration that sleeps;
-* `undocumented-unsafe` and `unsafe-call`: unsafe blocks and unsafe calls without a
-  `# SAFETY:` justification, or outside an unsafe block;
+* `undocumented-unsafe`: a `with unsafe(...)` block whose string gives no SAFETY
+  justification; `unsafe-call`: a call to an unsafe function outside an unsafe block
+  (the body of an unsafe function is not one: `unsafe_op_in_unsafe_fn`);
 * `send-handoff`: a `!Send` value passed to `spawn`, `queue_work` or any function
   that hands a parameter to `check_send`;
 * `guard-escape`: a reference obtained through a guard returned or stored beyond it.

@@ -1,23 +1,19 @@
-"""Reading the justification of unsafe code, for the rule `undocumented-unsafe`.
+"""Reading the justification of an unsafe block, for the rule `undocumented-unsafe`.
 
 A `with unsafe("SAFETY: ...")` block is justified by its string argument, the text the
-runtime `ownership.unsafe.unsafe` also keeps, as Rust keeps one `// SAFETY:` comment per
-block: `argument_state` classifies it. A call to an `@unsafe_fn` made directly from the
-body of another unsafe function, outside any block, has no string to carry its reason;
-there the `# SAFETY:` comment on the lines right above the statement is the
-justification, and `safety_comment` reads it. Both read source text only (no types), so
-the walker and the contract review share one reading of what "justified" means.
+runtime `ownership.unsafe.unsafe` also keeps: one place for the reason, as Rust keeps
+one `// SAFETY:` comment per block. `argument_state` classifies it the way the runtime
+does (`strip_safety`: the text after an optional `SAFETY:` prefix must not be empty). A
+comment above the block is not read. A call to an `@unsafe_fn` from another unsafe
+function's body needs a block of its own (rule `unsafe-call`, as the kernel builds with
+`-D unsafe_op_in_unsafe_fn`), so every unsafe call's reason is such a string.
 """
 
 from __future__ import annotations
 
-import re
-
 from mypy.nodes import Expression, OpExpr, StrExpr
 
-__all__ = ["argument_state", "safety_comment", "str_value", "strip_safety"]
-
-_SAFETY_RE = re.compile(r"^#\s*SAFETY:(.*)$")
+__all__ = ["argument_state", "str_value", "strip_safety"]
 
 
 def str_value(e: Expression | None) -> str | None:
@@ -50,28 +46,3 @@ def argument_state(args: list[Expression]) -> str:
     if text is not None and not strip_safety(text):
         return "empty"
     return "ok"
-
-
-def safety_comment(lines: list[str], line: int) -> str:
-    """Whether the comment block right above `line` (1-based) has a `# SAFETY:`
-    justification: "ok", "empty" (the marker with no text) or "missing"."""
-    i = line - 2
-    block: list[str] = []
-    while 0 <= i < len(lines):
-        text = lines[i].strip()
-        if not text.startswith("#"):
-            break
-        block.append(text)
-        i -= 1
-    block.reverse()
-    for j, text in enumerate(block):
-        m = _SAFETY_RE.match(text)
-        if m is None:
-            continue
-        body = m.group(1).strip()
-        for cont in block[j + 1 :]:
-            if _SAFETY_RE.match(cont):
-                break
-            body += " " + cont.lstrip("#").strip()
-        return "ok" if body.strip() else "empty"
-    return "missing"

@@ -263,7 +263,6 @@ class ModuleWalker:
             w.local_vars.add(a.variable)
         w.unsafe_blocks = list(outer.unsafe_blocks)
         w.unsafe_fn_ctx = outer.facts.unsafe is not None or outer.unsafe_fn_ctx
-        w.stmt_line = outer.stmt_line
         w.expr(lam.expr(), {})
         self.facts.functions[name] = w.facts
 
@@ -367,7 +366,6 @@ class FunctionWalker:
         self.unsafe_blocks: list[int] = []
         self.guards: dict[str, GuardInfo] = {}
         self.borrowed: dict[str, Borrow] = {}
-        self.stmt_line = line
         self.escapes: set[tuple[int, str]] = set()
 
     # --- helpers ---------------------------------------------------------------
@@ -432,7 +430,6 @@ class FunctionWalker:
     # --- statements ----------------------------------------------------------------
 
     def stmt(self, s: Statement, st: State) -> State | None:
-        self.stmt_line = s.line
         if isinstance(s, ExpressionStmt):
             self.expr(s.expr, st)
             return st
@@ -721,7 +718,6 @@ class FunctionWalker:
                 CallFact(
                     line=call.line,
                     column=call.column,
-                    stmt_line=self.stmt_line,
                     callees=tuple(dict.fromkeys(resolved)),
                     label=label,
                     extra=extra,

@@ -94,7 +94,10 @@ def test_contracts_finds_every_declaration_block_and_marker(driver_pkg: Path) ->
         ("deliberately undocumented", None),
     ]
     first = min(r.blocks, key=lambda b: b.line)
-    assert first.calls == ["contract_review_pkg.driver.Buffer.get_unchecked"]
+    # Calls also resolve against the runtime registry, which holds the contracts of
+    # whatever other tests imported in this process (a `get_unchecked` of the corpus).
+    own = [q for q in first.calls if q.startswith("contract_review_pkg.")]
+    assert own == ["contract_review_pkg.driver.Buffer.get_unchecked"]
     markers = {(m.cls.rsplit(".", 1)[-1], m.trait, m.implemented): m.reason for m in r.markers}
     assert markers[("Buffer", "Send", True)] == "the buffer is owned"
     assert markers[("Buffer", "Sync", False)] == "interior mutability without a lock"

@@ -25,7 +25,7 @@ from ownership.static.sarif import (
 from ownership.tools import contracts as contract_review
 from ownership.unsafe import contracts, unsafe_sites
 
-from .bad.undocumented_unsafe import unsafe_fn_body
+from .bad.unsafe_call import in_unsafe_fn_body
 from .corpus import BAD, GOOD, PROJECT, CorpusFile
 
 SCHEMA_PATH = Path(__file__).with_name("sarif-schema-2.1.0.json")
@@ -141,11 +141,11 @@ def test_findings_to_sarif_includes_mypy_type_errors() -> None:
 
 
 def test_contracts_to_sarif_from_runtime_records() -> None:
-    unsafe_fn_body.main()
+    in_unsafe_fn_body.main()
     entries = [ContractEntry.from_contract(c) for c in contracts()]
     # Only this scenario's blocks: other tests record theirs in the same registry.
-    sites = [UnsafeSiteEntry.from_site(s) for s in unsafe_sites() if s.site.filename.endswith("unsafe_fn_body.py")]
-    sites.append(UnsafeSiteEntry("drivers/x.py", 10, "", ("tests.static.bad.undocumented_unsafe.unsafe_fn_body.read_header",)))
+    sites = [UnsafeSiteEntry.from_site(s) for s in unsafe_sites() if s.site.filename.endswith("in_unsafe_fn_body.py")]
+    sites.append(UnsafeSiteEntry("drivers/x.py", 10, "", ("tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header",)))
     log = contracts_to_sarif(entries, sites)
     validate_sarif(log)
     results = log["runs"][0]["results"]
@@ -153,12 +153,12 @@ def test_contracts_to_sarif_from_runtime_records() -> None:
     for r in results:
         by_rule.setdefault(r["ruleId"], []).append(r)
     names = {r["properties"]["qualname"] for r in by_rule["unsafe-contract"]}
-    assert "tests.static.bad.undocumented_unsafe.unsafe_fn_body.read_header" in names
+    assert "tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header" in names
     assert f"{ARef.__module__}.ARef.from_raw" in names
     undocumented = by_rule["undocumented-unsafe"]
     assert len(undocumented) == 1 and undocumented[0]["level"] == "error"
     assert undocumented[0]["relatedLocations"][0]["message"]["text"].startswith(
-        "tests.static.bad.undocumented_unsafe.unsafe_fn_body.read_header: Safety:"
+        "tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header: Safety:"
     )
     assert all(r["level"] == "note" for r in by_rule["unsafe-site"])
 

@@ -1,5 +1,5 @@
 """Unsafe blocks justified by their `unsafe("SAFETY: ...")` string (no comment needed),
-and an unsafe call in an unsafe function's body justified by its `# SAFETY:` comment."""
+one of them in an unsafe function's body (which is not an unsafe block itself)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ class Node:
 
 @unsafe_fn(safety="`raw` carries one increment that the caller gives up.")
 def adopt(raw: Node) -> ARef[Node]:
-    # SAFETY: our own contract hands us the increment `from_raw` takes over.
-    return ARef.from_raw(raw)
+    with unsafe("SAFETY: our own contract hands us the increment `from_raw` takes over."):
+        return ARef.from_raw(raw)
 
 
 def borrow_and_adopt(node: Node) -> ARef[Node]:
