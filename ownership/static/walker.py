@@ -36,7 +36,6 @@ A `with unsafe(...)` block's justification is its string argument
 (`ownership.static.safety`).
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
