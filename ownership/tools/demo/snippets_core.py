@@ -391,7 +391,6 @@ def make_unsafe_call() -> tuple[Callable[[], object], Callable[[], object]]:
         ring.write_unchecked(0, b"hi")  # type: ignore[unsafe-call]
 
     def fixed() -> None:
-        # SAFETY: 0 + 2 <= 16.
         with unsafe("SAFETY: 0 + 2 <= len(ring.buf) == 16"):
             ring.write_unchecked(0, b"hi")
 
@@ -408,8 +407,7 @@ def make_undocumented() -> tuple[Callable[[], object], Callable[[], object]]:
             ring.write_unchecked(0, b"x")
 
     def fixed() -> None:
-        # SAFETY: one byte at offset 0 of a 4-byte ring.
-        with unsafe("SAFETY: 0 + 1 <= 4"):
+        with unsafe("SAFETY: one byte at offset 0 of a 4-byte ring: 0 + 1 <= 4."):
             ring.write_unchecked(0, b"x")
 
     return buggy, fixed

@@ -287,8 +287,7 @@ class _StatusPage(MiscDevice):
     def __init__(self, clear_maywrite: bool) -> None:
         self.clear_maywrite = clear_maywrite
         self.page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-        # SAFETY: the page was just allocated; nobody else can reach it yet.
-        with unsafe("SAFETY: a fresh page that nobody else can reach"):
+        with unsafe("SAFETY: the page was just allocated; nobody else can reach it yet."):
             self.page.write_raw(self.STATUS, 0, len(self.STATUS))
 
     def mmap(self, file: File, vma: VmAreaNew) -> None:
@@ -320,8 +319,7 @@ def _attack_status_page(proc: Process, dev: _StatusPage) -> str:
         proc.munmap(addr, PAGE_SIZE)
     finally:
         f.close()
-    # SAFETY: userspace unmapped the page above; only the driver can reach it now.
-    with unsafe("SAFETY: the page is no longer mapped, so no user write can overlap"):
+    with unsafe("SAFETY: userspace unmapped the page above; only the driver can reach it now."):
         seen = dev.page.read_raw(0, len(payload))
     return f"mprotect(PROT_WRITE) succeeded; userspace wrote the driver's read-only page: {seen!r}"
 
@@ -458,8 +456,9 @@ def _replace_and_reinsert(proc: Process, dev: _BufferDevice) -> str:
     finally:
         g.close()
         f.close()
-    # SAFETY: the stranger's VMA was unmapped above; only the driver can reach the page.
-    with unsafe("SAFETY: the page is no longer mapped, so no user write can overlap"):
+    with unsafe(
+        "SAFETY: the stranger's VMA was unmapped above; only the driver can reach the page."
+    ):
         seen = dev.page.read_raw(0, len(payload))
     return f"the driver's page went into the stranger's writable VMA; userspace wrote {seen!r}"
 
