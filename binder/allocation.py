@@ -196,16 +196,18 @@ class Allocation:
         """Copy `size` bytes from userspace into the buffer at `offset` (may sleep)."""
         self._check_live("copy_into")
         self.size_check(offset, size)
-        # SAFETY: while this object exists the range is Reserved, so its pages are in use.
-        with unsafe("SAFETY: the allocation keeps its pages in use"):
+        with unsafe(
+            "SAFETY: while this object exists the range is Reserved, so its pages are in use."
+        ):
             self.process.pages.copy_from_user_slice(reader, self.offset + offset, size)
 
     def read(self, offset: int, size: int) -> bytes:
         """`size` bytes of the buffer at `offset`."""
         self._check_live("read")
         self.size_check(offset, size)
-        # SAFETY: while this object exists the range is Reserved, so its pages are in use.
-        with unsafe("SAFETY: the allocation keeps its pages in use"):
+        with unsafe(
+            "SAFETY: while this object exists the range is Reserved, so its pages are in use."
+        ):
             return self.process.pages.read(self.offset + offset, size)
 
     def write(self, offset: int, data: bytes) -> None:
@@ -214,15 +216,17 @@ class Allocation:
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write takes bytes, got {type(data).__name__}")
         self.size_check(offset, len(data))
-        # SAFETY: while this object exists the range is Reserved, so its pages are in use.
-        with unsafe("SAFETY: the allocation keeps its pages in use"):
+        with unsafe(
+            "SAFETY: while this object exists the range is Reserved, so its pages are in use."
+        ):
             self.process.pages.write(self.offset + offset, bytes(data))
 
     def fill_zero(self) -> None:
         """Zero the whole buffer."""
         self._check_live("fill_zero")
-        # SAFETY: while this object exists the range is Reserved, so its pages are in use.
-        with unsafe("SAFETY: the allocation keeps its pages in use"):
+        with unsafe(
+            "SAFETY: while this object exists the range is Reserved, so its pages are in use."
+        ):
             self.process.pages.fill_zero(self.offset, self.size)
 
     # --- the info -----------------------------------------------------------------------
@@ -316,15 +320,15 @@ class Allocation:
                 warn("binder-clear-on-free", f"failed to clear data on free: {e}")
 
     def _fill_zero_unchecked(self) -> None:
-        # SAFETY: the range is still Reserved (buffer_raw_free has not run), so the pages
-        # are in use.
-        with unsafe("SAFETY: the range is still reserved during the destructor"):
+        with unsafe(
+            "SAFETY: the range is still Reserved (buffer_raw_free has not run), so the pages are "
+            "in use."
+        ):
             self.process.pages.fill_zero(self.offset, self.size)
 
     def _read_unchecked(self, offset: int, size: int) -> bytes:
         self.size_check(offset, size)
-        # SAFETY: the range is still Reserved (buffer_raw_free has not run).
-        with unsafe("SAFETY: the range is still reserved during the destructor"):
+        with unsafe("SAFETY: the range is still Reserved (buffer_raw_free has not run)."):
             return self.process.pages.read(self.offset + offset, size)
 
     def _cleanup_object(self, index_offset: int, limit: int) -> None:

@@ -580,9 +580,10 @@ class ShrinkablePageRange(Pinned):
         out = bytearray()
 
         def chunk(page: Page, off: int, n: int) -> None:
-            # SAFETY: the caller guarantees the page is in use, so nobody writes to it
-            # concurrently (the page's byte-range borrows check that).
-            with unsafe("SAFETY: the page is in use for this call, per our caller"):
+            with unsafe(
+                "SAFETY: the caller guarantees the page is in use, so nobody writes to it "
+                "concurrently (the page's byte-range borrows check that)."
+            ):
                 out.extend(page.read_raw(off, n))
 
         self._iterate(offset, size, chunk)
@@ -597,9 +598,10 @@ class ShrinkablePageRange(Pinned):
 
         def chunk(page: Page, off: int, n: int) -> None:
             nonlocal pos
-            # SAFETY: the caller guarantees the page is in use; `data[pos:pos + n]` is
-            # exactly `n` bytes.
-            with unsafe("SAFETY: the page is in use for this call, per our caller"):
+            with unsafe(
+                "SAFETY: the caller guarantees the page is in use; `data[pos:pos + n]` is exactly "
+                "`n` bytes."
+            ):
                 page.write_raw(data[pos : pos + n], off, n)
             pos += n
 
@@ -610,7 +612,6 @@ class ShrinkablePageRange(Pinned):
         """Zero `size` bytes of the mapping at `offset`."""
 
         def chunk(page: Page, off: int, n: int) -> None:
-            # SAFETY: the caller guarantees the page is in use.
             with unsafe("SAFETY: the page is in use for this call, per our caller"):
                 page.fill_zero_raw(off, n)
 
@@ -622,9 +623,10 @@ class ShrinkablePageRange(Pinned):
         """Copy `size` bytes from userspace into the mapping at `offset` (may sleep)."""
 
         def chunk(page: Page, off: int, n: int) -> None:
-            # SAFETY: the caller guarantees the page is in use; races on the user side
-            # are allowed by `copy_from_user_slice_raw`.
-            with unsafe("SAFETY: the page is in use for this call, per our caller"):
+            with unsafe(
+                "SAFETY: the caller guarantees the page is in use; races on the user side are "
+                "allowed by `copy_from_user_slice_raw`."
+            ):
                 page.copy_from_user_slice_raw(reader, off, n)
 
         self._iterate(offset, size, chunk)

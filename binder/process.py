@@ -371,18 +371,20 @@ class Process:
         # `into_raw` of a clone keeps that clone's count, which `from_raw(..).drop()`
         # gives straight back: the net count is unchanged.
         raw = arc.clone().into_raw()
-        # SAFETY: `raw` was just given up by `into_raw` of a clone, whose count this
-        # handle takes over and drops at once.
-        with unsafe("SAFETY: `raw` comes from into_raw of a clone; its count is dropped here"):
+        with unsafe(
+            "SAFETY: `raw` was just given up by `into_raw` of a clone, whose count this handle "
+            "takes over and drops at once."
+        ):
             Arc.from_raw(raw).drop()
 
         def self_arc() -> Arc[Process]:
             # A method of the process is running, so some handle holds a count and the
             # allocation is alive; a count taken after the last one went is a
             # RefcountError (refcount_inc on zero), never a silent use after free.
-            # SAFETY: `raw` is the process's own allocation and a method of the process is
-            # running, so a count keeps it alive; the handle is forgotten below, never dropped.
-            with unsafe("SAFETY: the allocation is alive while a method of the process runs"):
+            with unsafe(
+                "SAFETY: `raw` is the process's own allocation and a method of the process is "
+                "running, so a count keeps it alive; the handle is forgotten below, never dropped."
+            ):
                 borrowed = Arc.from_raw(raw)
             new = borrowed.clone()
             # The borrowed handle never owned a count: forget it without a decrement.

@@ -17,7 +17,7 @@ COMMANDS = {
     "demo": "ownership.tools.demo",
     "bench": "ownership.tools.bench",
     "check": "ownership.static.cli",
-    "rules": "ownership.rules",
+    "rules": "ownership.rule_catalogue",
 }
 
 

@@ -3,10 +3,15 @@
 `@unsafe_fn(safety="...")` marks a function as `unsafe fn`: calling it outside a
 `with unsafe("SAFETY: ..."):` block raises `UnsafeError`, naming the call and the
 declaration; calling it in a block whose justification is empty raises `UnsafeError`
-(rule `undocumented-unsafe`), naming the call and the block. Every declaration (with
-its Safety text) and every block that runs (with its justification and the unsafe
-functions it called) is recorded for the contract review, `python -m ownership
-contracts`, which also finds them statically in source files that never ran.
+(rule `undocumented-unsafe`), naming the call and the block. The block's string is the
+one place for the reason, as Rust keeps one `// SAFETY:` comment: the static checker
+and the contract review read it too. Inside an unsafe function's body the caller's
+block is still open, so the runtime lets an unsafe call there through; the static
+checker still asks for a block of its own (`unsafe_op_in_unsafe_fn`). Every
+declaration (with its Safety text) and every block that runs (with its justification
+and the unsafe functions it called) is recorded for the contract review,
+`python -m ownership contracts`, which also finds them statically in source files that
+never ran.
 
 A contract may say how it is enforced beyond documentation: `checked="..."` names the
 runtime check that verifies the checkable part of the precondition, `proved=(...)`

@@ -4,7 +4,10 @@
 once, as data; the runtime evaluates it concretely. This package interprets the same
 objects as Z3 formulas over 64-bit `vm_flags` with the real x86-64 bit values
 (`encode`), builds one VMA's life as a transition system from the operation table
-(`system`), and decides named claims (`claim`):
+(`step` encodes one operation, `system` defines the systems and properties, `unroll`
+encodes their runs), decides properties by bounded model checking (`bmc`) and by an
+inductive invariant found by Houdini (`houdini`), both run by `decide`, with readable
+counterexample traces (`trace`), and runs named claims (`claim`):
 
 * must hold (unbounded, by inductive invariants): the safe API keeps every state rule
   (`invariant`); VM_MIXEDMAP and VM_PFNMAP exclude each other whichever comes first
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 from . import binder_mmap, invariant, merge, mixedmap, v6
 from .claim import Claim, Result, run_claims
-from .system import Outcome
+from .outcome import Outcome
 from .table import TABLE, Mutation, Table
 
 __all__ = [

@@ -17,6 +17,7 @@ import sys
 import time
 
 from . import CLAIMS, Claim, Result
+from .bench import main as bench_main
 
 __all__ = ["main"]
 
@@ -70,8 +71,6 @@ def _line(r: Result, width: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.bench:
-        from .bench import main as bench_main
-
         return bench_main(args.repeat, args.bits, args.json)
     sel = _select(args.only)
     if isinstance(sel, str):

@@ -16,18 +16,11 @@ from ownership.include import vm_flags as F
 from ownership.include import vma_ops as O
 
 from .claim import Check, Claim, Expect
+from .decide import decide
 from .invariant import state_candidates
-from .system import (
-    Call,
-    Candidate,
-    DriverStep,
-    Outcome,
-    Property,
-    RefuseIf,
-    SymState,
-    System,
-    decide,
-)
+from .outcome import Outcome
+from .step import SymState
+from .system import Call, Candidate, DriverStep, Property, RefuseIf, System
 from .table import Table, drop_guard
 from .z3api import Bool, and_, has, not_
 

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .system import Outcome, Trace, Verdict
+from .outcome import Outcome, Verdict
 from .table import TABLE, Mutation, Table
+from .trace import Trace
 
 __all__ = ["Check", "Claim", "Expect", "Result", "run_claims"]
 

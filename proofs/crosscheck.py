@@ -24,8 +24,8 @@ from ownership.include import vm_flags as F
 from ownership.include import vma_expr as E
 
 from .encode import Env, ctx_names, formula, is_term, masks, term, var_names
-from .system import quiet_mask
 from .table import TABLE, Table
+from .trace import quiet_mask
 from .z3api import (
     BV,
     MASK,

@@ -15,8 +15,11 @@ from ownership.include import vma_expr as E
 from ownership.include import vma_rules as R
 
 from .claim import Claim, Expect
+from .decide import decide
 from .encode import masks
-from .system import Candidate, Outcome, Property, SymState, System, decide, rule_holds, rules_hold
+from .outcome import Outcome
+from .step import SymState, rule_holds, rules_hold
+from .system import Candidate, Property, System
 from .table import Table, drop_check, drop_check_rule, drop_guard
 from .z3api import Bool, not_
 

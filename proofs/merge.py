@@ -24,8 +24,10 @@ from ownership.include import vma_expr as E
 
 from .claim import Claim, Expect
 from .encode import Env, formula, term
-from .system import Outcome, SymState, encode_op, fmt_value, greedy, quiet_mask, rule_holds
+from .outcome import Outcome
+from .step import SymState, encode_op, rule_holds
 from .table import Mutation, Table, drop_guard
+from .trace import fmt_value, greedy, quiet_mask
 from .z3api import (
     BV,
     MASK,

@@ -14,17 +14,11 @@ from __future__ import annotations
 from ownership.include import vm_flags as F
 
 from .claim import Claim, Expect
+from .decide import decide
 from .invariant import state_candidates
-from .system import (
-    Outcome,
-    Property,
-    Step,
-    SymState,
-    System,
-    decide,
-    encode_op,
-    rule_holds,
-)
+from .outcome import Outcome
+from .step import Step, SymState, encode_op, rule_holds
+from .system import Property, System
 from .table import Table, drop_check, drop_guard
 from .z3api import Bool, Solver, and_, bool_val, bool_var, bv_var, has, not_
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 from ownership.include import vm_flags as F
 
 from .claim import Check, Claim, Expect
+from .decide import decide
 from .invariant import state_candidates
-from .system import Outcome, Property, Step, SymState, System, decide, rule_holds
+from .outcome import Outcome
+from .step import Step, SymState, rule_holds
+from .system import Property, System
 from .table import Table
 from .z3api import Bool, and_, bool_val, has, not_
 

@@ -93,9 +93,10 @@ class _VmallocArea:
 
     def page_iter(self, what: str) -> Iterator[BorrowedPage]:
         for sp in list(self.pages):
-            # SAFETY: `sp` is a page of this live vmalloc area (vmalloc_to_page), which stays
-            # allocated for the area's lifetime `self.lt`.
-            with unsafe(f"SAFETY: a page of a live {what}, valid for the owner's lifetime"):
+            with unsafe(
+                f"SAFETY: `sp` is a page of this live {what} (vmalloc_to_page), which stays "
+                "allocated for the owner's lifetime `self.lt`."
+            ):
                 yield BorrowedPage.from_raw(sp, self.lt)
 
 

@@ -167,8 +167,7 @@ class Mm:
         # SAFETY: the mm_struct is alive (we hold a reference to it).
         if not _c.mmget_not_zero(mm):
             return None
-        # SAFETY: we just took an mmget reference, which the new ARef takes over.
-        with unsafe("SAFETY: mmget_not_zero() succeeded; the ARef owns that mm_users count"):
+        with unsafe("SAFETY: we just took an mmget reference, which the new ARef takes over."):
             return ARef.from_raw(MmWithUser._view(mm))
 
 
@@ -230,8 +229,10 @@ class MmWithUser(Mm):
         if not isinstance(me, ARef) or not isinstance(me.get(), MmWithUser):
             raise TypeError("into_mmput_async takes an ARef[MmWithUser]")
         raw = me.into_raw()._live("into_mmput_async")
-        # SAFETY: the layouts and invariants are the same; the count moves to the new ARef.
-        with unsafe("SAFETY: into_raw() gave up the mmget count; MmWithUserAsync takes it over"):
+        with unsafe(
+            "SAFETY: into_raw() gave up the mmget count, which MmWithUserAsync takes over; the "
+            "layouts and invariants are the same."
+        ):
             return ARef.from_raw(MmWithUserAsync._view(raw))
 
     # --- locks ----------------------------------------------------------------------

@@ -155,8 +155,7 @@ class RustMiscDeviceMmap(MiscDevice):
                 page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
                 pages.append(page)
                 header = page_header(i)
-                # SAFETY: the page was just allocated; no one else can access it yet.
-                with unsafe("SAFETY: a fresh page that nobody else can reach"):
+                with unsafe("SAFETY: the page was just allocated; no one else can access it yet."):
                     page.write_raw(header, 0, len(header))
                 mixed.vm_insert_page(vma.start() + i * PAGE_SIZE, page)
         except BaseException:

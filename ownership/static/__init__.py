@@ -7,10 +7,13 @@ without running the code, from the same declarations: the `@may_sleep` and
 types of `ownership.sync` and `ownership.mm`.
 
 * `plugin`: the mypy plugin (`plugins = ownership.static.plugin` in mypy.ini), one
-  error code per rule (`rules`).
+  error code per rule (`codes`).
 * `cli`: `python -m ownership check PATH... [--format text|json|sarif]`.
 * `sarif`: SARIF 2.1.0 output for the check and for `python -m ownership contracts`.
-* `analysis`, `facts`, `resolve`, `gfp`, `store`: the analysis behind the plugin.
+* the analysis behind the plugin: `walker` (the flow-sensitive walk of one module),
+  which records `facts`; `analysis` judges them against the callees' `summary`s,
+  kept across runs by `store`; `resolve` (callees and types), `gfp` (GFP values) and
+  `safety` (an unsafe block's justification) are what the walk asks.
 
 Importing this package imports nothing else: the plugin module is loaded by mypy, the
 command line by `ownership.__main__`.

@@ -32,21 +32,11 @@ from dataclasses import dataclass, field
 from mypy.nodes import Expression, MypyFile
 from mypy.types import Type
 
-from .facts import (
-    CallFact,
-    Finding,
-    FunctionFacts,
-    ModuleFacts,
-    ModuleWalker,
-    Note,
-    Region,
-    extract_module,
-    safety_comment,
-    scan_class_decls,
-)
+from .facts import CallFact, Finding, FunctionFacts, ModuleFacts, Note, Region
 from .resolve import Typer
 from .store import Store
 from .summary import ClassDecl, FuncSummary, ModuleRecord, Reason
+from .walker import ModuleWalker, extract_module, scan_class_decls
 
 __all__ = ["INTRINSICS", "Analyzer", "display_path"]
 
@@ -482,25 +472,17 @@ class Analyzer:
             mod = self.module_of(callee)
             decl_path = display_path(self.path_of(mod)) if mod else None
             contract = Note(f"`{self.short(callee)}()` is unsafe; its Safety contract: {s.unsafe}", decl_path, s.unsafe_line)
-            if c.unsafe_ctx == "none":
-                out.append(
-                    Finding(
-                        "unsafe-call", c.line, c.column,
-                        f"call to unsafe function `{c.label}` outside an unsafe block",
-                        [contract, Note('wrap it in `with unsafe("SAFETY: ..."):` with a `# SAFETY:` comment above, saying why the contract holds')],
-                    )
-                )
-            elif c.unsafe_ctx == "fn":
-                state = safety_comment(facts.lines, c.stmt_line)
-                if state != "ok":
-                    how = "without a `# SAFETY:` comment right above it" if state == "missing" else "with an empty `# SAFETY:` justification"
-                    out.append(
-                        Finding(
-                            "undocumented-unsafe", c.line, c.column,
-                            f"call to unsafe function `{c.label}` in an unsafe function's body {how}",
-                            [contract],
-                        )
-                    )
+            if c.unsafe_ctx == "block":
+                continue
+            notes = [contract]
+            where = "outside an unsafe block"
+            if c.unsafe_ctx == "fn":
+                # As the kernel builds with `-D unsafe_op_in_unsafe_fn`: the body of an
+                # unsafe function is not an unsafe block.
+                where = "in an unsafe function's body, outside an unsafe block"
+                notes.append(Note("an unsafe function's body is not an unsafe block (unsafe_op_in_unsafe_fn)"))
+            notes.append(Note('wrap it in `with unsafe("SAFETY: ..."):`, the string saying why the contract holds'))
+            out.append(Finding("unsafe-call", c.line, c.column, f"call to unsafe function `{c.label}` {where}", notes))
         return out
 
     def _handoff(self, facts: ModuleFacts, c: CallFact) -> list[Finding]:
@@ -531,11 +513,9 @@ class Analyzer:
         out: list[Finding] = []
         for b in facts.unsafe_blocks:
             problems: list[str] = []
-            if b.comment == "missing":
-                problems.append("without a `# SAFETY:` comment right above it")
-            elif b.comment == "empty":
-                problems.append("with an empty `# SAFETY:` comment")
-            if b.argument == "empty":
+            if b.argument == "missing":
+                problems.append("without a justification string")
+            elif b.argument == "empty":
                 problems.append("with an empty justification string")
             if not problems:
                 continue
@@ -550,7 +530,7 @@ class Analyzer:
                             mod = self.module_of(callee)
                             p = display_path(self.path_of(mod)) if mod else None
                             notes.append(Note(f"the block calls `{self.short(callee)}()`, whose Safety contract is: {s.unsafe}", p, s.unsafe_line))
-            notes.append(Note("say why the contract holds in a `# SAFETY: ...` comment on the line above the block"))
+            notes.append(Note('say why the contract holds in the block\'s string: `with unsafe("SAFETY: ..."):`'))
             out.append(Finding("undocumented-unsafe", b.line, b.column, "unsafe block " + " and ".join(problems), notes))
         return out
 

@@ -22,7 +22,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mypy import build
+from mypy.errors import CompileError
+from mypy.main import process_options
+
 from .report import Report, parse_messages, render_json, render_text
+from .sarif import dumps, findings_to_sarif
 
 __all__ = ["PLUGIN", "CheckResult", "main", "run_check"]
 
@@ -53,10 +58,6 @@ def run_check(
     extra_args: Sequence[str] = (),
 ) -> CheckResult:
     """Run mypy --strict with the plugin over `paths` and collect its findings."""
-    from mypy import build
-    from mypy.errors import CompileError
-    from mypy.main import process_options
-
     args = ["--strict", "--show-column-numbers", "--show-error-codes", "--no-pretty", "--no-color-output"]
     if config_file is not None:
         args += ["--config-file", config_file]
@@ -115,8 +116,6 @@ def main(argv: list[str]) -> int:
     elif opts.format == "json":
         out = json.dumps(render_json(result.reports, result.files_checked), indent=2) + "\n"
     else:
-        from .sarif import dumps, findings_to_sarif
-
         out = dumps(findings_to_sarif(result.reports))
     if opts.output:
         with open(opts.output, "w", encoding="utf-8") as f:

@@ -1,14 +1,15 @@
 """The mypy plugin: `plugins = ownership.static.plugin` in mypy.ini.
 
-It reports, as mypy errors with one error code per rule (`ownership.static.rules`):
+It reports, as mypy errors with one error code per rule (`ownership.static.codes`):
 
 * `atomic-sleep`: a may-sleep call while a `SpinLock` guard is held, inside
   `preempt_disabled()`, `rcu_read_lock()` or `local_irq_disable()`, with klint-style
   notes ("this call expects the preemption count to be 0 / but the possible
   preemption count here is 1.. / which is called from here") showing where the
   atomic section began and the chain of calls down to the declaration that sleeps;
-* `undocumented-unsafe` and `unsafe-call`: unsafe blocks and unsafe calls without a
-  `# SAFETY:` justification, or outside an unsafe block;
+* `undocumented-unsafe`: a `with unsafe(...)` block whose string gives no SAFETY
+  justification; `unsafe-call`: a call to an unsafe function outside an unsafe block
+  (the body of an unsafe function is not one: `unsafe_op_in_unsafe_fn`);
 * `send-handoff`: a `!Send` value passed to `spawn`, `queue_work` or any function
   that hands a parameter to `check_send`;
 * `guard-escape`: a reference obtained through a guard returned or stored beyond it.
@@ -43,6 +44,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import mypy
 from mypy.checker import TypeChecker
 from mypy.errorcodes import ErrorCode
 from mypy.nodes import MypyFile
@@ -50,12 +52,12 @@ from mypy.options import Options
 from mypy.plugin import FunctionContext, MethodContext, Plugin, ReportConfigContext
 from mypy.types import Type
 
-from .rules import RULES
+from .codes import RULES
+from .facts import Finding
 from .store import STORE_VERSION, Store
 
 if TYPE_CHECKING:
     from .analysis import Analyzer
-    from .facts import Finding
 
 __all__ = ["CODES", "OwnershipPlugin", "plugin"]
 
@@ -66,7 +68,18 @@ _STATIC_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 # The modules whose code decides the findings (not the report writers).
-_ANALYSIS_SOURCES = ("analysis.py", "facts.py", "gfp.py", "plugin.py", "resolve.py", "rules.py", "store.py", "summary.py")
+_ANALYSIS_SOURCES = (
+    "analysis.py",
+    "codes.py",
+    "facts.py",
+    "gfp.py",
+    "plugin.py",
+    "resolve.py",
+    "safety.py",
+    "store.py",
+    "summary.py",
+    "walker.py",
+)
 
 
 def _version_token() -> str:
@@ -80,8 +93,6 @@ def _version_token() -> str:
 
 
 def _out_of_scope_dirs() -> tuple[str, ...]:
-    import mypy
-
     typeshed = os.path.join(os.path.dirname(os.path.abspath(mypy.__file__)), "typeshed")
     return (typeshed + os.sep,)
 
@@ -117,6 +128,8 @@ class OwnershipPlugin(Plugin):
     def analyzer(self) -> Analyzer:
         """The analysis, loaded when a module is first checked (a warm run never is)."""
         if self._analyzer is None:
+            # The analysis (and the walker under it) is heavy: a warm run, whose modules
+            # all come from mypy's cache, never loads it.
             from .analysis import Analyzer
 
             self._analyzer = Analyzer(self._all_modules, self.store, self._module_in_scope)
@@ -221,8 +234,6 @@ class OwnershipPlugin(Plugin):
         try:
             findings = self.analyzer.analyze(file, type_map)
         except Exception as e:
-            from .facts import Finding
-
             findings = [
                 Finding(
                     "ownership-static", 1, 0,
@@ -237,6 +248,7 @@ class OwnershipPlugin(Plugin):
         return set()
 
     def _report(self, checker: TypeChecker, file: MypyFile, findings: list[Finding]) -> None:
+        # Loaded with the analysis (see `analyzer`), which findings to report imply.
         from .analysis import display_path
 
         errors = checker.msg.errors

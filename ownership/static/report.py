@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rules import RULES_BY_CODE
+from .codes import RULES_BY_CODE
 
 __all__ = ["Report", "ReportNote", "parse_messages", "render_json", "render_text"]
 
@@ -49,7 +49,7 @@ class Report:
     """One finding: a rule broken at `path`:`line`.
 
     Invariants: `line` and `column` are 1-based (0 when mypy gave none); `code` is
-    the mypy error code (one of `ownership.static.rules` for the plugin's rules, a
+    the mypy error code (one of `ownership.static.codes` for the plugin's rules, a
     mypy code such as `arg-type` for ordinary type errors, "" for a blocking error).
     """
 

@@ -28,8 +28,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .codes import RULES, RULES_BY_CODE, Rule
 from .report import Report
-from .rules import RULES, RULES_BY_CODE, Rule
 
 if TYPE_CHECKING:
     from ..unsafe import UnsafeContract, UnsafeSite
@@ -100,6 +100,8 @@ def _rule_descriptor(rule: Rule) -> dict[str, Any]:
 def _other_descriptor(code: str) -> dict[str, Any]:
     description = "A type error reported by mypy --strict."
     try:
+        # Imported here, not at module level: the contract review writes SARIF without
+        # loading the type checker, and a tree without mypy still gets a description.
         from mypy.errorcodes import error_codes
 
         ec = error_codes.get(code)

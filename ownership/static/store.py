@@ -10,8 +10,9 @@ changes, the plugin tells mypy (through `report_config_data`) that the dependent
 module's cache is stale, so its findings are recomputed rather than replayed.
 
 This module is on the path of every warm mypy run, so it stays light: the cache check
-reads only the raw JSON's hashes, and the record classes are imported when a record is
-actually needed.
+reads only the raw JSON's hashes, and parses a record only when one is needed. The
+record format and its version (`STORE_VERSION`) belong to `ownership.static.summary`,
+which imports nothing of this package; this module re-exports the version.
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .summary import ModuleRecord
+from .summary import STORE_VERSION, ModuleRecord
 
 __all__ = ["STORE_VERSION", "Store", "source_hash"]
-
-STORE_VERSION = 3
-"""Bumped whenever the record format or the meaning of a summary changes."""
 
 
 def source_hash(path: str) -> str:
@@ -107,8 +104,6 @@ class Store:
         """The newest record of `module`, from memory or disk."""
         if module in self._records:
             return self._records[module]
-        from .summary import ModuleRecord
-
         data = self.raw(module)
         rec: ModuleRecord | None = None
         if data is not None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .store import STORE_VERSION
+__all__ = ["STORE_VERSION", "ClassDecl", "FuncSummary", "ModuleRecord", "Reason"]
 
-__all__ = ["ClassDecl", "FuncSummary", "ModuleRecord", "Reason"]
+STORE_VERSION = 3
+"""The version of the record format: bumped whenever it or the meaning of a summary
+changes (`ownership.static.store` ignores a stored record of another version)."""
 
 
 @dataclass(frozen=True)

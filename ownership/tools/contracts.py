@@ -7,8 +7,8 @@ packages; or the files and directories given):
   enforced: `checked=` means a runtime check verifies the checkable part, `proved=`
   names `proofs/` claims (each looked up in the proofs' sources), otherwise the
   contract is documented only;
-* every `unsafe(...)` block with its SAFETY justification: the string argument and the
-  `# SAFETY:` comment right above the `with`, each reported, or "missing"; with the
+* every `unsafe(...)` block with its SAFETY justification, the string argument (the
+  one place for the reason, which the runtime also keeps), or "missing"; with the
   unsafe functions the block calls;
 * every Send/Sync declaration (`impl_send`, `impl_sync`, `not_send`, `not_sync`, a
   `NotThreadSafe` base) with its reason.
@@ -19,10 +19,10 @@ source scan saw them), unsafe blocks that actually ran, marker declarations.
 
     python -m ownership contracts [--format md|json|sarif] [--strict] [PATH ...]
 
-`--strict` exits 1 when a block lacks its justification (string or comment), unless a
-comment right above it starts with "Deliberately undocumented" (the demo's bug, kept
-on purpose and reported as such). SARIF output is written by `ownership.static.sarif`
-(imported only for `--format sarif`).
+`--strict` exits 1 when a block lacks its justification string, unless a comment right
+above it starts with "Deliberately undocumented" (the demo's bug, kept on purpose and
+reported as such). SARIF output is written by `ownership.static.sarif` (imported only
+for `--format sarif`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..marker import declarations
+from ..unsafe import contracts as runtime_contracts
+from ..unsafe import unsafe_sites
 
 __all__ = [
     "BlockInfo",
@@ -84,7 +88,6 @@ class BlockInfo:
     path: str
     line: int
     string: str | None
-    comment: str | None
     calls: list[str]
     status: str = ""
     ran: bool = False
@@ -92,7 +95,7 @@ class BlockInfo:
 
     @property
     def justification(self) -> str:
-        return self.string or self.comment or ""
+        return self.string or ""
 
 
 @dataclass
@@ -125,11 +128,6 @@ class Review:
             "documented_only": sum(1 for c in self.contracts if not c.checked and not c.proved),
             "unsafe_blocks": len(self.blocks),
             "blocks_missing_justification": sum(1 for b in self.blocks if b.status == "missing"),
-            "blocks_incomplete": sum(
-                1
-                for b in self.blocks
-                if b.status in ("no # SAFETY: comment", "no justification string")
-            ),
             "blocks_deliberately_undocumented": sum(1 for b in self.blocks if b.deliberate),
             "blocks_ran": sum(1 for b in self.blocks if b.ran),
             "markers": len(self.markers),
@@ -187,20 +185,6 @@ def _comments(source: str) -> dict[int, str]:
     except (tokenize.TokenError, SyntaxError):
         pass
     return out
-
-
-def _safety_comment(comments: dict[int, str], line: int) -> str | None:
-    """The `# SAFETY:` comment in the block of comment lines right above `line`."""
-    block: list[str] = []
-    n = line - 1
-    while n in comments:
-        block.insert(0, comments[n])
-        n -= 1
-    for i, text in enumerate(block):
-        if text.upper().startswith("SAFETY:"):
-            rest = [text[len("SAFETY:") :].strip(), *block[i + 1 :]]
-            return " ".join(p for p in rest if p).strip()
-    return None
 
 
 DELIBERATE = "DELIBERATELY UNDOCUMENTED"
@@ -317,7 +301,6 @@ class _Scanner(ast.NodeVisitor):
                     path=self.path,
                     line=node.lineno,
                     string=string or None,
-                    comment=_safety_comment(self.comments, node.lineno),
                     calls=[],
                     deliberate=_deliberate(self.comments, node.lineno),
                 )
@@ -451,10 +434,6 @@ def review(paths: Sequence[str] | None = None, *, import_modules: bool = True) -
     if import_modules:
         declaring = {c.path for c in contracts} | {m.path for m in markers}
         errors += _import_for_registry(f for f in files if _display(f) in declaring)
-    from ..marker import declarations
-    from ..unsafe import contracts as runtime_contracts
-    from ..unsafe import unsafe_sites
-
     registered = {c.qualname: c for c in runtime_contracts()}
     proofs_src = _proofs_text()
     for c in contracts:
@@ -483,14 +462,10 @@ def review(paths: Sequence[str] | None = None, *, import_modules: bool = True) -
             if q in by_name:
                 by_name[q].call_sites.append(f"{info.path}:{info.line}")
         info.ran = (os.path.realpath(info.path), info.line) in ran
-        if info.deliberate and not (info.string and info.comment):
-            info.status = "deliberately undocumented"
-        elif info.string and info.comment:
+        if info.string:
             info.status = "ok"
-        elif info.string:
-            info.status = "no # SAFETY: comment"
-        elif info.comment:
-            info.status = "no justification string"
+        elif info.deliberate:
+            info.status = "deliberately undocumented"
         else:
             info.status = "missing"
         blocks.append(info)
@@ -538,9 +513,8 @@ def render_md(r: Review) -> str:
         f"- {s['contracts']} unsafe functions: {s['checked_at_runtime']} checked at runtime, "
         f"{s['proved']} proved, {s['documented_only']} documented only",
         f"- {s['unsafe_blocks']} unsafe blocks: {s['blocks_missing_justification']} missing a "
-        f"justification, {s['blocks_incomplete']} with only one of string and `# SAFETY:` "
-        f"comment, {s['blocks_deliberately_undocumented']} deliberately undocumented (a "
-        f"demo of the bug); {s['blocks_ran']} ran in this process",
+        f"justification string, {s['blocks_deliberately_undocumented']} deliberately "
+        f"undocumented (a demo of the bug); {s['blocks_ran']} ran in this process",
         f"- {s['markers']} Send/Sync declarations",
         "",
         "## Unsafe functions",
@@ -564,12 +538,12 @@ def render_md(r: Review) -> str:
         "",
         "## Unsafe blocks",
         "",
-        "| block | SAFETY (string) | `# SAFETY:` comment | status | calls | ran |",
-        "|---|---|---|---|---|---|",
+        "| block | SAFETY | status | calls | ran |",
+        "|---|---|---|---|---|",
     ]
     for b in sorted(r.blocks, key=lambda b: (b.path, b.line)):
         out.append(
-            f"| {b.path}:{b.line} | {_cell(b.string) or 'missing'} | {_cell(b.comment) or 'missing'} "
+            f"| {b.path}:{b.line} | {_cell(b.string) or 'missing'} "
             f"| {b.status} | {', '.join(f'`{c}`' for c in b.calls) or '-'} | {'yes' if b.ran else 'no'} |"
         )
     out += [
@@ -605,6 +579,8 @@ def render_md(r: Review) -> str:
 
 def render_sarif(r: Review) -> str:
     """SARIF 2.1.0, by `ownership.static.sarif` (ImportError if it is not there)."""
+    # Imported here, not at module level: only `--format sarif` needs the writer, and a
+    # tree without it (or with it broken) still reviews in Markdown and JSON.
     from ..static import sarif
 
     contracts = [

@@ -63,7 +63,6 @@ def test_unsafe_call_outside_unsafe_block() -> None:
 
 def test_unsafe_call_inside_unsafe_block() -> None:
     buf = RawBuffer(b"abc")
-    # SAFETY: 2 < len(b"abc").
     with unsafe("SAFETY: 2 < len(b'abc')"):
         block = line() - 1
         assert in_unsafe()
@@ -90,14 +89,12 @@ def test_documented_block_inside_an_undocumented_one() -> None:
     buf = RawBuffer(b"abc")
     # Deliberately undocumented: only the inner block, which does the call, matters.
     with unsafe(""):
-        # SAFETY: 1 < 3.
         with unsafe("SAFETY: 1 < len(b'abc')"):
             assert buf.byte_at_unchecked(1) == ord("b")
 
 
 def test_unsafe_blocks_record_their_calls() -> None:
     buf = RawBuffer(b"abc")
-    # SAFETY: 0 < 3.
     with unsafe("SAFETY: 0 < 3"):
         block = line() - 1
         buf.byte_at_unchecked(0)
@@ -108,10 +105,8 @@ def test_unsafe_blocks_record_their_calls() -> None:
 def test_unsafe_block_nesting_and_unwinding() -> None:
     buf = RawBuffer(b"xy")
     with pytest.raises(IndexError):
-        # SAFETY: deliberately wrong, to check the depth unwinds.
-        with unsafe("SAFETY: test of unwinding"):
-            # SAFETY: nested blocks are allowed.
-            with unsafe("SAFETY: nested"):
+        with unsafe("SAFETY: deliberately wrong, to check the depth unwinds."):
+            with unsafe("SAFETY: nested blocks are allowed."):
                 buf.byte_at_unchecked(5)
     assert not in_unsafe() and ctx.unsafe_depth == 0
 
@@ -125,8 +120,7 @@ def test_aref_from_raw_is_unsafe() -> None:
     call = line() - 1
     assert_splat(ei, "unsafe-call", cls=UnsafeError, lines=[call])
     assert "ownership/aref.py:" in str(ei.value)  # The declaration.
-    # SAFETY: `raw` carries the increment given up by `into_raw` above.
-    with unsafe("SAFETY: raw comes from into_raw"):
+    with unsafe("SAFETY: `raw` carries the increment given up by `into_raw` above."):
         b = ARef.from_raw(raw)
     b.drop()
     assert obj.count == 1
@@ -141,8 +135,7 @@ def test_arc_from_raw_is_unsafe() -> None:
     assert_splat(ei, "unsafe-call", cls=UnsafeError, lines=[call])
     assert "ownership/sync/arc.py:" in str(ei.value)  # The declaration.
     assert arc.refcount() == 2  # Refused before any effect: the count is still given up.
-    # SAFETY: `raw` carries the count the clone gave up with `into_raw` above.
-    with unsafe("SAFETY: raw comes from into_raw of a clone"):
+    with unsafe("SAFETY: `raw` carries the count the clone gave up with `into_raw` above."):
         back = Arc.from_raw(raw)
     assert back.get() == [1, 2, 3]
     back.drop()

@@ -85,8 +85,7 @@ def run(seconds: float) -> dict[str, dict[str, float]]:
             p.read_user(anon, PAGE_SIZE)
 
         def raw_read() -> None:
-            # SAFETY: the benchmark is the only user of the page.
-            with unsafe("SAFETY: the page is private to the benchmark"):
+            with unsafe("SAFETY: the benchmark is the only user of the page."):
                 page.read_raw(0, 64)
 
         def alloc_free() -> None:

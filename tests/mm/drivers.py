@@ -20,8 +20,7 @@ class MixedMapDevice(MiscDevice):
         mixed = vma.set_mixedmap()
         for i in range((vma.end() - vma.start()) // PAGE_SIZE):
             page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-            # SAFETY: the page was just allocated; nobody else can reach it.
-            with unsafe("SAFETY: a fresh page that nobody else can reach"):
+            with unsafe("SAFETY: the page was just allocated; nobody else can reach it."):
                 page.write_raw(bytes([0xA0 + i]) * 8, 0, 8)
             mixed.vm_insert_page(vma.start() + i * PAGE_SIZE, page)
             self.pages.append(page)
@@ -65,8 +64,7 @@ class FaultingDevice(MiscDevice):
         self.pages: list[Page] = []
         for i in range(nr_pages):
             page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-            # SAFETY: the page was just allocated; nobody else can reach it.
-            with unsafe("SAFETY: a fresh page that nobody else can reach"):
+            with unsafe("SAFETY: the page was just allocated; nobody else can reach it."):
                 page.write_raw(f"page {i}".encode(), 0, len(f"page {i}"))
             self.pages.append(page)
         self.ops = FaultingOps(self.pages)

@@ -154,7 +154,6 @@ def test_rust_api_with_bad_arguments(addr: Any, size: Any, value: Any, off: Any,
                 mixed.vm_insert_page(addr, page)
             except BaseException as e:
                 assert _expected(e), repr(e)
-        # SAFETY: the page is private to this example.
         with unsafe("SAFETY: the page is private to this example"):
             raw_calls: list[Callable[[], object]] = [
                 lambda: page.read_raw(off, n),

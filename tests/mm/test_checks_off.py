@@ -71,8 +71,7 @@ def _scenario() -> list[object]:
         user.drop()
         box = VBox.new(b"vmalloc", GFP_KERNEL)
         page = next(box.page_iter())
-        # SAFETY: nobody else touches the box while it is read.
-        with unsafe("SAFETY: the box is private to this scenario"):
+        with unsafe("SAFETY: nobody else touches the box while it is read."):
             seen.append(page.read_raw(0, 7))
         box.drop()
         p.munmap(addr, 2 * PAGE_SIZE)

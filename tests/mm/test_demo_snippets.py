@@ -1,7 +1,7 @@
-"""The mm layer's demo snippets (ownership/mm/demo_snippets.py) through the demo machinery.
+"""The demo's mm snippets (ownership/tools/demo/snippets_mm.py) through the demo machinery.
 
-Every mm snippet is loaded the way `python -m ownership demo` loads it
-(`demo.load_extra_snippets`). A buggy form the runtime can catch must raise the
+Every mm snippet is registered the way `python -m ownership demo` registers it (by
+importing `ownership.tools.demo`). A buggy form the runtime can catch must raise the
 snippet's class with its rule, reported at a line of the snippet module; a buggy form
 beyond the runtime's checks must return the damage it did; every fixed form must run
 clean, and `demo.run` must accept each snippet.
@@ -15,7 +15,7 @@ from ownership.__main__ import main as cli
 from ownership.tools import demo
 from tests.expect import assert_splat
 
-SNIPPETS_FILE = "demo_snippets.py"
+SNIPPETS_FILE = "snippets_mm.py"
 
 # rule -> (the source of the violation line, the source of the conflicting origin's line).
 CAUGHT: dict[str, tuple[str, str]] = {
@@ -36,8 +36,6 @@ DAMAGE: dict[str, str] = {
 
 
 def _mm_snippets() -> dict[str, demo.Snippet]:
-    problems = demo.load_extra_snippets()
-    assert not any("ownership.mm.demo_snippets" in p for p in problems), problems
     found = [s for s in demo.registry() if s.layer == "mm"]
     by_rule = {s.rule: s for s in found}
     assert len(by_rule) == len(found), "two mm snippets share a rule id"

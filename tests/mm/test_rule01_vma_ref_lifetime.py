@@ -108,7 +108,6 @@ def test_from_raw_without_any_lock_is_refused(proc: Task) -> None:
         assert vma is not None
         raw = vma.as_ptr()
     lt = Lifetime("a lifetime the caller made up")
-    # SAFETY: (wrong on purpose) the lock was released above.
     with unsafe("SAFETY: deliberately wrong: no lock is held"), pytest.raises(UnsafeError) as e:
         VmAreaRef.from_raw(raw, lt)
     assert_splat(
@@ -125,8 +124,7 @@ def test_from_raw_under_the_lock_is_accepted(proc: Task) -> None:
         vma = guard.vma_lookup(addr)
         assert vma is not None
         raw = vma.as_ptr()
-        # SAFETY: `guard` holds the mmap read lock for its whole lifetime.
-        with unsafe("SAFETY: the mmap read lock is held for guard.lifetime"):
+        with unsafe("SAFETY: `guard` holds the mmap read lock for its whole lifetime."):
             again = VmAreaRef.from_raw(raw, guard.lifetime)
         assert again.start() == addr
 

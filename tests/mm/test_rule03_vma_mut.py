@@ -59,7 +59,6 @@ def test_vma_mut_from_raw_with_only_the_read_lock_is_refused(proc: Task) -> None
     with mm.mmap_read_lock() as guard:
         ref = guard.vma_lookup(addr)
         assert ref is not None
-        # SAFETY: (wrong on purpose) only the read lock is held.
         with unsafe("SAFETY: deliberately wrong: only the mmap read lock is held"):
             with pytest.raises(UnsafeError) as e:
                 VmAreaMut.from_raw(ref.as_ptr(), guard.lifetime)
@@ -103,8 +102,10 @@ def test_vma_mut_from_raw_under_the_write_locks_is_accepted(proc: Task) -> None:
     with mm.mmap_write_lock() as guard:
         vma = guard.vma_lookup(addr)
         assert vma is not None
-        # SAFETY: the write guard holds the mmap write lock, and vma_lookup write-locked the VMA.
-        with unsafe("SAFETY: mmap write lock held and the VMA write-locked for guard.lifetime"):
+        with unsafe(
+            "SAFETY: the write guard holds the mmap write lock, and vma_lookup write-locked the "
+            "VMA."
+        ):
             again = VmAreaMut.from_raw(vma.as_ptr(), guard.lifetime)
         again.set_flags(again.flags() | flags.DONTCOPY)
         assert vma.flags() & flags.DONTCOPY

@@ -64,8 +64,7 @@ def test_pages_that_are_not_normal_are_einval(kernel: Kernel, proc: Task, kind: 
     addr = _mixed_mapping(kernel, proc)
     raw = kernel.alloc_special_page(kind)  # type: ignore[arg-type]
     owner = Lifetime(f"the {kind} page's owner")
-    # SAFETY: `raw` stays allocated until `owner` ends, at the end of this test.
-    with unsafe("SAFETY: the page is owned by this test until `owner` ends"):
+    with unsafe("SAFETY: `raw` stays allocated until `owner` ends, at the end of this test."):
         page = BorrowedPage.from_raw(raw, owner)
     with raises_errno(EINVAL):
         _insert(addr, page)
@@ -111,8 +110,7 @@ def test_page_table_allocation_failure_is_enomem(kernel: Kernel, proc: Task) -> 
 def test_clean_insert_under_either_lock_is_visible_to_userspace(kernel: Kernel, proc: Task) -> None:
     addr = _mixed_mapping(kernel, proc, pages=2)
     first, second = Page.alloc_page(GFP_KERNEL | GFP_ZERO), Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-    # SAFETY: both pages were just allocated; nobody else can reach them.
-    with unsafe("SAFETY: fresh pages that nobody else can reach"):
+    with unsafe("SAFETY: both pages were just allocated; nobody else can reach them."):
         first.write_raw(b"first", 0, 5)
         second.write_raw(b"second", 0, 6)
     _insert(addr, first)

@@ -143,16 +143,14 @@ def test_user_copies_under_a_spinlock_are_refused(kernel: Kernel, proc: Task) ->
     lock = SpinLock(0, name="copy lock")
     with lock.lock():
         with pytest.raises(AtomicSleepError) as e:
-            # SAFETY: nobody else accesses this freshly allocated page.
-            with unsafe("SAFETY: the page is private to this test"):
+            with unsafe("SAFETY: nobody else accesses this freshly allocated page."):
                 page.copy_from_user_slice_raw(UserSlice(addr, 9).reader(), 0, 9)
         assert_splat(
             e, "atomic-sleep", site="page.copy_from_user_slice_raw(", origin="with lock.lock():"
         )
         with pytest.raises(AtomicSleepError):
             proc.read_user(addr, 4)
-    # SAFETY: nobody else accesses this freshly allocated page.
-    with unsafe("SAFETY: the page is private to this test"):
+    with unsafe("SAFETY: nobody else accesses this freshly allocated page."):
         page.copy_from_user_slice_raw(UserSlice(addr, 9).reader(), 0, 9)
         assert page.read_raw(0, 9) == b"user data"
     page.drop()

@@ -36,7 +36,6 @@ def test_raw_access_through_a_dead_borrow(proc: Task) -> None:
     vbox = VBox.new(b"x" * PAGE_SIZE, GFP_KERNEL)
     pages = list(vbox.page_iter())
     vbox.drop()
-    # SAFETY: (wrong on purpose) the owner was dropped above.
     with unsafe("SAFETY: deliberately wrong: the VBox is gone"), pytest.raises(LifetimeError) as e:
         pages[0].read_raw(0, 4)
     assert_splat(
@@ -66,7 +65,6 @@ def test_clean_upstream_doc_example_fill_zero_a_borrowed_vmalloc_page(kernel: Ke
     vbox = VBox.new(b"\xff" * PAGE_SIZE, GFP_KERNEL)
     assert isinstance(vbox, AsPageIter)
     page = next(vbox.page_iter())
-    # SAFETY: There is no concurrent read or write to this page.
     with unsafe("SAFETY: There is no concurrent read or write to this page."):
         page.fill_zero_raw(0, PAGE_SIZE)
     assert vbox.as_bytes() == bytes(PAGE_SIZE)
@@ -85,7 +83,6 @@ def test_clean_every_page_of_a_vvec_is_borrowable(proc: Task) -> None:
         vec.extend_from_slice(bytes([i]) * 1024, GFP_KERNEL)
     pages = list(vec.page_iter())
     assert len(pages) == vec.capacity() // PAGE_SIZE >= 3
-    # SAFETY: no one writes the vector while it is read here.
     with unsafe("SAFETY: the vector is not written while its pages are read"):
         assert pages[1].read_raw(0, 2) == bytes([4, 4])
     assert all(isinstance(p, BorrowedPage) for p in pages)

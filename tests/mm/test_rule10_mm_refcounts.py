@@ -50,8 +50,10 @@ def test_from_raw_checks_what_it_can(proc: Task) -> None:
     raw = current_mm().as_raw()
     grab = ARef.from_ref(current_mm().as_mm())
     proc.exit()
-    # SAFETY: (wrong on purpose for MmWithUser) mm_users is zero after the exit.
-    with unsafe("SAFETY: the mm_struct is kept allocated by `grab`"):
+    with unsafe(
+        "SAFETY: the mm_struct is kept allocated by `grab` (wrong on purpose for MmWithUser: "
+        "mm_users is zero after the exit)."
+    ):
         assert Mm.from_raw(raw) is grab.get()
         with pytest.raises(UnsafeError) as e:
             MmWithUser.from_raw(raw)

@@ -61,8 +61,7 @@ class BlockingDevice(MiscDevice):
 
 def test_overlapping_access_while_a_user_copy_sleeps_in_a_fault(kernel: Kernel, proc: Task) -> None:
     source = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-    # SAFETY: nobody else can reach the freshly allocated page yet.
-    with unsafe("SAFETY: a fresh page"):
+    with unsafe("SAFETY: nobody else can reach the freshly allocated page yet."):
         source.write_raw(b"from user space", 0, 15)
     ops = BlockingOps(source)
     kernel.register_miscdevice("slow", BlockingDevice(ops))
@@ -74,8 +73,9 @@ def test_overlapping_access_while_a_user_copy_sleeps_in_a_fault(kernel: Kernel, 
     def copier() -> None:
         try:
             with proc.as_current():
-                # SAFETY: this thread is the only writer of bytes [0, 100) of `target`.
-                with unsafe("SAFETY: the only writer of target[0..100]"):
+                with unsafe(
+                    "SAFETY: this thread is the only writer of bytes [0, 100) of `target`."
+                ):
                     target.copy_from_user_slice_raw(UserSlice(addr, 100).reader(), 0, 100)
         except BaseException as e:
             failure.append(e)
@@ -84,8 +84,9 @@ def test_overlapping_access_while_a_user_copy_sleeps_in_a_fault(kernel: Kernel, 
     t.start()
     assert ops.entered.wait(10)
     try:
-        # SAFETY: (wrong on purpose) the copier thread is writing bytes [0, 100) right now.
-        with unsafe("SAFETY: deliberately racing with the copier"):
+        with unsafe(
+            "SAFETY: (wrong on purpose) the copier thread is writing bytes [0, 100) right now."
+        ):
             with pytest.raises(BorrowError) as e:
                 target.read_raw(50, 10)
             assert_splat(
@@ -102,8 +103,7 @@ def test_overlapping_access_while_a_user_copy_sleeps_in_a_fault(kernel: Kernel, 
         ops.release.set()
         t.join(10)
     assert not failure, failure
-    # SAFETY: the copier has finished; no access is in flight.
-    with unsafe("SAFETY: the copier thread has been joined"):
+    with unsafe("SAFETY: the copier has finished; no access is in flight."):
         assert target.read_raw(0, 15) == b"from user space"
     proc.munmap(addr, PAGE_SIZE)
     f.close()
@@ -115,8 +115,7 @@ def test_borrowed_page_from_a_freed_page(kernel: Kernel, proc: Task) -> None:
     page = Page.alloc_page(GFP_KERNEL)
     raw = page.as_ptr()
     page.drop()
-    # SAFETY: (wrong on purpose) the page was freed above.
-    with unsafe("SAFETY: deliberately wrong: the page is free"):
+    with unsafe("SAFETY: (wrong on purpose) the page was freed above."):
         from ownership.page import BorrowedPage
 
         with pytest.raises(UnsafeError) as e:
@@ -136,7 +135,6 @@ def test_page_used_after_drop(proc: Task) -> None:
 
 def test_bounds_and_types(proc: Task) -> None:
     page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-    # SAFETY: the page is private to this test.
     with unsafe("SAFETY: the page is private to this test"):
         for off, n in ((PAGE_SIZE, 1), (PAGE_SIZE - 1, 2), (0, PAGE_SIZE + 1), (PAGE_SIZE + 1, 0)):
             with raises_errno(EINVAL):
@@ -182,8 +180,7 @@ def _catch(into: list[BaseException], fn: Callable[[], object]) -> None:
 
 def test_clean_sequential_overlapping_accesses(proc: Task) -> None:
     page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-    # SAFETY: the page is private to this thread; the accesses are sequential.
-    with unsafe("SAFETY: one thread, sequential accesses"):
+    with unsafe("SAFETY: the page is private to this thread; the accesses are sequential."):
         page.write_raw(b"abcdef", 0, 6)
         assert page.read_raw(2, 4) == b"cdef"
         page.fill_zero_raw(0, 3)

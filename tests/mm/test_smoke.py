@@ -48,8 +48,7 @@ class OnePage(MiscDevice):
         vma.try_clear_maywrite()
         mixed = vma.set_mixedmap()
         page = Page.alloc_page(GFP_KERNEL)
-        # SAFETY: the page was just allocated and nobody else can reach it.
-        with unsafe("SAFETY: a fresh page, not shared with anyone yet"):
+        with unsafe("SAFETY: the page was just allocated and nobody else can reach it."):
             page.write_raw(b"hello", 0, 5)
         mixed.vm_insert_page(vma.start(), page)
         self.page = page

@@ -85,8 +85,7 @@ def test_unchecking_driver_hands_its_page_to_the_stranger(kernel: Kernel, proc: 
     proc.write_user(addr, b"owned by userspace")  # ... and writable: the damage.
     with dev._inner(DriverFile._view(f)).lock() as inner:
         page = inner.data.pages[0]
-        # SAFETY: the test is the only kernel-side user of the page at this point.
-        with unsafe("SAFETY: no other kernel access to this page is in flight"):
+        with unsafe("SAFETY: the test is the only kernel-side user of the page at this point."):
             assert page.read_raw(0, 18) == b"owned by userspace"
     proc.munmap(addr, PAGE_SIZE)
     g.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ownership.mm import vma_rules as R
-from proofs.system import GHOST_PTES, Trace
+from proofs.step import GHOST_PTES
 from proofs.table import Table
+from proofs.trace import Trace
 
 
 def replay(table: Table, trace: Trace) -> list[int]:

@@ -14,7 +14,7 @@ import proofs
 import proofs.__main__ as cli
 import proofs.bench as bench
 from proofs.claim import Claim
-from proofs.system import Outcome
+from proofs.outcome import Outcome
 from proofs.table import Table
 
 ROOT = Path(__file__).resolve().parents[2]

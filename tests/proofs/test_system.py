@@ -13,19 +13,12 @@ import pytest
 from ownership.include import vm_flags as F
 from ownership.mm import vma_rules as R
 from proofs import TABLE, Claim
+from proofs.bmc import bmc
+from proofs.decide import decide
+from proofs.houdini import prove
 from proofs.invariant import breaks_state_rules, state_candidates
-from proofs.system import (
-    Call,
-    Candidate,
-    Property,
-    RefuseIf,
-    Step,
-    SymState,
-    System,
-    bmc,
-    decide,
-    prove,
-)
+from proofs.step import Step, SymState
+from proofs.system import Call, Candidate, Property, RefuseIf, System
 from proofs.table import Table, drop_check, drop_check_rule, drop_guard, drop_merge_conjunct
 from proofs.z3api import Bool, and_, bool_val, has, not_
 

@@ -16,7 +16,7 @@ import pytest
 from ownership import errors
 from ownership.errors import SafetyViolation
 from ownership.static.cli import CheckResult
-from ownership.static.rules import RULES_BY_CODE
+from ownership.static.codes import RULES_BY_CODE
 from tests.expect import assert_splat
 
 from .corpus import BAD, GOOD, UNSEEN, CorpusFile, all_files

@@ -12,15 +12,20 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from ownership.aref import ARef
 from ownership.static import cli
 from ownership.static.cli import CheckResult
+from ownership.static.report import Report, ReportNote
 from ownership.static.sarif import (
     ContractEntry,
     UnsafeSiteEntry,
     contracts_to_sarif,
     findings_to_sarif,
 )
+from ownership.tools import contracts as contract_review
+from ownership.unsafe import contracts, unsafe_sites
 
+from .bad.unsafe_call import in_unsafe_fn_body
 from .corpus import BAD, GOOD, PROJECT, CorpusFile
 
 SCHEMA_PATH = Path(__file__).with_name("sarif-schema-2.1.0.json")
@@ -122,8 +127,6 @@ def test_module_entry_point(corpus_result: CheckResult, corpus_dir: Path) -> Non
 
 
 def test_findings_to_sarif_includes_mypy_type_errors() -> None:
-    from ownership.static.report import Report, ReportNote
-
     reports = [
         Report("arg-type", "pkg/mod.py", 3, 5, 'Argument 1 has incompatible type "str"; expected "int"'),
         Report("atomic-sleep", "pkg/mod.py", 9, 9, "sleeping function called from atomic context",
@@ -138,16 +141,11 @@ def test_findings_to_sarif_includes_mypy_type_errors() -> None:
 
 
 def test_contracts_to_sarif_from_runtime_records() -> None:
-    from ownership.aref import ARef
-    from ownership.unsafe import contracts, unsafe_sites
-
-    from .bad.undocumented_unsafe import unsafe_fn_body
-
-    unsafe_fn_body.main()
+    in_unsafe_fn_body.main()
     entries = [ContractEntry.from_contract(c) for c in contracts()]
     # Only this scenario's blocks: other tests record theirs in the same registry.
-    sites = [UnsafeSiteEntry.from_site(s) for s in unsafe_sites() if s.site.filename.endswith("unsafe_fn_body.py")]
-    sites.append(UnsafeSiteEntry("drivers/x.py", 10, "", ("tests.static.bad.undocumented_unsafe.unsafe_fn_body.read_header",)))
+    sites = [UnsafeSiteEntry.from_site(s) for s in unsafe_sites() if s.site.filename.endswith("in_unsafe_fn_body.py")]
+    sites.append(UnsafeSiteEntry("drivers/x.py", 10, "", ("tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header",)))
     log = contracts_to_sarif(entries, sites)
     validate_sarif(log)
     results = log["runs"][0]["results"]
@@ -155,20 +153,18 @@ def test_contracts_to_sarif_from_runtime_records() -> None:
     for r in results:
         by_rule.setdefault(r["ruleId"], []).append(r)
     names = {r["properties"]["qualname"] for r in by_rule["unsafe-contract"]}
-    assert "tests.static.bad.undocumented_unsafe.unsafe_fn_body.read_header" in names
+    assert "tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header" in names
     assert f"{ARef.__module__}.ARef.from_raw" in names
     undocumented = by_rule["undocumented-unsafe"]
     assert len(undocumented) == 1 and undocumented[0]["level"] == "error"
     assert undocumented[0]["relatedLocations"][0]["message"]["text"].startswith(
-        "tests.static.bad.undocumented_unsafe.unsafe_fn_body.read_header: Safety:"
+        "tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header: Safety:"
     )
     assert all(r["level"] == "note" for r in by_rule["unsafe-site"])
 
 
 def test_contracts_command_writes_valid_sarif(capsys: pytest.CaptureFixture[str]) -> None:
-    from ownership.tools import contracts
-
-    rc = contracts.main(["--format", "sarif"])
+    rc = contract_review.main(["--format", "sarif"])
     assert rc == 0
     log = json.loads(capsys.readouterr().out)
     validate_sarif(log)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from ownership.static.cli import CheckResult
+from ownership.static.codes import RULES_BY_CODE
 from ownership.static.report import Report
-from ownership.static.rules import RULES_BY_CODE
 
 from .corpus import BAD, GOOD, UNSEEN, CorpusFile, all_files
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,8 +87,6 @@ class _Workspace:
 
     def get(self) -> Path:
         if self.root is None:
-            import tempfile
-
             self.root = Path(tempfile.mkdtemp(prefix="static-flow-"))
             (self.root / "flowpkg").mkdir()
             (self.root / "flowpkg" / "__init__.py").write_text("", encoding="utf-8")

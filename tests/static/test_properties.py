@@ -3,7 +3,7 @@
 * GFP flags: the static evaluation of any `|`/`&`/`^`/`~` expression over the flags of
   `ownership.bindings.gfp` (and a forwarded parameter) agrees with the runtime's own
   `Flags.may_sleep` on the value the expression computes.
-* `# SAFETY:` comments: found only right above the statement, and only with text.
+* `unsafe("SAFETY: ...")` strings: a justification only with text after the prefix.
 * Reports survive mypy's text format (render, then parse), whatever the message.
 * Any findings and any contract entries make a SARIF log valid against the schema.
 * Summaries survive the store's JSON, and a damaged store file reads as missing.
@@ -19,14 +19,14 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mypy.nodes import Expression, MemberExpr, NameExpr, OpExpr, UnaryExpr, Var
+from mypy.nodes import Expression, MemberExpr, NameExpr, OpExpr, StrExpr, UnaryExpr, Var
 
 from ownership.bindings import gfp as gfp_flags
 from ownership.static import gfp
-from ownership.static.facts import safety_comment
+from ownership.static.codes import RULES
 from ownership.static.report import Report, ReportNote, parse_messages, render_text
 from ownership.static.resolve import Typer
-from ownership.static.rules import RULES
+from ownership.static.safety import argument_state
 from ownership.static.sarif import (
     ContractEntry,
     UnsafeSiteEntry,
@@ -121,34 +121,18 @@ def test_non_flags_expressions_are_not_gfp_values() -> None:
     assert gfp.classify(e, Typer(None), {}, {}) is None
 
 
-# --- SAFETY comments -------------------------------------------------------------------
+# --- SAFETY justifications -------------------------------------------------------------
 
 comment_text = st.text(alphabet=string.ascii_letters + string.digits + " .,`()", min_size=1, max_size=30).filter(
     lambda s: s.strip() != "" and "SAFETY" not in s
 )
-junk_line = st.one_of(
-    st.builds(lambda t: f"# {t}", comment_text),
-    st.builds(lambda t: f"x = {len(t)}", comment_text),
-    st.just(""),
-)
 
 
-@given(st.lists(junk_line, max_size=5), comment_text, st.lists(comment_text.map(lambda t: f"# {t}"), max_size=3))
-def test_safety_comment_right_above_is_found(before: list[str], text: str, extra: list[str]) -> None:
-    lines = [*before, f"    # SAFETY: {text}", *[f"    {e}" for e in extra], "    with unsafe('SAFETY: x'):"]
-    assert safety_comment(lines, len(lines)) == "ok"
-
-
-@given(st.lists(junk_line, max_size=5), st.sampled_from(["", "x = 1"]))
-def test_safety_comment_separated_by_code_or_blank_is_missing(before: list[str], gap: str) -> None:
-    lines = [*before, "# SAFETY: the pointer is valid.", gap, "with unsafe('SAFETY: x'):"]
-    assert safety_comment(lines, len(lines)) == "missing"
-
-
-@given(st.lists(junk_line, max_size=5))
-def test_safety_marker_without_text_is_empty(before: list[str]) -> None:
-    lines = [*before, "# SAFETY:", "with unsafe('SAFETY: x'):"]
-    assert safety_comment(lines, len(lines)) == "empty"
+@given(comment_text, st.sampled_from(["SAFETY:", "safety: ", "", "  "]))
+def test_unsafe_argument_is_justified_by_its_text_after_the_prefix(text: str, prefix: str) -> None:
+    assert argument_state([StrExpr(f"{prefix}{text}")]) == "ok"
+    assert argument_state([StrExpr(prefix)]) == "empty"
+    assert argument_state([]) == "missing"
 
 
 # --- reports ---------------------------------------------------------------------------

@@ -74,8 +74,10 @@ def make_unsafe_closure() -> Callable[[], None]:
     ring = RawRing(4)
 
     def fixed() -> None:
-        # SAFETY: one byte at offset 0 of a 4-byte ring, written by the lambda below.
-        with unsafe("SAFETY: 0 + 1 <= 4"):
+        with unsafe(
+            "SAFETY: one byte at offset 0 of a 4-byte ring, written by the lambda below: 0 + 1 <= "
+            "4."
+        ):
             write: Callable[[], None] = lambda: ring.write_unchecked(0, b"x")
             write()
 

@@ -1,4 +1,5 @@
-"""Unsafe blocks and unsafe calls, each with its `# SAFETY:` argument."""
+"""Unsafe blocks justified by their `unsafe("SAFETY: ...")` string (no comment needed),
+one of them in an unsafe function's body (which is not an unsafe block itself)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,23 @@ class Node:
 
 @unsafe_fn(safety="`raw` carries one increment that the caller gives up.")
 def adopt(raw: Node) -> ARef[Node]:
-    # SAFETY: our own contract hands us the increment `from_raw` takes over.
-    return ARef.from_raw(raw)
+    with unsafe("SAFETY: our own contract hands us the increment `from_raw` takes over."):
+        return ARef.from_raw(raw)
 
 
 def borrow_and_adopt(node: Node) -> ARef[Node]:
     node.inc_ref()
-    # SAFETY: the increment taken on the line above is given to the new ARef,
-    # which `adopt` requires; nothing else will drop it.
+    with unsafe(
+        "SAFETY: the increment taken on the line above is given to the new ARef, "
+        "which `adopt` requires; nothing else will drop it."
+    ):
+        return adopt(node)
+
+
+def adopt_after_comment(node: Node) -> ARef[Node]:
+    node.inc_ref()
+    # An unrelated comment above the block is fine: the string is the justification.
+
     with unsafe("SAFETY: the increment taken above is handed over."):
         return adopt(node)
 
@@ -34,4 +44,5 @@ def borrow_and_adopt(node: Node) -> ARef[Node]:
 def main() -> None:
     node = Node()
     borrow_and_adopt(node).drop()
+    adopt_after_comment(node).drop()
     assert node.refs == 1

@@ -57,8 +57,7 @@ def make_lambda_call() -> Callable[[], None]:
 
     def buggy() -> None:
         write: Callable[[], None] = lambda: ring.write_unchecked(0, b"x")  # expect: unsafe-call
-        # SAFETY: the lambda writes one byte at offset 0 of a 4-byte ring.
-        with unsafe("SAFETY: 0 + 1 <= 4"):
+        with unsafe("SAFETY: the lambda writes one byte at offset 0 of a 4-byte ring: 0 + 1 <= 4."):
             write()
 
     return buggy
@@ -68,7 +67,6 @@ def make_fine() -> Callable[[], None]:
     ring = RawRing(16)
 
     def buggy() -> None:  # Same name as the nested functions above, and harmless.
-        # SAFETY: 0 + 2 <= 16.
         with unsafe("SAFETY: 0 + 2 <= len(ring.buf) == 16"):
             ring.write_unchecked(0, b"hi")
 

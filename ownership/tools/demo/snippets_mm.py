@@ -31,10 +31,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .. import workqueue
-from ..alloc import GFP_KERNEL, GFP_ZERO, VBox
-from ..aref import ARef
-from ..bindings import (
+from ... import workqueue
+from ...alloc import GFP_KERNEL, GFP_ZERO, VBox
+from ...aref import ARef
+from ...bindings import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_PRIVATE,
@@ -43,8 +43,8 @@ from ..bindings import (
     PROT_WRITE,
     Kernel,
 )
-from ..bindings import Task as Process
-from ..errors import (
+from ...bindings import Task as Process
+from ...errors import (
     EACCES,
     EFAULT,
     EPERM,
@@ -56,15 +56,15 @@ from ..errors import (
     SendError,
     VmaFlagError,
 )
-from ..miscdevice import File, MiscDevice
-from ..page import PAGE_SIZE, Page
-from ..site import driver_module
-from ..sync import Mutex, SpinLock
-from ..task import current, spawn
-from ..tools.demo import snippet
-from ..unsafe import unsafe
-from . import Mm, MmWithUser
-from .virt import VmAreaNew, VmAreaRef, VmOperations, flags
+from ...miscdevice import File, MiscDevice
+from ...mm import Mm, MmWithUser
+from ...mm.virt import VmAreaNew, VmAreaRef, VmOperations, flags
+from ...page import PAGE_SIZE, Page
+from ...site import driver_module
+from ...sync import Mutex, SpinLock
+from ...task import current, spawn
+from ...unsafe import unsafe
+from .runner import snippet
 
 driver_module(__file__)
 
@@ -287,8 +287,7 @@ class _StatusPage(MiscDevice):
     def __init__(self, clear_maywrite: bool) -> None:
         self.clear_maywrite = clear_maywrite
         self.page = Page.alloc_page(GFP_KERNEL | GFP_ZERO)
-        # SAFETY: the page was just allocated; nobody else can reach it yet.
-        with unsafe("SAFETY: a fresh page that nobody else can reach"):
+        with unsafe("SAFETY: the page was just allocated; nobody else can reach it yet."):
             self.page.write_raw(self.STATUS, 0, len(self.STATUS))
 
     def mmap(self, file: File, vma: VmAreaNew) -> None:
@@ -320,8 +319,7 @@ def _attack_status_page(proc: Process, dev: _StatusPage) -> str:
         proc.munmap(addr, PAGE_SIZE)
     finally:
         f.close()
-    # SAFETY: userspace unmapped the page above; only the driver can reach it now.
-    with unsafe("SAFETY: the page is no longer mapped, so no user write can overlap"):
+    with unsafe("SAFETY: userspace unmapped the page above; only the driver can reach it now."):
         seen = dev.page.read_raw(0, len(payload))
     return f"mprotect(PROT_WRITE) succeeded; userspace wrote the driver's read-only page: {seen!r}"
 
@@ -458,8 +456,9 @@ def _replace_and_reinsert(proc: Process, dev: _BufferDevice) -> str:
     finally:
         g.close()
         f.close()
-    # SAFETY: the stranger's VMA was unmapped above; only the driver can reach the page.
-    with unsafe("SAFETY: the page is no longer mapped, so no user write can overlap"):
+    with unsafe(
+        "SAFETY: the stranger's VMA was unmapped above; only the driver can reach the page."
+    ):
         seen = dev.page.read_raw(0, len(payload))
     return f"the driver's page went into the stranger's writable VMA; userspace wrote {seen!r}"
 

@@ -32,7 +32,7 @@ class Rule(NamedTuple):
 
     Invariants: `code` is a valid mypy error code (lowercase words joined by `-`) and
     unique among `RULES`; `runtime_class` names a class of `ownership.errors` or is
-    None when no runtime check can see the bug (a missing comment).
+    None when no runtime check can see the bug.
     """
 
     code: str
@@ -62,13 +62,14 @@ ATOMIC_SLEEP = Rule(
 UNDOCUMENTED_UNSAFE = Rule(
     code="undocumented-unsafe",
     name="UndocumentedUnsafe",
-    summary="An unsafe block or unsafe call has no `# SAFETY:` justification.",
+    summary="An unsafe block has no SAFETY justification.",
     help=(
-        "Every `with unsafe(...)` block (and every call to an @unsafe_fn made from "
-        "another unsafe function's body) needs a `# SAFETY:` comment on the lines right "
-        "above it saying why the callee's Safety contract holds, as clippy's "
-        "undocumented_unsafe_blocks requires in the kernel. An empty justification, in "
-        "the comment or in the unsafe(...) argument, does not count."
+        "Every `with unsafe(\"SAFETY: ...\"):` block says in its string why the Safety "
+        "contracts of the unsafe functions it calls hold, as clippy's "
+        "undocumented_unsafe_blocks requires of the kernel's `// SAFETY:` comments. The "
+        "runtime keeps the same string, so it is the one place for the reason: a "
+        "`# SAFETY:` comment above the block is not needed and does not count. A string "
+        "with nothing after `SAFETY:` does not count either."
     ),
     runtime_class="UnsafeError",
     runtime_rule="undocumented-unsafe",
@@ -80,9 +81,11 @@ UNSAFE_CALL = Rule(
     summary="An unsafe function is called outside an unsafe block.",
     help=(
         "A function declared with @ownership.unsafe.unsafe_fn may only be called inside "
-        "`with unsafe(\"SAFETY: ...\"):` (or from the body of another unsafe function, "
-        "with a `# SAFETY:` comment), where the caller argues that its Safety contract "
-        "holds."
+        "`with unsafe(\"SAFETY: ...\"):`, whose string argues that its Safety contract "
+        "holds. The body of another unsafe function is not an unsafe block: a call made "
+        "there needs a block of its own, as the kernel builds with "
+        "`-D unsafe_op_in_unsafe_fn` (the runtime allows that call, since its caller "
+        "was in a block; only the checker reports it)."
     ),
     runtime_class="UnsafeError",
     runtime_rule="unsafe-call",
