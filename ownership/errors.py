@@ -18,10 +18,10 @@ A violation is raised before the offending operation takes effect.
 from __future__ import annotations
 
 import errno as _errno
-import threading
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
+from . import sched
 from .site import Site
 
 __all__ = [
@@ -115,11 +115,10 @@ class KernelBug(Exception):
 
 
 def _thread_line() -> str:
-    t = threading.current_thread()
     from . import context  # A local import: context imports errors.
 
     task = context.current_task_name()
-    who = f"thread '{t.name}'"
+    who = f"thread '{sched.current_name()}'"
     return f"{who}, task {task}" if task else who
 
 

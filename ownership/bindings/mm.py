@@ -23,12 +23,12 @@ callbacks (`vm_ops`, `f_op->mmap`) run with the mmap lock held and no leaf lock 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .. import sched
 from ..alloc import GFP_KERNEL, alloc_check
 from ..config import STATE
 from ..context import enter_atomic, exit_atomic, might_sleep
@@ -252,7 +252,7 @@ def lock_vma_under_rcu(mm: MmStruct, addr: int, site: Site | None = None) -> tup
             vma = mm.find_vma(addr)
         if vma is None:
             return None
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(mm.vma_state):
             if not vma.attached or vma.is_write_locked() or vma.writer_waiting:
                 return None
@@ -265,7 +265,7 @@ def lock_vma_under_rcu(mm: MmStruct, addr: int, site: Site | None = None) -> tup
 
 def vma_end_read(vma: VmAreaStruct, token: LockToken, site: Site | None = None) -> None:
     mm = vma.vm_mm
-    tid = threading.get_ident()
+    tid = sched.current_id()
     with locked(mm.vma_state):
         n = vma.readers.get(tid, 0)
         if n <= 0:

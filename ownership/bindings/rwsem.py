@@ -21,7 +21,6 @@ Lock order: `_state` is a leaf; callers order rw_semaphores by their lockdep cla
 
 from __future__ import annotations
 
-import threading
 import time
 
 from .. import sched
@@ -82,10 +81,10 @@ class RwSemaphore:
         return self._writer is not None
 
     def write_held_by_current(self) -> bool:
-        return self._writer == threading.get_ident()
+        return self._writer == sched.current_id()
 
     def read_held_by_current(self) -> bool:
-        return self._readers.get(threading.get_ident(), 0) > 0
+        return self._readers.get(sched.current_id(), 0) > 0
 
     def held_by_current(self) -> bool:
         return self.write_held_by_current() or self.read_held_by_current()
@@ -145,7 +144,7 @@ class RwSemaphore:
         s = site if site is not None else here()
         might_sleep(what=f"down_read({self.name})")
         held = lockdep.acquire(self.cls, self, s, read=True) if STATE.on else None
-        tid = threading.get_ident()
+        tid = sched.current_id()
         self._state.acquire()
         try:
             self._sleep_until("read", s)
@@ -161,7 +160,7 @@ class RwSemaphore:
     def down_read_trylock(self, site: Site | None = None) -> tuple[bool, lockdep.HeldLock | None]:
         """Take the lock for read if that needs no sleeping; never sleeps."""
         s = site if site is not None else here()
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             if not self._ready("read"):
                 return (False, None)
@@ -171,7 +170,7 @@ class RwSemaphore:
 
     def up_read(self, held: lockdep.HeldLock | None, site: Site | None = None) -> None:
         """Release a read hold of the calling thread."""
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             n = self._readers.get(tid, 0)
             if n <= 0:
@@ -202,7 +201,7 @@ class RwSemaphore:
         s = site if site is not None else here()
         might_sleep(what=f"down_write({self.name})")
         held = lockdep.acquire(self.cls, self, s) if STATE.on else None
-        tid = threading.get_ident()
+        tid = sched.current_id()
         self._state.acquire()
         self._waiting_writers += 1
         try:
@@ -221,7 +220,7 @@ class RwSemaphore:
 
     def down_write_trylock(self, site: Site | None = None) -> tuple[bool, lockdep.HeldLock | None]:
         s = site if site is not None else here()
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             if not self._ready("write"):
                 return (False, None)
@@ -230,7 +229,7 @@ class RwSemaphore:
         return (True, held)
 
     def up_write(self, held: lockdep.HeldLock | None, site: Site | None = None) -> None:
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             if self._writer != tid:
                 raise LockError(
