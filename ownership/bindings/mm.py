@@ -23,7 +23,6 @@ callbacks (`vm_ops`, `f_op->mmap`) run with the mmap lock held and no leaf lock 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -294,7 +293,7 @@ def vma_start_write(vma: VmAreaStruct, site: Site | None = None) -> None:
         return
     held = lockdep.acquire(VMA_LOCK_CLASS, vma, s) if STATE.on else None
     try:
-        deadline = time.monotonic() + HUNG_TASK_TIMEOUT
+        deadline = sched.monotonic() + HUNG_TASK_TIMEOUT
         mm.vma_state.acquire()
         try:
             vma.writer_waiting = True
@@ -306,7 +305,7 @@ def vma_start_write(vma: VmAreaStruct, site: Site | None = None) -> None:
                 finally:
                     mm.vma_wq.cancel(w)
                     mm.vma_state.acquire()
-                if vma.readers and time.monotonic() > deadline:
+                if vma.readers and sched.monotonic() > deadline:
                     raise LockError(
                         f"task blocked for more than {HUNG_TASK_TIMEOUT:.0f} seconds in "
                         "vma_start_write() (hung task)",

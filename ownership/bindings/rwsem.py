@@ -21,8 +21,6 @@ Lock order: `_state` is a leaf; callers order rw_semaphores by their lockdep cla
 
 from __future__ import annotations
 
-import time
-
 from .. import sched
 from ..config import STATE
 from ..context import might_sleep
@@ -101,7 +99,7 @@ class RwSemaphore:
 
     def _sleep_until(self, ready: str, site: Site) -> None:
         """Wait (with `_state` held on entry and exit) until the `ready` condition holds."""
-        deadline = time.monotonic() + HUNG_TASK_TIMEOUT
+        deadline = sched.monotonic() + HUNG_TASK_TIMEOUT
         while not self._ready(ready):
             w = self._wq.prepare()
             self._state.release()
@@ -110,7 +108,7 @@ class RwSemaphore:
             finally:
                 self._wq.cancel(w)
                 self._state.acquire()
-            if time.monotonic() > deadline and not self._ready(ready):
+            if sched.monotonic() > deadline and not self._ready(ready):
                 raise LockError(
                     f"task blocked for more than {HUNG_TASK_TIMEOUT:.0f} seconds in "
                     f"{'down_write' if ready != 'read' else 'down_read'}() (hung task)",
