@@ -160,6 +160,10 @@ class SafetyViolation(Exception):
         self.held_locks = tuple(held_locks)
         self.thread = _thread_line()
         super().__init__(self.report())
+        hook = sched.failure_hook
+        if hook is not None:
+            # An explorer ends the schedule here: a violation on any thread is the failure.
+            hook(self)
 
     def report(self) -> str:
         bar = "=" * 66

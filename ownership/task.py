@@ -81,6 +81,10 @@ def spawn(fn: Callable[..., R], *args: Any, name: str | None = None) -> JoinHand
             h._result = fn(*args)
         except BaseException as e:
             h._error = e
+            hook = sched.failure_hook
+            if hook is not None:
+                # An explorer ends the schedule at the first exception of any thread.
+                hook(e)
 
     with _counter_lock:
         _counter += 1
