@@ -41,12 +41,14 @@ under a scheduler that runs several model threads on one OS thread (the explorer
 * `current_name()` and `thread_name(tid)` name model threads in reports;
 * `monotonic()` is the clock timed waits and hung-task polls read (virtual time under
   the explorer);
+* `atomic_hook`, when set, is called before each atomic operation (refcount inc/dec)
+  with the atomic object, making it a preemption point;
 * `failure_hook`, when set, is told of every safety violation (and every exception a
   spawned thread dies of) as it is raised, so an explorer can end the schedule at once.
 
 A scheduler provides these by defining methods of the same names (`current_id`,
-`current_name`, `thread_name`, `monotonic`, `on_failure`); all are optional, and
-`set_scheduler()` installs them.
+`current_name`, `thread_name`, `monotonic`, `atomic_point`, `on_failure`); all are
+optional, and `set_scheduler()` installs them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ __all__ = [
     "WaitQueue",
     "Waiter",
     "active",
+    "atomic_hook",
     "current_id",
     "current_name",
     "failure_hook",
@@ -197,6 +200,10 @@ current_id: Callable[[], int] = threading.get_ident
 monotonic: Callable[[], float] = time.monotonic
 """The clock of timed waits (the wall clock under the default scheduler)."""
 
+atomic_hook: Callable[[object], None] | None = None
+"""A scheduler's `atomic_point(obj)`, called before an atomic operation on `obj`
+(refcount inc/dec); None unless a scheduler that defines it is installed."""
+
 failure_hook: Callable[[BaseException], None] | None = None
 """Told of each violation as it is raised; None under the default scheduler."""
 
@@ -235,7 +242,7 @@ def preempt_point() -> None:
 
 def set_scheduler(s: Scheduler) -> Scheduler:
     """Install `s`, returning the previous one. Primitives made before keep theirs."""
-    global _active, preempt_hook, current_id, monotonic, failure_hook
+    global _active, preempt_hook, current_id, monotonic, failure_hook, atomic_hook
     global _name_hook, _thread_name_hook
     prev, _active = _active, s
     noop = type(s) is ThreadScheduler
@@ -243,6 +250,7 @@ def set_scheduler(s: Scheduler) -> Scheduler:
     current_id = getattr(s, "current_id", threading.get_ident)
     monotonic = getattr(s, "monotonic", time.monotonic)
     failure_hook = getattr(s, "on_failure", None)
+    atomic_hook = getattr(s, "atomic_point", None)
     _name_hook = getattr(s, "current_name", None)
     _thread_name_hook = getattr(s, "thread_name", None)
     return prev
