@@ -140,6 +140,9 @@ def run_once(
     """Run `scenario` once under `strat`; the finished scheduler holds the outcome."""
     s = GreenletScheduler(strat, max_steps=max_steps, record=record)
     s.run(scenario, _fresh_world)
+    if s.interrupted:
+        # Ctrl-C while a model thread ran: stop the search as if it hit the driver.
+        raise KeyboardInterrupt
     return s
 
 

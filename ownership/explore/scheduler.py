@@ -337,6 +337,7 @@ class GreenletScheduler:
         self.failure: BaseException | None = None
         self.pruned = False
         self.ended = False
+        self.interrupted = False
         self.teardown = False
         self.steps = 0
         self.decisions = 0
@@ -399,6 +400,9 @@ class GreenletScheduler:
     def on_failure(self, e: BaseException) -> None:
         if self._building or self.teardown or self.current is None:
             return
+        if isinstance(e, KeyboardInterrupt):
+            self.interrupted = True
+            self._end()
         if self.failure is None:
             self.failure = e
         self._stop()
@@ -415,6 +419,8 @@ class GreenletScheduler:
                 fn()
             except _EXIT:
                 raise
+            except KeyboardInterrupt:
+                self.interrupted = self.ended = True
             except BaseException as e:
                 if not self.teardown and self.failure is None:
                     self.failure = e
@@ -479,13 +485,10 @@ class GreenletScheduler:
         t.deadline = None
         return t
 
-    def _enabled(self) -> list[MThread]:
-        return [u for u in self.live if (w := u.wait_on) is None or w.ready()]
-
     def _pick(self, t: MThread | None) -> MThread:
         """The next thread to run after a seam point of `t` (None: a thread ended)."""
         while True:
-            enabled = self._enabled()
+            enabled = [u for u in self.live if (w := u.wait_on) is None or w.ready()]
             if enabled:
                 break
             self._idle()
@@ -503,10 +506,10 @@ class GreenletScheduler:
         if spurious:
             u.spurious = True
             u.wait_on = None
-        default = t if t is not None and t in enabled else enabled[0]
-        if u is not default or spurious:
+        t_on = t is not None and t in enabled
+        if spurious or u is not (t if t_on else enabled[0]):
             self.choices.append((d, u.index, spurious))
-            if t is not None and t in enabled and u is not t:
+            if t_on and u is not t:
                 self.preemptions += 1
         return u
 
