@@ -43,6 +43,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ownership import sched
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.aref import ARef
 from ownership.context import may_sleep
@@ -772,11 +773,10 @@ class ProcessIpc:
             g.data.sync_recv = g.data.async_recv = False
             g.data.is_frozen = IsFrozen.IN_PROGRESS
             if info.timeout_ms > 0:
-                import time
-
-                deadline = time.monotonic() + info.timeout_ms / 1000.0
+                # The scheduler's clock: virtual time under the explorer.
+                deadline = sched.monotonic() + info.timeout_ms / 1000.0
                 while g.data.outstanding_txns > 0:
-                    left = deadline - time.monotonic()
+                    left = deadline - sched.monotonic()
                     if left <= 0:
                         break
                     self.freeze_wait.wait_timeout(g, left)
