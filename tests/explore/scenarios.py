@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ownership import sched
 from ownership.bindings.rwsem import RwSemaphore
+from ownership.borrow import Ref
 from ownership.context import might_sleep
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import Arc, CondVar, Mutex, SpinLock, lockdep
@@ -334,3 +335,51 @@ def sleeping_wait() -> None:
         woken = cv.wait_timeout(g, 5.0)
     assert not woken
     assert sched.monotonic() >= 5.0
+
+
+def wait_without_loop() -> None:
+    """A waiter that checks its condition once (`if`, not `while`): correct only
+    without spurious wakeups, which the kernel's wait queues allow."""
+    lock = Mutex(False, name="ready")
+    cv = CondVar("ready")
+
+    def waiter() -> None:
+        with lock.lock() as g:
+            if not g.data:
+                cv.wait(g)  # BUG: a spurious wakeup returns with the flag still clear.
+            assert g.data, "woke up without the flag set"
+
+    def setter() -> None:
+        with lock.lock() as g:
+            g.data = True
+            cv.notify_all()
+
+    w = spawn(waiter, name="waiter")
+    s = spawn(setter, name="setter")
+    w.join()
+    s.join()
+
+
+def ref_outlives_guard() -> None:
+    """A reference derived from a guard is parked for another thread, which uses it
+    after the owner released the guard in some interleavings (a use after unlock)."""
+    data = Mutex([1], name="data")
+    slot_lock = Mutex(None, name="slot")
+    slot: list[Ref[list[int]]] = []
+
+    def owner() -> None:
+        g = data.lock()
+        with slot_lock.lock():
+            slot.append(g.ref())
+        g.drop()  # BUG: the parked reference dies with the guard.
+
+    def user() -> None:
+        with slot_lock.lock():
+            r = slot[0] if slot else None
+        if r is not None:
+            assert r.get() == [1]
+
+    u = spawn(user, name="user")
+    o = spawn(owner, name="owner")
+    u.join()
+    o.join()

@@ -9,7 +9,13 @@ import pytest
 
 from ownership import sched
 from ownership.context import ctx
-from ownership.errors import AtomicSleepError, LockError, SafetyViolation, SendError
+from ownership.errors import (
+    AtomicSleepError,
+    LifetimeError,
+    LockError,
+    SafetyViolation,
+    SendError,
+)
 from ownership.explore import Exploration, explore
 from ownership.explore.schedule import decode, encode
 
@@ -249,3 +255,22 @@ def test_schedule_strings_round_trip() -> None:
     assert encode([], False) == "x1:"
     with pytest.raises(ValueError):
         decode("nonsense")
+
+
+def test_lifetime_violation_in_some_interleavings() -> None:
+    ex = explore(S.ref_outlives_guard, strategy="dfs")
+    e = ex.failure
+    assert isinstance(e, LifetimeError) and e.rule == "lifetime"
+    assert ex.runs > 1  # the first schedule is clean
+    assert "thread 'user'" in str(e) and "the guard was released" in str(e)
+
+
+def test_spurious_wakeups_are_a_choice_of_random_and_pct() -> None:
+    # dfs never wakes spuriously: the single-check waiter is clean for it...
+    assert explore(S.wait_without_loop, strategy="dfs").failure is None
+    # ...while random and PCT find the missing loop, and the replay wakes spuriously too.
+    for strategy in ("random", "pct"):
+        ex = explore(S.wait_without_loop, strategy=strategy, runs=500)
+        assert isinstance(ex.failure, AssertionError), ex.summary()
+        assert ex.schedule is not None and ex.schedule.startswith("x1s:") and "~" in ex.schedule
+        _same(ex, explore(S.wait_without_loop, replay=ex.schedule))
