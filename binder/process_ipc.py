@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import enum
 import heapq
-import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -402,9 +401,10 @@ class ProcessIpc:
         from ownership.task import current
 
         cur = current()
-        # The simulated tasks are single-threaded: each Python thread running as the
-        # task is one userspace thread of it, identified by its native thread id.
-        return (cur.tgid, threading.get_native_id(), cur.task())
+        # The simulated tasks are single-threaded: each model thread running as the
+        # task is one userspace thread of it, identified by the seam's thread id (a
+        # Python thread's ident under the default scheduler).
+        return (cur.tgid, sched.current_id(), cur.task())
 
     def register_thread(self) -> bool:
         with self.inner.lock() as g:
