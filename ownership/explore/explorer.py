@@ -4,9 +4,9 @@ Each schedule runs the scenario afresh on a `GreenletScheduler`, in a fresh worl
 lockdep's dependency graph is reset (each run is a boot of its own, so a schedule fails
 the same way when replayed alone) and the system workqueue is replaced for the run by
 one built on the explorer's primitives (the one made at import keeps the default
-scheduler's locks and worker thread). A failing schedule is shrunk (its recorded
-choices dropped one at a time while the failure stays the same: fewer preemptions, and
-with them fewer steps), then replayed once more with recording on, so the report has
+scheduler's locks and worker thread). A failing schedule is shrunk (chunks of its recorded
+choices dropped, delta-debugging style, while the failure stays the same and the
+preemptions and steps do not grow; then a bounded dfs below its preemption count), then replayed once more with recording on, so the report has
 the sites of the last seam points of each thread; that text is appended to the
 failure's own splat (`SafetyViolation`: its message; other exceptions: a note).
 
@@ -166,13 +166,16 @@ def _shrink(
     sig = _signature(s.failure)
     best = s
     budget = _SHRINK_BUDGET
-    improved = True
-    while improved and budget > 0:
+    # Delta debugging (ddmin): drop chunks of the recorded choices, halving the chunk
+    # size when no chunk of a size can go; a long random schedule loses most of its
+    # choices in a few runs.
+    chunk = max(len(best.choices) // 2, 1)
+    while budget > 0 and best.choices:
         improved = False
-        for i in reversed(range(len(best.choices))):
-            if budget <= 0:
-                break
-            cand = best.choices[:i] + best.choices[i + 1 :]
+        i = len(best.choices)
+        while i > 0 and budget > 0:
+            lo = max(i - chunk, 0)
+            cand = best.choices[:lo] + best.choices[i:]
             budget -= 1
             r = _replay(scenario, cand, spurious, max_steps)
             if r.failure is not None and _signature(r.failure) == sig and (
@@ -181,7 +184,15 @@ def _shrink(
             ) <= (best.preemptions, best.steps):
                 best = r
                 improved = True
+                i = min(lo, len(best.choices))
+            else:
+                i = lo
+        if not improved:
+            if chunk == 1:
                 break
+            chunk = max(chunk // 2, 1)
+        else:
+            chunk = min(chunk, max(len(best.choices) // 2, 1))
     # Dropping a choice moves the decisions after it; a bounded search below the
     # preemption count found so far looks for a schedule that needs fewer.
     bound = 0
