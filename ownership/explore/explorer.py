@@ -10,6 +10,9 @@ preemptions and steps do not grow; then a bounded dfs below its preemption count
 the sites of the last seam points of each thread; that text is appended to the
 failure's own splat (`SafetyViolation`: its message; other exceptions: a note).
 
+Resetting lockdep is a side effect on the caller: the dependencies recorded before
+`explore()` are forgotten (as between tests), and the graph is the last run's after it.
+
 Strategies: "random", "pct", "dfs", "portfolio" (a bounded dfs on part of the budget,
 then PCT of depth 2 and 3 and random in turn, as Coyote mixes its schedulers). Shards
 (`shard=(i, n)`) split the seeds of random and PCT runs (run `r` belongs to shard

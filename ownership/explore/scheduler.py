@@ -624,6 +624,8 @@ class GreenletScheduler:
         `world`, when given, is entered with this scheduler installed (before the
         scenario starts) and left after the run: the run's fresh global state.
         """
+        if _installed:
+            raise RuntimeError("explore() inside an explored scenario is not supported")
         saved_st = context.ctx.st
         prev = sched.set_scheduler(self)
         _installed.append(self)

@@ -274,3 +274,11 @@ def test_spurious_wakeups_are_a_choice_of_random_and_pct() -> None:
         assert isinstance(ex.failure, AssertionError), ex.summary()
         assert ex.schedule is not None and ex.schedule.startswith("x1s:") and "~" in ex.schedule
         _same(ex, explore(S.wait_without_loop, replay=ex.schedule))
+
+
+def test_nested_explore_is_refused() -> None:
+    def scenario() -> None:
+        explore(S.atomic_update, strategy="dfs")
+
+    ex = explore(scenario, strategy="dfs")
+    assert isinstance(ex.failure, RuntimeError) and "not supported" in str(ex.failure)
