@@ -21,7 +21,9 @@ What a seam point is, and the object it touches (used by the dfs pruning):
 * any other preemption point (`might_sleep`, the end of an atomic section): None.
 
 A run ends with the first failure of any thread (a violation is reported through
-`sched.failure_hook` as it is raised, before any handler can swallow it), with a
+`sched.failure_hook` as it is raised, and the run ends at the next seam point of any
+thread, so a handler that swallows it cannot hide it; a second report of the same
+rule before that point, a report re-raised with more context, replaces the first), with a
 deadlock (a thread blocked and none can run: a `LockError` with rule `deadlock`), with
 a livelock (more than `max_steps` seam points: rule `livelock`), or when the scenario's
 main thread has returned and no thread can run (idle workers are left blocked). Then
@@ -49,7 +51,7 @@ import greenlet
 
 from .. import context, sched
 from ..context import ThreadState
-from ..errors import LockError
+from ..errors import LockError, SafetyViolation
 from ..site import UNKNOWN, Site, here
 
 __all__ = [
@@ -335,6 +337,8 @@ class GreenletScheduler:
         self.live: list[MThread] = []
         self.current: MThread | None = None
         self.failure: BaseException | None = None
+        self.pending: BaseException | None = None
+        """A failure reported by `on_failure`, which ends the run at the next seam point."""
         self.pruned = False
         self.ended = False
         self.interrupted = False
@@ -403,9 +407,17 @@ class GreenletScheduler:
         if isinstance(e, KeyboardInterrupt):
             self.interrupted = True
             self._end()
-        if self.failure is None:
-            self.failure = e
-        self._stop()
+        if self.failure is not None:
+            return
+        p = self.pending
+        if p is None or (
+            isinstance(e, SafetyViolation)
+            and isinstance(p, SafetyViolation)
+            and e.rule == p.rule
+        ):
+            # The later of two reports of one rule before the next seam point is the
+            # one the code meant to raise (a report re-raised with more context).
+            self.pending = e
 
     # --- threads -----------------------------------------------------------------------
 
@@ -423,7 +435,10 @@ class GreenletScheduler:
                 self.interrupted = self.ended = True
             except BaseException as e:
                 if not self.teardown and self.failure is None:
-                    self.failure = e
+                    # A violation raised on the way was recorded (and a same-rule
+                    # re-raise replaced it) by `on_failure`: it is the run's failure.
+                    p = self.pending
+                    self.failure = e if p is None else p
             t.done = True
             self.live.remove(t)
             t.op = "exit"
@@ -452,6 +467,11 @@ class GreenletScheduler:
         t = self.current
         if t is None or self.teardown:
             return
+        if self.pending is not None:
+            # A violation was raised since the last seam point: the schedule ends here,
+            # whether or not a handler swallowed it.
+            self.failure = self.pending
+            self._end()
         self.steps += 1
         t.op = op
         t.obj = obj
@@ -652,6 +672,9 @@ class GreenletScheduler:
             try:
                 self._switch(self.main)
                 while self.failure is None and not self.ended:
+                    if self.pending is not None:
+                        self.failure = self.pending
+                        break
                     self.current = None
                     u = self._pick(None)
                     self._switch(u)

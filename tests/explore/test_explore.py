@@ -282,3 +282,30 @@ def test_nested_explore_is_refused() -> None:
 
     ex = explore(scenario, strategy="dfs")
     assert isinstance(ex.failure, RuntimeError) and "not supported" in str(ex.failure)
+
+
+def test_a_swallowed_violation_still_ends_the_schedule() -> None:
+    after: list[str] = []
+
+    def scenario() -> None:
+        from ownership.context import might_sleep
+        from ownership.task import spawn
+
+        def swallow() -> None:
+            try:
+                raise LockError("first report", rule="lock")
+            except LockError as e:
+                # A re-raise of the same rule with more context replaces the first...
+                try:
+                    raise LockError("second report, with context", rule="lock") from e
+                except LockError:
+                    pass  # ...and swallowing it does not hide it.
+            might_sleep()
+            after.append("ran on")
+
+        spawn(swallow, name="swallower").join()
+
+    ex = explore(scenario, strategy="dfs", max_preemptions=0)
+    e = ex.failure
+    assert isinstance(e, LockError) and "second report" in str(e)
+    assert after == []
