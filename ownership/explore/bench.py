@@ -10,6 +10,8 @@ Measured in the same process, best of `repeats`:
 * schedules per second: the two-thread lost-update scenario (two lock round trips per
   thread, spawn and join) run under the random strategy, one fresh world per schedule.
 
+No C counterpart (a measurement of the model).
+
 Lock order: every case takes one lock at a time.
 """
 

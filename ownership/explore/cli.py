@@ -10,6 +10,8 @@ Ctrl-C stops the search and prints what was explored so far. The exit status is 
 no schedule failed, 1 when one did (its splat and replay string are printed), 2 for a
 bad command line, 130 when interrupted with no failure found.
 
+No C counterpart (a command-line tool of the model).
+
 Lock order: none (a command-line front end).
 """
 

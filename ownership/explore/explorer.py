@@ -19,6 +19,8 @@ then PCT of depth 2 and 3 and random in turn, as Coyote mixes its schedulers). S
 `r % n`) and the dfs search tree (the subtrees below the first run's decisions are
 dealt out round-robin), so `n` processes cover the space without overlap.
 
+No C counterpart: loom's `model()`, shuttle's `check_*` and Coyote's test engine.
+
 Lock order: the explorer takes no locks; it runs one model thread at a time.
 """
 

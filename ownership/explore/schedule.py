@@ -6,6 +6,8 @@ decisions fall) followed by comma-separated `DECISION.THREAD` pairs, a `~` after
 spurious wakeup. `x1:` alone is the schedule that never preempts; `x1:3.1,7.0` switches
 to thread 1 at the fourth decision and back to thread 0 at the eighth.
 
+No C counterpart (shuttle's and loom's schedule strings play the same role).
+
 Lock order: none (pure functions).
 """
 

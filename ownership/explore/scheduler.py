@@ -36,6 +36,9 @@ wait of more than `POLL_TIMEOUT` seconds (a `join(30)`, a flush timeout) is a sa
 net, not a poll: when every blocked thread waits untimed or on such a net, the state is
 reported as a deadlock instead of advancing the clock to the net's expiry.
 
+It wraps no C object: it stands in for the kernel's scheduler (kernel/sched/) as
+loom's and shuttle's executors do for Rust's threads.
+
 Lock order: the scheduler takes no locks; it runs one model thread at a time.
 """
 

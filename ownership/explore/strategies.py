@@ -27,6 +27,9 @@ away from a thread that could go on is a *preemption*.
   without the seam should be searched with `prune=False`.
 * `ReplayStrategy`: the recorded choices of a schedule string, default elsewhere.
 
+No C counterpart: shuttle's `RandomScheduler`, `PctScheduler` and `DfsScheduler` are
+the closest relatives.
+
 Lock order: strategies take no locks.
 """
 
