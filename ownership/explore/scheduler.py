@@ -320,7 +320,10 @@ def _current_scheduler() -> GreenletScheduler | None:
 
 def _owner_of_new_primitive() -> object:
     """The model object whose constructor asks for a raw lock or wait queue (its `self`)."""
-    f = sys._getframe(2)
+    try:
+        f = sys._getframe(2)
+    except ValueError:  # Called from the top of a greenlet: no constructor to name.
+        return None
     return f.f_locals.get("self")
 
 
