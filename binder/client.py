@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ownership import sched
 from ownership.errors import EINVAL, KernelError
 
 from . import uapi as u
@@ -350,8 +351,10 @@ class BinderClient:
         self.events: list[tuple[int, int]] = []
         # Called on BR_SPAWN_LOOPER (libbinder's `spawnPooledThread`); None: ignore it.
         self.on_spawn_looper: Callable[[], object] | None = None
-        self._tls = threading.local()
-        self._lock = threading.Lock()
+        # Per-thread scratch state, keyed by the seam's thread id (a model thread under
+        # the explorer); the lock is a seam lock, as it is held across `task.mmap`.
+        self._tls: dict[int, _ThreadState] = {}
+        self._lock = sched.active().raw_lock()
         self._stop = threading.Event()
         self.closed = False
 
@@ -362,13 +365,17 @@ class BinderClient:
     # --- scratch memory and raw ioctls -----------------------------------------------
 
     def _ts(self) -> _ThreadState:
-        ts: _ThreadState | None = getattr(self._tls, "state", None)
+        tid = sched.current_id()
+        ts = self._tls.get(tid)
         if ts is None:
             size = self.scratch_size
-            with self._lock:
+            self._lock.acquire()
+            try:
                 base = self.task.mmap(None, 3 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+            finally:
+                self._lock.release()
             ts = _ThreadState(base, base + size, base + 2 * size, size)
-            self._tls.state = ts
+            self._tls[tid] = ts
         return ts
 
     def ioctl_struct(self, cmd: int, value: u.BinderStruct | None = None) -> bytes:

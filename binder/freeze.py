@@ -22,9 +22,9 @@ releases it while sleeping, as `CondVar::wait_interruptible_timeout` does.
 from __future__ import annotations
 
 import enum
-import time
 from typing import TYPE_CHECKING
 
+from ownership import sched
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
 from ownership.errors import EAGAIN, EINVAL, KernelError
@@ -65,9 +65,9 @@ def ioctl_freeze(proc: Process, info: binder_freeze_info) -> None:
         g.data.sync_recv = g.data.async_recv = False
         g.data.is_frozen = IsFrozen.IN_PROGRESS
         if info.timeout_ms > 0:
-            deadline = time.monotonic() + info.timeout_ms / 1000.0
+            deadline = sched.monotonic() + info.timeout_ms / 1000.0
             while g.data.outstanding_txns > 0:
-                left = deadline - time.monotonic()
+                left = deadline - sched.monotonic()
                 if left <= 0:
                     break
                 proc.freeze_wait.wait_timeout(g, left)

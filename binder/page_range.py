@@ -44,6 +44,7 @@ import sys
 from collections.abc import Callable
 from typing import Final, Literal, Protocol
 
+from ownership import sched
 from ownership.alloc import GFP_HIGHMEM, GFP_KERNEL, GFP_ZERO, KVec
 from ownership.aref import ARef
 from ownership.config import STATE
@@ -210,6 +211,11 @@ class ListLru:
 
     def count(self) -> int:
         """`list_lru_count`: a lockless read of the number of items (one word)."""
+        hook = sched.atomic_hook
+        if hook is not None:
+            # A lockless read races with add/del: a preemption point under an explorer,
+            # on the lock word that add/del take (so the dfs pruning orders them).
+            hook(self.lock._raw)
         return self._count
 
     def contains(self, item: PageInfo) -> bool:

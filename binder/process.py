@@ -49,11 +49,11 @@ destructors take these locks again.
 from __future__ import annotations
 
 import heapq
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import ClassVar
 
+from ownership import sched
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.aref import ARef
 from ownership.context import may_sleep
@@ -468,9 +468,10 @@ class Process:
     def current_ids(self) -> tuple[int, int, object]:
         """(process id, thread id, task) of the calling thread."""
         cur = current()
-        # The simulated tasks are single-threaded: each Python thread running as the
-        # task is one userspace thread of it, identified by its native thread id.
-        return (cur.tgid, threading.get_native_id(), cur.task())
+        # The simulated tasks are single-threaded: each model thread running as the
+        # task is one userspace thread of it, identified by the seam's thread id (a
+        # Python thread's ident under the default scheduler).
+        return (cur.tgid, sched.current_id(), cur.task())
 
     def register_thread(self) -> bool:
         with self.inner.lock() as g:

@@ -24,6 +24,8 @@ import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol
 
+from ownership import sched
+
 from .uapi import code_name
 
 if TYPE_CHECKING:
@@ -99,10 +101,17 @@ class ListTracker:
 
     def try_claim(self) -> bool:
         """`ListArc::try_from_arc`: True if the caller may now push the item."""
+        hook = sched.atomic_hook
+        if hook is not None:
+            # An atomic test-and-set: a preemption point under an explorer.
+            hook(self)
         return self._flag.acquire(False)
 
     def release(self) -> None:
         """`ListArc::into_arc`: the item left its list."""
+        hook = sched.atomic_hook
+        if hook is not None:
+            hook(self)
         if self._flag.locked():
             self._flag.release()
 

@@ -3,6 +3,7 @@
     contracts   the safety-contract review (every unsafe fn and unsafe block)
     demo        one buggy and one correct driver snippet per rule, with the splats
     bench       the cost of the checks, as ratios measured in one run
+    explore     explore the interleavings of a scenario (MODULE:FUNCTION)
     check       static checks of driver code (mypy with the project's plugin)
     rules       the catalogue of rule ids, what each models, and its error class
 """
@@ -16,6 +17,7 @@ COMMANDS = {
     "contracts": "ownership.tools.contracts",
     "demo": "ownership.tools.demo",
     "bench": "ownership.tools.bench",
+    "explore": "ownership.explore.cli",
     "check": "ownership.static.cli",
     "rules": "ownership.rule_catalogue",
 }

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, NoReturn, TypeVar
 
+from . import sched
 from .config import STATE
 from .errors import BorrowError, LifetimeError
 from .site import UNKNOWN, Site, here, site_of_frame
@@ -169,7 +170,7 @@ class Borrow:
         self.start = start
         self.end = end
         self.site = site
-        self.tid = threading.get_ident()
+        self.tid = sched.current_id()
 
     def release(self) -> None:
         self.owner.release(self)

@@ -117,7 +117,7 @@ class ThreadState:
         self.unsafe_depth = 0
         self.unsafe_blocks: list[unsafe] = []
         self.task: TaskLike | None = None
-        self.tid = threading.get_ident()
+        self.tid = sched.current_id()
 
 
 class ExecContext(threading.local):
@@ -447,7 +447,7 @@ class RcuReadGuard:
 
     def __init__(self) -> None:
         self._site = here()
-        self._tid = threading.get_ident()
+        self._tid = sched.current_id()
         self._sec: AtomicSection | None = enter_atomic("rcu", "rcu_read_lock()", self._site)
 
     def drop(self) -> None:
@@ -464,7 +464,7 @@ class RcuReadGuard:
                 origin=self._site,
                 origin_label="the read-side section began",
             )
-        if threading.get_ident() != self._tid and STATE.on:
+        if sched.current_id() != self._tid and STATE.on:
             raise SendError(
                 "RCU read guard released on another thread",
                 obj="rcu_read_lock()",

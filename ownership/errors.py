@@ -18,10 +18,10 @@ A violation is raised before the offending operation takes effect.
 from __future__ import annotations
 
 import errno as _errno
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
+from . import sched
 from .site import Site
 
 __all__ = [
@@ -140,9 +140,8 @@ def install_context_hooks(
 
 
 def _thread_line() -> str:
-    t = threading.current_thread()
     task = _task_name()
-    who = f"thread '{t.name}'"
+    who = f"thread '{sched.current_name()}'"
     return f"{who}, task {task}" if task else who
 
 
@@ -182,6 +181,10 @@ class SafetyViolation(Exception):
         self.held_locks = tuple(held_locks)
         self.thread = _thread_line()
         super().__init__(self.report())
+        hook = sched.failure_hook
+        if hook is not None:
+            # An explorer ends the schedule here: a violation on any thread is the failure.
+            hook(self)
 
     def report(self) -> str:
         bar = "=" * 66

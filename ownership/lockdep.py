@@ -28,6 +28,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from . import sched
 from .context import AtomicSection, ThreadState, ctx
 from .errors import LockError
 from .site import Site, here
@@ -346,7 +347,7 @@ def _validate(
 ) -> None:
     """Check the acquisition against the graph, add its dependencies and cache its chain,
     all under the graph lock (so a concurrent reset cannot leave a stale cache entry)."""
-    thread = threading.current_thread().name
+    thread = sched.current_name()
     with _glock:
         for h in held:
             if h.cls is cls:

@@ -35,11 +35,11 @@ two ways a value reaches another thread explicit:
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from . import sched
 from .config import STATE
 from .errors import SendError, SyncError
 from .site import Site, here, site_of_frame
@@ -276,7 +276,7 @@ class ThreadAffinity:
 
     def __init__(self, what: str, site: Site | None = None) -> None:
         self.what = what
-        self.tid: int | None = threading.get_ident()
+        self.tid: int | None = sched.current_id()
         self.site = site if site is not None else site_of_frame(sys._getframe(2))
 
     def check(self, use: str = "use", depth: int = 1) -> None:
@@ -286,7 +286,7 @@ class ThreadAffinity:
         (1: the caller of the method that calls `check`).
         """
         tid = self.tid
-        me = threading.get_ident()
+        me = sched.current_id()
         if tid == me or not STATE.on:
             return
         site = site_of_frame(sys._getframe(1 + depth))
@@ -309,15 +309,13 @@ class ThreadAffinity:
 
     def claim(self, site: Site | None = None) -> None:
         """The calling thread takes the value over (the receiving end of a move)."""
-        self.tid = threading.get_ident()
+        self.tid = sched.current_id()
         self.site = site if site is not None else here()
 
 
 def _thread_name(tid: int) -> str:
-    for t in threading.enumerate():
-        if t.ident == tid:
-            return f"'{t.name}'"
-    return str(tid)
+    name = sched.thread_name(tid)
+    return f"'{name}'" if name is not None else str(tid)
 
 
 def affinity_of(value: object) -> ThreadAffinity | None:

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar, runtime_checkable
 
+from . import sched
 from .bindings.gfp import Flags, alloc_check
 from .bindings.kernel import Kernel
 from .bindings.page_alloc import StructPage
@@ -106,14 +107,14 @@ class KmapLocal(NotThreadSafe):
     def __init__(self, page: StructPage, lt: Lifetime, site: Site) -> None:
         self._page = page
         self._lt = lt
-        self._tid = threading.get_ident()
+        self._tid = sched.current_id()
         self.origin_site = site
 
     def _check(self, use: str) -> StructPage:
         if STATE.on:
             if not self._lt.alive:
                 self._lt.expired(f"{use} through a kmap_local mapping", made=self.origin_site)
-            if threading.get_ident() != self._tid:
+            if sched.current_id() != self._tid:
                 raise SendError(
                     f"{use} through a kmap_local mapping on another thread than the one that mapped it",
                     rule="kmap-local-thread",

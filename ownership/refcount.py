@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from . import sched
 from .config import STATE
 from .errors import RefcountError
 from .site import Site, here
@@ -44,6 +45,10 @@ class Refcount:
 
     def inc(self) -> None:
         """`refcount_inc`: +1, saturating; a `RefcountError` when incrementing from 0."""
+        hook = sched.atomic_hook
+        if hook is not None:
+            # An atomic operation is a preemption point under an explorer.
+            hook(self)
         with self._lock:
             if self.saturated:
                 return
@@ -68,6 +73,10 @@ class Refcount:
 
     def inc_not_zero(self) -> bool:
         """`refcount_inc_not_zero`: +1 unless the count is 0."""
+        hook = sched.atomic_hook
+        if hook is not None:
+            # An atomic operation is a preemption point under an explorer.
+            hook(self)
         with self._lock:
             if self.saturated:
                 return True
@@ -83,6 +92,10 @@ class Refcount:
 
     def dec_and_test(self) -> bool:
         """`refcount_dec_and_test`: -1, True when it reached zero (free the object)."""
+        hook = sched.atomic_hook
+        if hook is not None:
+            # An atomic operation is a preemption point under an explorer.
+            hook(self)
         with self._lock:
             if self.saturated:
                 return False

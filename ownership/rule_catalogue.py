@@ -69,6 +69,10 @@ RULES: tuple[Rule, ...] = (
        "an rw_semaphore released by a thread that does not hold it"),
     _r("hung-task", LockError, "the hung-task detector",
        "a thread blocked on a lock far longer than any correct run would (deadlock)"),
+    _r("deadlock", LockError, "loom/shuttle deadlock detection; the hung-task detector",
+       "under the explorer, some thread is blocked and no thread can run"),
+    _r("livelock", LockError, "loom's max-branches limit; the soft-lockup detector",
+       "under the explorer, a schedule ran more seam points than max_steps"),
     _r("mmap-lock-not-held", LockError, "`mmap_assert_locked()`",
        "an mm operation that needs the mmap lock called without it"),
     # Send / Sync.

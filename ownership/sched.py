@@ -31,11 +31,30 @@ seam calls.
 Hot paths read `preempt_hook` (None while the default scheduler, whose preemption
 point does nothing, is installed) instead of calling `active().preempt_point()`;
 `set_scheduler()` keeps it in step, so an installed scheduler sees every point.
+
+Thread identity and time also come from here, so that they follow the model thread
+under a scheduler that runs several model threads on one OS thread (the explorer,
+`ownership.explore`, runs them as greenlets):
+
+* `current_id()` is the running model thread's id (`threading.get_ident` itself under
+  the default scheduler, so the default path costs what it did);
+* `current_name()` and `thread_name(tid)` name model threads in reports;
+* `monotonic()` is the clock timed waits and hung-task polls read (virtual time under
+  the explorer);
+* `atomic_hook`, when set, is called before each atomic operation (refcount inc/dec)
+  with the atomic object, making it a preemption point;
+* `failure_hook`, when set, is told of every safety violation (and every exception a
+  spawned thread dies of) as it is raised, so an explorer can end the schedule at once.
+
+A scheduler provides these by defining methods of the same names (`current_id`,
+`current_name`, `thread_name`, `monotonic`, `atomic_point`, `on_failure`); all are
+optional, and `set_scheduler()` installs them.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -48,9 +67,15 @@ __all__ = [
     "WaitQueue",
     "Waiter",
     "active",
+    "atomic_hook",
+    "current_id",
+    "current_name",
+    "failure_hook",
+    "monotonic",
     "preempt_hook",
     "preempt_point",
     "set_scheduler",
+    "thread_name",
 ]
 
 
@@ -169,6 +194,40 @@ preempt_hook: Callable[[], None] | None = None
 """The installed scheduler's `preempt_point`, or None when it is the default no-op."""
 
 
+current_id: Callable[[], int] = threading.get_ident
+"""The running model thread's id (the OS thread's ident under the default scheduler)."""
+
+monotonic: Callable[[], float] = time.monotonic
+"""The clock of timed waits (the wall clock under the default scheduler)."""
+
+atomic_hook: Callable[[object], None] | None = None
+"""A scheduler's `atomic_point(obj)`, called before an atomic operation on `obj`
+(refcount inc/dec); None unless a scheduler that defines it is installed."""
+
+failure_hook: Callable[[BaseException], None] | None = None
+"""Told of each violation as it is raised; None under the default scheduler."""
+
+_name_hook: Callable[[], str] | None = None
+_thread_name_hook: Callable[[int], str | None] | None = None
+
+
+def current_name() -> str:
+    """The running model thread's name, for reports."""
+    hook = _name_hook
+    return hook() if hook is not None else threading.current_thread().name
+
+
+def thread_name(tid: int) -> str | None:
+    """The name of model thread `tid` (an id from `current_id()`), if it still runs."""
+    hook = _thread_name_hook
+    if hook is not None:
+        return hook(tid)
+    for t in threading.enumerate():
+        if t.ident == tid:
+            return t.name
+    return None
+
+
 def active() -> Scheduler:
     """The scheduler in force."""
     return _active
@@ -183,8 +242,15 @@ def preempt_point() -> None:
 
 def set_scheduler(s: Scheduler) -> Scheduler:
     """Install `s`, returning the previous one. Primitives made before keep theirs."""
-    global _active, preempt_hook
+    global _active, preempt_hook, current_id, monotonic, failure_hook, atomic_hook
+    global _name_hook, _thread_name_hook
     prev, _active = _active, s
     noop = type(s) is ThreadScheduler
     preempt_hook = None if noop else s.preempt_point
+    current_id = getattr(s, "current_id", threading.get_ident)
+    monotonic = getattr(s, "monotonic", time.monotonic)
+    failure_hook = getattr(s, "on_failure", None)
+    atomic_hook = getattr(s, "atomic_point", None)
+    _name_hook = getattr(s, "current_name", None)
+    _thread_name_hook = getattr(s, "thread_name", None)
     return prev

@@ -79,6 +79,10 @@ def spawn(fn: Callable[..., R], *args: Any, name: str | None = None) -> JoinHand
             h._result = fn(*args)
         except BaseException as e:
             h._error = e
+            hook = sched.failure_hook
+            if hook is not None:
+                # An explorer ends the schedule at the first exception of any thread.
+                hook(e)
 
     with _counter_lock:
         _counter += 1
@@ -162,12 +166,12 @@ class CurrentTask(NotThreadSafe):
 
     def __init__(self, raw: _CTask, site: Site) -> None:
         self._task = raw
-        self._tid = threading.get_ident()
+        self._tid = sched.current_id()
         self.origin_site = site
 
     def _check(self, use: str) -> _CTask:
         if STATE.on:
-            if threading.get_ident() != self._tid:
+            if sched.current_id() != self._tid:
                 raise SendError(
                     f"CurrentTask.{use}() on another thread than the one it describes",
                     obj=f"current ({self._task.comm}:{self._task.pid})",

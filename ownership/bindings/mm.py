@@ -23,13 +23,11 @@ callbacks (`vm_ops`, `f_op->mmap`) run with the mmap lock held and no leaf lock 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from .. import lockdep
+from .. import lockdep, sched
 from ..config import STATE
 from ..context import enter_atomic, exit_atomic, might_sleep
 from ..errors import (
@@ -85,7 +83,7 @@ from .gfp import GFP_KERNEL, alloc_check
 from .mm_types import VMA_LOCK_CLASS, MmStruct, Pte, ShmemObject, VmAreaStruct
 from .page_alloc import StructPage
 from .rwsem import HUNG_TASK_TIMEOUT
-from .workqueue import system_wq
+from . import workqueue as _wq
 
 if TYPE_CHECKING:
     from .fs import File
@@ -178,7 +176,8 @@ def mmput_async(mm: MmStruct) -> None:
             exit_mmap(mm)
             mmdrop(mm)
 
-        system_wq.enqueue(teardown, mm, here())
+        # The queue is read at each call: the explorer gives every run its own.
+        _wq.system_wq.enqueue(teardown, mm, here())
 
 
 # ======================================================================================
@@ -252,7 +251,7 @@ def lock_vma_under_rcu(mm: MmStruct, addr: int, site: Site | None = None) -> tup
             vma = mm.find_vma(addr)
         if vma is None:
             return None
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(mm.vma_state):
             if not vma.attached or vma.is_write_locked() or vma.writer_waiting:
                 return None
@@ -265,7 +264,7 @@ def lock_vma_under_rcu(mm: MmStruct, addr: int, site: Site | None = None) -> tup
 
 def vma_end_read(vma: VmAreaStruct, token: LockToken, site: Site | None = None) -> None:
     mm = vma.vm_mm
-    tid = threading.get_ident()
+    tid = sched.current_id()
     with locked(mm.vma_state):
         n = vma.readers.get(tid, 0)
         if n <= 0:
@@ -294,7 +293,7 @@ def vma_start_write(vma: VmAreaStruct, site: Site | None = None) -> None:
         return
     held = lockdep.acquire(VMA_LOCK_CLASS, vma, s) if STATE.on else None
     try:
-        deadline = time.monotonic() + HUNG_TASK_TIMEOUT
+        deadline = sched.monotonic() + HUNG_TASK_TIMEOUT
         mm.vma_state.acquire()
         try:
             vma.writer_waiting = True
@@ -306,7 +305,7 @@ def vma_start_write(vma: VmAreaStruct, site: Site | None = None) -> None:
                 finally:
                     mm.vma_wq.cancel(w)
                     mm.vma_state.acquire()
-                if vma.readers and time.monotonic() > deadline:
+                if vma.readers and sched.monotonic() > deadline:
                     raise LockError(
                         f"task blocked for more than {HUNG_TASK_TIMEOUT:.0f} seconds in "
                         "vma_start_write() (hung task)",

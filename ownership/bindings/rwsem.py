@@ -21,9 +21,6 @@ Lock order: `_state` is a leaf; callers order rw_semaphores by their lockdep cla
 
 from __future__ import annotations
 
-import threading
-import time
-
 from .. import lockdep, sched
 from ..config import STATE
 from ..context import might_sleep
@@ -81,10 +78,10 @@ class RwSemaphore:
         return self._writer is not None
 
     def write_held_by_current(self) -> bool:
-        return self._writer == threading.get_ident()
+        return self._writer == sched.current_id()
 
     def read_held_by_current(self) -> bool:
-        return self._readers.get(threading.get_ident(), 0) > 0
+        return self._readers.get(sched.current_id(), 0) > 0
 
     def held_by_current(self) -> bool:
         return self.write_held_by_current() or self.read_held_by_current()
@@ -101,7 +98,7 @@ class RwSemaphore:
 
     def _sleep_until(self, ready: str, site: Site) -> None:
         """Wait (with `_state` held on entry and exit) until the `ready` condition holds."""
-        deadline = time.monotonic() + HUNG_TASK_TIMEOUT
+        deadline = sched.monotonic() + HUNG_TASK_TIMEOUT
         while not self._ready(ready):
             w = self._wq.prepare()
             self._state.release()
@@ -110,7 +107,7 @@ class RwSemaphore:
             finally:
                 self._wq.cancel(w)
                 self._state.acquire()
-            if time.monotonic() > deadline and not self._ready(ready):
+            if sched.monotonic() > deadline and not self._ready(ready):
                 raise LockError(
                     f"task blocked for more than {HUNG_TASK_TIMEOUT:.0f} seconds in "
                     f"{'down_write' if ready != 'read' else 'down_read'}() (hung task)",
@@ -144,7 +141,7 @@ class RwSemaphore:
         s = site if site is not None else here()
         might_sleep(what=f"down_read({self.name})")
         held = lockdep.acquire(self.cls, self, s, read=True) if STATE.on else None
-        tid = threading.get_ident()
+        tid = sched.current_id()
         self._state.acquire()
         try:
             self._sleep_until("read", s)
@@ -160,7 +157,7 @@ class RwSemaphore:
     def down_read_trylock(self, site: Site | None = None) -> tuple[bool, lockdep.HeldLock | None]:
         """Take the lock for read if that needs no sleeping; never sleeps."""
         s = site if site is not None else here()
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             if not self._ready("read"):
                 return (False, None)
@@ -170,7 +167,7 @@ class RwSemaphore:
 
     def up_read(self, held: lockdep.HeldLock | None, site: Site | None = None) -> None:
         """Release a read hold of the calling thread."""
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             n = self._readers.get(tid, 0)
             if n <= 0:
@@ -201,7 +198,7 @@ class RwSemaphore:
         s = site if site is not None else here()
         might_sleep(what=f"down_write({self.name})")
         held = lockdep.acquire(self.cls, self, s) if STATE.on else None
-        tid = threading.get_ident()
+        tid = sched.current_id()
         self._state.acquire()
         self._waiting_writers += 1
         try:
@@ -220,7 +217,7 @@ class RwSemaphore:
 
     def down_write_trylock(self, site: Site | None = None) -> tuple[bool, lockdep.HeldLock | None]:
         s = site if site is not None else here()
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             if not self._ready("write"):
                 return (False, None)
@@ -229,7 +226,7 @@ class RwSemaphore:
         return (True, held)
 
     def up_write(self, held: lockdep.HeldLock | None, site: Site | None = None) -> None:
-        tid = threading.get_ident()
+        tid = sched.current_id()
         with locked(self._state):
             if self._writer != tid:
                 raise LockError(

@@ -15,11 +15,11 @@ Lock order: none taken here; see `ownership.bindings.mm`.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .. import sched
 from ..context import TaskLike, ctx, might_sleep
 from ..errors import EBADF, ENOENT, ESRCH, KernelError
 from ..refcount import Refcount
@@ -68,7 +68,7 @@ class Task:
 
     def thread_id(self) -> int:
         """The thread id of the calling thread as a thread of this process (`current->pid`)."""
-        ident = threading.get_ident()
+        ident = sched.current_id()
         tid = self._tids.get(ident)
         if tid is None:
             tid = self._tids.setdefault(ident, self.pid if not self._tids else self.kernel._alloc_pid())

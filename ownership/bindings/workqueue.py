@@ -20,7 +20,6 @@ Lock order: the queue's internal lock is a leaf, never held while work runs.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -114,13 +113,13 @@ class WorkqueueStruct:
         `TimeoutError` if the work has not finished after `timeout` seconds (a work item
         that never returns).
         """
-        deadline = time.monotonic() + timeout
+        deadline = sched.monotonic() + timeout
         lock = self._lock
         lock.acquire()
         while self._queue or self._running:
             w = self._idle.prepare()
             lock.release()
-            remaining = deadline - time.monotonic()
+            remaining = deadline - sched.monotonic()
             finished = remaining > 0 and w.wait(remaining)
             self._idle.cancel(w)
             lock.acquire()

@@ -31,12 +31,11 @@ kernel): mmap lock -> VMA lock. A VMA read lock taken under the mmap read lock i
 
 from __future__ import annotations
 
-import threading
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Protocol, Self, TypeVar
 
-from .. import lockdep
+from .. import lockdep, sched
 from ..aref import ARef
 from ..bindings import mm as _c
 from ..bindings.mm_types import MmStruct, VmAreaStruct
@@ -316,7 +315,7 @@ class _GuardState:
     def _start(self: _GuardFields, token: lockdep.HeldLock | None) -> None:
         """Record that the calling thread just took the lock (`token` from lockdep)."""
         self._token = token
-        self._tid = threading.get_ident()
+        self._tid = sched.current_id()
         self._released = False
         self._end_site = None
 
@@ -345,7 +344,7 @@ class _GuardState:
                     origin_label="the guard was already released",
                     notes=[("the lock was taken", self.origin_site)],
                 )
-            if threading.get_ident() != self._tid:
+            if sched.current_id() != self._tid:
                 raise SendError(
                     f"{type(self).__name__} released on another thread than the one that locked "
                     "(rw_semaphore owner semantics)",

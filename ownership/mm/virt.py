@@ -32,9 +32,9 @@ write lock (mmap lock -> VMA lock).
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
+from .. import sched
 from ..bindings import mm as _c
 from ..bindings.mm_types import VmAreaStruct
 from ..bindings.mm_types import VmOperationsStruct as _VmOpsStruct
@@ -120,7 +120,7 @@ def _lock_held_for(vma: VmAreaStruct, write: bool) -> bool:
     sem = vma.vm_mm.mmap_lock
     if write:
         return sem.write_held_by_current() and vma.is_write_locked()
-    return sem.held_by_current() or vma.readers.get(threading.get_ident(), 0) > 0
+    return sem.held_by_current() or vma.readers.get(sched.current_id(), 0) > 0
 
 
 @impl_send("VmAreaRef is a shared reference; the lock it needs is held for its whole lifetime")
@@ -344,7 +344,7 @@ class _ThreadBound:
     __slots__ = ()
 
     def _check_thread(self, tid: int, use: str, site: Site, what: str) -> None:
-        if STATE.on and threading.get_ident() != tid:
+        if STATE.on and sched.current_id() != tid:
             raise SyncError(
                 f"{type(self).__name__} is !Sync but {use}() was called from another thread",
                 rule="sync",
@@ -368,7 +368,7 @@ class VmAreaMut(VmAreaRef, _ThreadBound):
 
     def __init__(self, vma: VmAreaStruct, lt: Lifetime, site: Site) -> None:
         super().__init__(vma, lt, site)
-        self._tid = threading.get_ident()
+        self._tid = sched.current_id()
 
     @classmethod
     @unsafe_fn(
@@ -427,7 +427,7 @@ class VmAreaNew(VmAreaRef, _ThreadBound):
 
     def __init__(self, vma: VmAreaStruct, lt: Lifetime, site: Site) -> None:
         super().__init__(vma, lt, site)
-        self._tid = threading.get_ident()
+        self._tid = sched.current_id()
 
     @classmethod
     @unsafe_fn(

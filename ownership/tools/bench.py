@@ -7,7 +7,9 @@ neighbour slows all cases alike), best of the repeats:
   acquire + release;
 * `SpinLock` lock + unlock (`g = lock.lock(); g.drop()`, and the `with` form),
   a checked deref of a guard-derived reference (`ref.get()` while the guard lives),
-  `ARef` clone + drop, each with checks on and with checks off.
+  `ARef` clone + drop, each with checks on and with checks off;
+* the explorer (`ownership.explore.bench`): a context switch against a plain greenlet
+  switch, and schedules per second of a two-thread scenario.
 
 Times are per operation with the empty loop subtracted ("net"), which is stricter
 than raw times for every ratio above 1. The targets of the issue are printed with
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from ..aref import ARef
 from ..borrow import Ref
 from ..config import checking
+from ..explore import bench as explore_bench
 from ..site import driver_module
 from ..sync import SpinLock
 
@@ -298,8 +301,17 @@ def main(argv: list[str]) -> int:
         return 2
     r = measure(args.iterations, args.repeats)
     j = to_json(r)
-    print(json.dumps(j, indent=2) if args.json else render(r))
+    # The explorer's rows (issue 11): sized from --iterations so a short run stays short.
+    ex = explore_bench.measure(
+        max(args.iterations // 10, 200), max(args.iterations // 1000, 20), min(args.repeats, 3)
+    )
+    j["explorer"] = ex
+    print(json.dumps(j, indent=2) if args.json else "\n".join([render(r), *explore_bench.render(ex)]))
     targets = j["targets"]
     assert isinstance(targets, dict)
     missed = [k for k, v in targets.items() if not v["met"]]
+    ex_target = ex["target"]
+    assert isinstance(ex_target, dict)
+    if not ex_target["met"]:
+        missed.append("explorer_switch")
     return 1 if args.check and missed else 0
