@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Protocol, TypeVar, o
 
 from . import sched
 from .config import STATE
-from .errors import AtomicSleepError, LockError, SendError, install_context_hooks
+from .errors import (
+    AtomicSleepError,
+    LockError,
+    SafetyViolation,
+    SendError,
+    install_context_hooks,
+)
 from .site import Site, here
 
 if TYPE_CHECKING:
@@ -202,9 +208,19 @@ def held_lock_descriptions() -> list[str]:
     return [h.describe() for h in ctx.st.held]
 
 
-# A violation's report names the locks the thread holds and its task; errors reads them
-# through this hook, as it cannot import this module (this module imports errors).
-install_context_hooks(held_lock_descriptions, current_task_name)
+def _violation_raised(exc: SafetyViolation) -> None:
+    hook = sched.failure_hook
+    if hook is not None:
+        # An explorer ends the schedule here: a violation on any thread is the failure.
+        hook(exc)
+
+
+# A violation's report names the locks the thread holds, its task and the model thread;
+# errors reads them through these hooks, as it cannot import this module or the
+# scheduling seam (both import errors).
+install_context_hooks(
+    held_lock_descriptions, current_task_name, sched.current_name, _violation_raised
+)
 
 
 def in_atomic() -> bool:

@@ -18,10 +18,10 @@ A violation is raised before the offending operation takes effect.
 from __future__ import annotations
 
 import errno as _errno
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
-from . import sched
 from .site import Site
 
 __all__ = [
@@ -123,25 +123,40 @@ def _no_task() -> str | None:
     return None
 
 
-# How a report learns the calling thread's held locks and task: `ownership.context`
-# installs its own functions when it is imported (`install_context_hooks`). Until then no
-# thread can hold a lock or run as a task, so the defaults (none, none) are exact. The
-# hook keeps this module free of a context import, as context imports errors.
+def _os_thread_name() -> str:
+    return threading.current_thread().name
+
+
+def _no_failure_hook(exc: SafetyViolation) -> None:
+    return None
+
+
+# How a report learns the calling thread's held locks, task and name, and whom it tells
+# that a violation was raised: `ownership.context` installs its own functions when it is
+# imported (`install_context_hooks`). Until then no thread can hold a lock or run as a
+# task, and no explorer can be installed, so the defaults are exact. The hooks keep this
+# module free of context and scheduler imports (both import errors).
 _held_locks: Callable[[], list[str]] = _no_held_locks
 _task_name: Callable[[], str | None] = _no_task
+_thread_name: Callable[[], str] = _os_thread_name
+_raised: Callable[[SafetyViolation], None] = _no_failure_hook
 
 
 def install_context_hooks(
-    held_locks: Callable[[], list[str]], task_name: Callable[[], str | None]
+    held_locks: Callable[[], list[str]],
+    task_name: Callable[[], str | None],
+    thread_name: Callable[[], str] = _os_thread_name,
+    raised: Callable[[SafetyViolation], None] = _no_failure_hook,
 ) -> None:
-    """Called once by `ownership.context`: where reports read the per-thread state."""
-    global _held_locks, _task_name
-    _held_locks, _task_name = held_locks, task_name
+    """Called once by `ownership.context`: where reports read the per-thread state, and
+    what is told of every violation raised (the explorer ends its schedule there)."""
+    global _held_locks, _task_name, _thread_name, _raised
+    _held_locks, _task_name, _thread_name, _raised = held_locks, task_name, thread_name, raised
 
 
 def _thread_line() -> str:
     task = _task_name()
-    who = f"thread '{sched.current_name()}'"
+    who = f"thread '{_thread_name()}'"
     return f"{who}, task {task}" if task else who
 
 
@@ -181,10 +196,7 @@ class SafetyViolation(Exception):
         self.held_locks = tuple(held_locks)
         self.thread = _thread_line()
         super().__init__(self.report())
-        hook = sched.failure_hook
-        if hook is not None:
-            # An explorer ends the schedule here: a violation on any thread is the failure.
-            hook(self)
+        _raised(self)
 
     def report(self) -> str:
         bar = "=" * 66
