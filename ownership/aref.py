@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .config import STATE
 from .errors import RefcountError
+from .handle import DropRules, Handle
 from .marker import is_send, is_sync
 from .site import UNKNOWN, Site, here, last_code, site_of_frame
 from .unsafe import unsafe_fn
@@ -38,18 +39,28 @@ _new = object.__new__
 _getframe = sys._getframe
 
 
-class ARef(Generic[T]):
+class ARef(Handle, Generic[T]):
     """An owned reference (one increment) to an `AlwaysRefCounted` object.
 
     Invariants: until `drop()` or `into_raw()`, this handle owns one increment of
     `_obj`'s count, so `_obj` is alive.
     """
 
-    __slots__ = ("_dropped_at", "_obj", "origin_site")
+    __slots__ = ("_obj", "origin_site")
+
+    _drop_rules = DropRules(
+        RefcountError,
+        rule="aref-use-after-drop",
+        use_message="{use} of an ARef after it was dropped",
+        dropped_label="the ARef was dropped",
+        made_label="the reference was taken",
+        double_message="double drop of an ARef",
+        already_label="the ARef was already dropped",
+    )
 
     def __init__(self, obj: T, site: Site) -> None:
         self._obj = obj
-        self._dropped_at: Site | None = None
+        self._dropped_at = None
         self.origin_site = site
 
     @classmethod
@@ -70,17 +81,11 @@ class ARef(Generic[T]):
         """Take over one increment owned by the caller."""
         return cls(obj, here())
 
-    def _check(self, use: str) -> None:
-        if self._dropped_at is not None and STATE.on:
-            raise RefcountError(
-                f"{use} of an ARef after it was dropped",
-                rule="aref-use-after-drop",
-                obj=f"ARef<{type(self._obj).__name__}>",
-                site=here(),
-                origin=self._dropped_at,
-                origin_label="the ARef was dropped",
-                notes=[("the reference was taken", self.origin_site)],
-            )
+    def _handle_obj(self) -> str:
+        return self.describe()
+
+    def _made_at(self) -> Site:
+        return self.origin_site
 
     def get(self) -> T:
         """`&*aref`."""
@@ -112,16 +117,7 @@ class ARef(Generic[T]):
     def drop(self) -> None:
         """Give back the increment via `type(obj).dec_ref` (may sleep if that does)."""
         if self._dropped_at is not None:
-            if STATE.on:
-                raise RefcountError(
-                    "double drop of an ARef",
-                    rule="double-drop",
-                    obj=f"ARef<{type(self._obj).__name__}>",
-                    site=here(),
-                    origin=self._dropped_at,
-                    origin_label="the ARef was already dropped",
-                    notes=[("the reference was taken", self.origin_site)],
-                )
+            self._double_drop()
             return
         # `dec_ref` raises (e.g. AtomicSleepError) before any effect; only then mark.
         obj = self._obj
@@ -139,9 +135,6 @@ class ARef(Generic[T]):
         self._check("into_raw")
         self._dropped_at = here()
         return self._obj
-
-    def is_dropped(self) -> bool:
-        return self._dropped_at is not None
 
     def __ownership_is_send__(self) -> bool:
         return is_send(self._obj) and is_sync(self._obj)

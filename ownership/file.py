@@ -24,9 +24,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .bindings.task import Task as _CTask
-from .config import STATE
 from .context import ctx
 from .errors import EBADF, EINVAL, ESRCH, KernelError, RefcountError
+from .handle import DropRules, Handle
 from .marker import impl_send, impl_sync
 from .site import Site, here
 
@@ -47,18 +47,28 @@ def _current_task(what: str) -> _CTask:
 
 @impl_send("fget/fput may be called on any thread")
 @impl_sync("a struct file may be used in parallel (its f_count is atomic)")
-class FileRef:
+class FileRef(Handle):
     """One `f_count` reference to an open file (`ARef<File>`).
 
     Invariants: until `drop()` (or `fd_install`, which hands it to an fd table), this
     object owns one `f_count` of `_file`.
     """
 
-    __slots__ = ("_dropped_at", "_file", "origin_site")
+    __slots__ = ("_file", "origin_site")
+
+    _drop_rules = DropRules(
+        RefcountError,
+        rule="file-use-after-fput",
+        use_message="{use} of a file reference after it was dropped",
+        dropped_label="the reference was dropped (fput)",
+        made_label="the reference was taken (fget)",
+        double_message="double fput of a file reference",
+        already_label="the reference was already dropped",
+    )
 
     def __init__(self, raw: _CFile, site: Site) -> None:
         self._file = raw
-        self._dropped_at: Site | None = None
+        self._dropped_at = None
         self.origin_site = site
 
     @classmethod
@@ -73,17 +83,11 @@ class FileRef:
         raw.get_file()
         return cls(raw, here())
 
-    def _check(self, use: str) -> None:
-        if self._dropped_at is not None and STATE.on:
-            raise RefcountError(
-                f"{use} of a file reference after it was dropped",
-                rule="file-use-after-fput",
-                obj=self._file.describe(),
-                site=here(),
-                origin=self._dropped_at,
-                origin_label="the reference was dropped (fput)",
-                notes=[("the reference was taken (fget)", self.origin_site)],
-            )
+    def _handle_obj(self) -> str:
+        return self._file.describe()
+
+    def _made_at(self) -> Site:
+        return self.origin_site
 
     def raw(self) -> _CFile:
         """The underlying `struct file` (for the simulated kernel and tests)."""
@@ -93,16 +97,7 @@ class FileRef:
     def drop(self) -> None:
         """`fput`: give the reference back; a second drop is a `RefcountError`."""
         if self._dropped_at is not None:
-            if STATE.on:
-                raise RefcountError(
-                    "double fput of a file reference",
-                    rule="double-drop",
-                    obj=self._file.describe(),
-                    site=here(),
-                    origin=self._dropped_at,
-                    origin_label="the reference was already dropped",
-                    notes=[("the reference was taken (fget)", self.origin_site)],
-                )
+            self._double_drop()
             return
         self._dropped_at = here()
         self._file.fput()

@@ -19,8 +19,6 @@ driver lock taken in one nests inside the mmap lock.
 
 from __future__ import annotations
 
-from typing import Self
-
 from .bindings.fs import File as _CFile
 from .bindings.fs import FileOperations as _CFileOperations
 from .bindings.kernel import Kernel
@@ -30,13 +28,14 @@ from .errors import ENODEV, ENOTTY, KernelError
 from .marker import impl_send, impl_sync
 from .mm.virt import VmAreaNew
 from .site import here
+from .view import CView
 
 __all__ = ["File", "MiscDevice", "MiscDeviceRegistration"]
 
 
 @impl_send("a struct file is refcounted and may be used from any thread (fget/fput)")
 @impl_sync("the file operations may run in parallel on several threads")
-class File:
+class File(CView[_CFile]):
     """An open file of a misc device, as its driver sees it (`kernel::fs::File`).
 
     Invariants: `_file` is an open `struct file` of the device (not yet released).
@@ -46,14 +45,6 @@ class File:
 
     def __init__(self, raw: _CFile) -> None:
         self._file = raw
-
-    @classmethod
-    def _view(cls, raw: _CFile) -> Self:
-        v = raw.wrappers.get(cls)
-        if v is None:
-            v = raw.wrappers.setdefault(cls, cls(raw))
-        assert isinstance(v, cls)
-        return v
 
     @property
     def private_data(self) -> object:

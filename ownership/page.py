@@ -37,6 +37,7 @@ from .borrow import Borrow, BorrowTracker, Lifetime
 from .config import STATE
 from .context import may_sleep
 from .errors import EINVAL, ENOMEM, KernelError, LifetimeError, SendError, UnsafeError
+from .handle import DropRules, Handle
 from .marker import NotThreadSafe, impl_send, impl_sync
 from .prim import USIZE_MAX, usize
 from .site import Site, here
@@ -160,19 +161,28 @@ class AsPageIter(Protocol):
 
 @impl_send("Page: there is no logic that relies on staying on a thread (rust/kernel/page.rs)")
 @impl_sync("Page: there is no logic that relies on not being accessed concurrently")
-class Page:
+class Page(Handle):
     """An owned order-0 page (`Page`).
 
     Invariants: until `drop()`, `_page` is a valid page (`refcount > 0`, generation
     `_gen`) of which this handle owns one reference; its order is 0.
     """
 
-    __slots__ = ("_dropped_at", "_gen", "_page", "origin_site")
+    __slots__ = ("_gen", "_page", "origin_site")
+
+    # A second drop is a use ("drop") after drop, as `_live` reports it.
+    _drop_rules = DropRules(
+        LifetimeError,
+        rule="page-use-after-drop",
+        use_message="{use} of a {name} after it was dropped",
+        dropped_label="the page handle was dropped",
+        made_label="the page was allocated",
+    )
 
     def __init__(self, page: StructPage, site: Site) -> None:
         self._page = page
         self._gen = page.gen
-        self._dropped_at: Site | None = None
+        self._dropped_at = None
         self.origin_site = site
 
     @classmethod
@@ -193,20 +203,18 @@ class Page:
 
     # --- validity ----------------------------------------------------------------
 
+    def _handle_obj(self) -> str:
+        return self._page.describe()
+
+    def _made_at(self) -> Site:
+        return self.origin_site
+
     def _live(self, use: str) -> StructPage:
         """The `struct page`, after checking this handle may still reach it."""
         sp = self._page
         if STATE.on:
             if self._dropped_at is not None:
-                raise LifetimeError(
-                    f"{use} of a {type(self).__name__} after it was dropped",
-                    rule="page-use-after-drop",
-                    obj=sp.describe(),
-                    site=here(),
-                    origin=self._dropped_at,
-                    origin_label="the page handle was dropped",
-                    notes=[("the page was allocated", self.origin_site)],
-                )
+                raise self._use_after_drop(use)
             if sp.gen != self._gen or sp.refcount <= 0:
                 raise LifetimeError(
                     f"{use} of a page that was freed under this handle",

@@ -43,6 +43,12 @@ class Refcount:
         self.zero_site: Site | None = None
         self._lock = threading.Lock()
 
+    def _warn_saturate(self) -> None:
+        """`refcount_warn_saturate`: pin the count at saturation and leak (`_lock` held)."""
+        self.saturated = True
+        self.value = REFCOUNT_SATURATED
+        warn("refcount-saturated", f"refcount_t: saturated; leaking memory ({self.what})")
+
     def inc(self) -> None:
         """`refcount_inc`: +1, saturating; a `RefcountError` when incrementing from 0."""
         hook = sched.atomic_hook
@@ -65,9 +71,7 @@ class Refcount:
                     )
                 return
             if v >= REFCOUNT_MAX:
-                self.saturated = True
-                self.value = REFCOUNT_SATURATED
-                warn("refcount-saturated", f"refcount_t: saturated; leaking memory ({self.what})")
+                self._warn_saturate()
                 return
             self.value = v + 1
 
@@ -83,9 +87,7 @@ class Refcount:
             if self.value == 0:
                 return False
             if self.value >= REFCOUNT_MAX:
-                self.saturated = True
-                self.value = REFCOUNT_SATURATED
-                warn("refcount-saturated", f"refcount_t: saturated; leaking memory ({self.what})")
+                self._warn_saturate()
                 return True
             self.value += 1
             return True

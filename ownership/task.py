@@ -28,6 +28,7 @@ from .errors import KernelBug, LifetimeError, SendError
 from .marker import NotThreadSafe, check_send, impl_send, impl_sync, not_send, not_sync, transfer
 from .mm import MmWithUser
 from .site import Site, here
+from .view import CView
 
 __all__ = ["CurrentTask", "JoinHandle", "Task", "current", "spawn"]
 
@@ -97,7 +98,7 @@ def spawn(fn: Callable[..., R], *args: Any, name: str | None = None) -> JoinHand
 
 @impl_send("get_task_struct/put_task_struct may be called on any thread")
 @impl_sync("a Task's methods only read immutable fields")
-class Task:
+class Task(CView[_CTask]):
     """A `struct task_struct`, refcounted with `get_task_struct`/`put_task_struct`.
 
     Invariants: values of this type are always refcounted; `_task` is the simulated task.
@@ -107,14 +108,6 @@ class Task:
 
     def __init__(self, raw: _CTask) -> None:
         self._task = raw
-
-    @classmethod
-    def _view(cls, raw: _CTask) -> Task:
-        v = raw.wrappers.get(cls)
-        if v is None:
-            v = raw.wrappers.setdefault(cls, cls(raw))
-        assert isinstance(v, Task)
-        return v
 
     @property
     def pid(self) -> int:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from ownership.config import STATE
 from ownership.context import may_sleep
 from ownership.errors import EINVAL, KernelError, RefcountError
+from ownership.handle import DropRules, Handle
 from ownership.marker import impl_send, impl_sync
 from ownership.site import Site, here, site_of_frame
 from ownership.sync import LockedBy, SpinLock, SpinLockGuard
@@ -463,7 +464,7 @@ class Node(DeliverToRead):
                 guard.drop()
 
 
-class NodeRef:
+class NodeRef(Handle):
     """Counts held on a `Node` by one holder (a handle, a transaction's target).
 
     Invariants: `strong_node_count`/`weak_node_count` are the counts this object owns
@@ -473,7 +474,6 @@ class NodeRef:
     """
 
     __slots__ = (
-        "_dropped_at",
         "node",
         "origin_site",
         "strong_count",
@@ -482,29 +482,38 @@ class NodeRef:
         "weak_node_count",
     )
 
+    _drop_rules = DropRules(
+        RefcountError,
+        rule="noderef-use-after-drop",
+        use_message="{use} of a NodeRef after it was dropped",
+        dropped_label="the NodeRef was dropped",
+        made_label="the NodeRef was made",
+        double_message="double drop of a NodeRef",
+        already_label="the NodeRef was already dropped",
+    )
+
     def __init__(self, node: Node, strong_count: int, weak_count: int) -> None:
         self.node = node
         self.strong_node_count = strong_count
         self.weak_node_count = weak_count
         self.strong_count = strong_count
         self.weak_count = weak_count
-        self._dropped_at: Site | None = None
+        self._dropped_at = None
         self.origin_site = _caller(1) if STATE.on else None
 
     def __repr__(self) -> str:
         return f"NodeRef({self.node!r}, s {self.strong_count} w {self.weak_count})"
 
+    def _handle_obj(self) -> str:
+        return repr(self)
+
+    def _made_at(self) -> Site | None:
+        return self.origin_site
+
     def _check(self, use: str) -> None:
+        # Binder is not internal to the model, so the site is the public method's caller.
         if self._dropped_at is not None and STATE.on:
-            raise RefcountError(
-                f"{use} of a NodeRef after it was dropped",
-                rule="noderef-use-after-drop",
-                obj=repr(self),
-                site=_caller(2),
-                origin=self._dropped_at,
-                origin_label="the NodeRef was dropped",
-                notes=[("the NodeRef was made", self.origin_site)],
-            )
+            raise self._use_after_drop(use, _caller(2))
 
     def absorb(self, other: NodeRef) -> None:
         """Take over `other`'s counts (it is consumed), keeping one node count of each."""
@@ -573,16 +582,7 @@ class NodeRef:
     def drop(self) -> None:
         """Give back the node counts this object owns."""
         if self._dropped_at is not None:
-            if STATE.on:
-                raise RefcountError(
-                    "double drop of a NodeRef",
-                    rule="double-drop",
-                    obj=repr(self),
-                    site=_caller(1),
-                    origin=self._dropped_at,
-                    origin_label="the NodeRef was already dropped",
-                    notes=[("the NodeRef was made", self.origin_site)],
-                )
+            self._double_drop(_caller(1))
             return
         self._dropped_at = _caller(1)
         if self.strong_node_count > 0:
@@ -590,9 +590,6 @@ class NodeRef:
         if self.weak_node_count > 0:
             self.node.update_refcount(False, self.weak_node_count, False)
         self.strong_node_count = self.weak_node_count = 0
-
-    def is_dropped(self) -> bool:
-        return self._dropped_at is not None
 
 
 class NodeDeathInner:

@@ -13,33 +13,40 @@ Lock order: no locks.
 from __future__ import annotations
 
 from ..borrow import Lifetime
-from ..config import STATE
 from ..errors import LifetimeError
+from ..handle import DropRules, Handle
 from ..site import Site, here
 
 __all__ = ["_Owned"]
 
 
-class _Owned:
+class _Owned(Handle):
     """Common part of owned allocations: dropped once, unusable after."""
 
-    __slots__ = ("_freed_at", "_lt", "_site")
+    __slots__ = ("_lt", "_site")
+
+    # A second drop is a use ("drop") after drop, as `_drop` reports it.
+    _drop_rules = DropRules(
+        LifetimeError,
+        rule=None,
+        use_message="{use} after drop",
+        dropped_label="it was dropped",
+        made_label="it was allocated",
+    )
 
     def __init__(self, site: Site) -> None:
         self._site = site
-        self._freed_at: Site | None = None
+        self._dropped_at = None
         self._lt: Lifetime | None = None
 
-    def _alive(self, use: str) -> None:
-        if self._freed_at is not None and STATE.on:
-            raise LifetimeError(
-                f"{use} after drop",
-                obj=type(self).__name__,
-                site=here(),
-                origin=self._freed_at,
-                origin_label="it was dropped",
-                notes=[("it was allocated", self._site)],
-            )
+    def _handle_obj(self) -> str:
+        return type(self).__name__
+
+    def _made_at(self) -> Site:
+        return self._site
+
+    # The allocation types' name for the use check.
+    _alive = Handle._check
 
     @property
     def lifetime(self) -> Lifetime:
@@ -47,12 +54,12 @@ class _Owned:
         lt = self._lt
         if lt is None:
             lt = self._lt = Lifetime(type(self).__name__, self._site)
-            if self._freed_at is not None:
-                lt.end(self._freed_at, "the owner was dropped")
+            if self._dropped_at is not None:
+                lt.end(self._dropped_at, "the owner was dropped")
         return lt
 
     def _drop(self) -> None:
         self._alive("drop")
-        self._freed_at = here()
+        self._dropped_at = here()
         if self._lt is not None:
-            self._lt.end(self._freed_at, "the owner was dropped")
+            self._lt.end(self._dropped_at, "the owner was dropped")

@@ -169,8 +169,8 @@ class VBox(_Owned):
     def drop(self) -> None:
         """`vfree`: the pages go back; borrowed pages of this box die."""
         self._drop()
-        assert self._freed_at is not None
-        self._area.free(self._freed_at, "the VBox was dropped")
+        assert self._dropped_at is not None
+        self._area.free(self._dropped_at, "the VBox was dropped")
 
 
 class VVec(_Owned):
@@ -247,8 +247,8 @@ class VVec(_Owned):
 
     def drop(self) -> None:
         self._drop()
-        assert self._freed_at is not None
-        self._area.free(self._freed_at, "the VVec was dropped")
+        assert self._dropped_at is not None
+        self._area.free(self._dropped_at, "the VVec was dropped")
 
 
 def _empty_area(site: Site) -> _VmallocArea:

@@ -180,29 +180,38 @@ def _count_arg(fn: str, n: object, least: int) -> None:
 
 
 @contextmanager
-def fail_after(n: int) -> Iterator[None]:
-    """Let `n` allocations succeed, then fail every one until the block ends."""
-    _count_arg("fail_after", n, 0)
+def _injecting(**settings: object) -> Iterator[None]:
+    """Set the named `_Injector` fields for the block, then put back what they were.
+
+    Only the named fields are put back: a counter of an enclosing block that the
+    allocations inside went on counting keeps its count.
+    """
     with _inj.lock:
-        prev, _inj.fail_after = _inj.fail_after, n
+        prev = {name: getattr(_inj, name) for name in settings}
+        for name, value in settings.items():
+            setattr(_inj, name, value)
     try:
         yield
     finally:
         with _inj.lock:
-            _inj.fail_after = prev
+            for name, value in prev.items():
+                setattr(_inj, name, value)
+
+
+@contextmanager
+def fail_after(n: int) -> Iterator[None]:
+    """Let `n` allocations succeed, then fail every one until the block ends."""
+    _count_arg("fail_after", n, 0)
+    with _injecting(fail_after=n):
+        yield
 
 
 @contextmanager
 def fail_nth(n: int) -> Iterator[None]:
     """Fail only the `n`-th allocation (1-based) made inside the block."""
     _count_arg("fail_nth", n, 1)
-    with _inj.lock:
-        prev, _inj.fail_nth = _inj.fail_nth, n
-    try:
+    with _injecting(fail_nth=n):
         yield
-    finally:
-        with _inj.lock:
-            _inj.fail_nth = prev
 
 
 @contextmanager
@@ -214,11 +223,5 @@ def fail_probability(p: float, seed: int = 0) -> Iterator[None]:
         raise ValueError(f"probability must be in [0, 1], got {p!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"fail_probability seed must be an int, got {type(seed).__name__}")
-    with _inj.lock:
-        prev, prev_rng = _inj.prob, _inj.rng
-        _inj.prob, _inj.rng = p, random.Random(seed)
-    try:
+    with _injecting(prob=p, rng=random.Random(seed)):
         yield
-    finally:
-        with _inj.lock:
-            _inj.prob, _inj.rng = prev, prev_rng

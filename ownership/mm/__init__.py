@@ -47,6 +47,7 @@ from ..marker import NotThreadSafe, impl_send, impl_sync, not_send, not_sync
 from ..prim import usize
 from ..site import Site, here
 from ..unsafe import unsafe, unsafe_fn
+from ..view import CView
 from .virt import VmAreaMut, VmAreaRef
 
 __all__ = [
@@ -63,7 +64,7 @@ _Raw = TypeVar("_Raw")  # what a guard's unlock function takes: an mm_struct or 
 
 @impl_send("It is safe to call mmdrop on another thread than where mmgrab was called")
 @impl_sync("All methods on Mm can be called in parallel from several threads")
-class Mm:
+class Mm(CView[MmStruct]):
     """A `struct mm_struct`, refcounted with `mmgrab`.
 
     Invariants: values of this type are always refcounted using `mmgrab`; `_mm` is not
@@ -75,15 +76,6 @@ class Mm:
 
     def __init__(self, raw: MmStruct) -> None:
         self._mm = raw
-
-    @classmethod
-    def _view(cls, raw: MmStruct) -> Self:
-        """The cached view of type `cls` of `raw` (`&*ptr.cast()`)."""
-        v = raw.wrappers.get(cls)
-        if v is None:
-            v = raw.wrappers.setdefault(cls, cls(raw))
-        assert isinstance(v, cls)
-        return v
 
     @classmethod
     @unsafe_fn(

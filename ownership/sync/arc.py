@@ -27,6 +27,7 @@ from ..borrow import Lifetime
 from ..config import STATE
 from ..context import might_sleep
 from ..errors import RefcountError
+from ..handle import DropRules, Handle
 from ..marker import is_send, is_sync
 from ..pin import Pinned
 from ..refcount import Refcount
@@ -57,18 +58,29 @@ class _ArcInner(Generic[T]):
         self.freed = False
 
 
-class Arc(Generic[T]):
+class Arc(Handle, Generic[T]):
     """A handle owning one count of a shared, pinned `T`.
 
     Invariants: until `drop()`, this handle owns one increment of `_inner.refcount`,
     so `_inner.value` is alive.
     """
 
-    __slots__ = ("_dropped_at", "_inner", "_lt", "origin_site")
+    __slots__ = ("_inner", "_lt", "origin_site")
+
+    _drop_rules = DropRules(
+        RefcountError,
+        rule="arc-use-after-drop",
+        use_message="{use} of an Arc handle after it was dropped",
+        dropped_label="this handle was dropped",
+        made_label="the Arc was allocated",
+        double_message="double drop of an Arc handle",
+        already_label="this handle was already dropped",
+        double_notes=False,
+    )
 
     def __init__(self, inner: _ArcInner[T], site: Site) -> None:
         self._inner = inner
-        self._dropped_at: Site | None = None
+        self._dropped_at = None
         self._lt: Lifetime | None = None
         self.origin_site = site
 
@@ -86,17 +98,11 @@ class Arc(Generic[T]):
 
     pin_init = new
 
-    def _check(self, use: str) -> None:
-        if self._dropped_at is not None and STATE.on:
-            raise RefcountError(
-                f"{use} of an Arc handle after it was dropped",
-                rule="arc-use-after-drop",
-                obj=f"Arc<{type(self._inner.value).__name__}>",
-                site=here(),
-                origin=self._dropped_at,
-                origin_label="this handle was dropped",
-                notes=[("the Arc was allocated", self._inner.site)],
-            )
+    def _handle_obj(self) -> str:
+        return self.describe()
+
+    def _made_at(self) -> Site:
+        return self._inner.site
 
     def get(self) -> T:
         """`&*arc`."""
@@ -122,15 +128,7 @@ class Arc(Generic[T]):
     def drop(self) -> None:
         """Give back this handle's count; the last one frees the value."""
         if self._dropped_at is not None:
-            if STATE.on:
-                raise RefcountError(
-                    "double drop of an Arc handle",
-                    rule="double-drop",
-                    obj=f"Arc<{type(self._inner.value).__name__}>",
-                    site=here(),
-                    origin=self._dropped_at,
-                    origin_label="this handle was already dropped",
-                )
+            self._double_drop()
             return
         inner = self._inner
         hook = getattr(inner.value, "drop_arc", None)
