@@ -14,6 +14,7 @@ import json
 import pkgutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import ownership.include
@@ -98,3 +99,17 @@ def test_the_simulated_kernel_loads_nothing_of_the_rust_side() -> None:
         and not m.startswith("ownership.bindings")
     )
     assert rust_side == []
+
+
+def test_every_ownership_module_sits_in_a_layer() -> None:
+    """A new top-level module of `ownership` must be placed in the layers contract: a
+    module no layer names is not checked by import-linter at all."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    named = {m.strip() for layer in layers for m in layer.replace("|", ":").split(":")}
+    top = {
+        f"ownership.{info.name}"
+        for info in pkgutil.iter_modules(ownership.__path__)
+    }
+    assert top - named == set()
