@@ -105,6 +105,17 @@ RULES: tuple[Rule, ...] = (
        "a Binder node reference used after it was dropped"),
     _r("binder-node-underflow", RefcountError, "Binder's node refcount checks",
        "a Binder node's strong or weak count decremented below zero"),
+    # Intrusive lists (ownership.list).
+    _r("list-remove-wrong-list", UnsafeError,
+       "`List::remove` Safety: the item is in this list or in no list with this id",
+       "List::remove of an item that is in another list of the same id (CVE-2025-68260)"),
+    _r("list-arc-not-unique", UnsafeError,
+       "`ListArc` invariant: at most one ListArc per item and id (`ListArcSafe`)",
+       "a second ListArc for an item and id that already has one (a tracker misused)"),
+    _r("list-arc-moved", RefcountError, "Rust's move semantics (`ListArc` consumed)",
+       "a ListArc used after it was pushed into a list, converted with into_arc or dropped"),
+    _r("list-borrowed", BorrowError, "the borrow checker: `Iter` borrows `&List`, `Cursor` `&mut List`",
+       "a list changed while an iterator or cursor over it is live"),
     # Pinning.
     _r("pin", PinError, "`Pin<P>` / `PhantomPinned` (`!Unpin`)",
        "a pinned value (lock, condvar, Arc contents) moved or duplicated"),
