@@ -25,6 +25,10 @@ It holds:
 As upstream, the freezer (`BINDER_FREEZE`, `BINDER_GET_FROZEN_INFO`) lives in
 `binder.freeze`, and the node's critical-increment work item in `binder.node.wrapper`.
 
+The process's todo list (`work`) and `delivered_deaths` (id 2) are `ownership.list`
+`List`s of `ListArc`s, as upstream; `ready_threads` is a deque guarded by `inner` (each
+thread's `on_ready_list` says whether it is on it).
+
 Ownership: `Process` lives in an `Arc` (`Process.new`); the open file, each
 `Allocation` and the queued deferred work hold a count of it. Dropping the last count
 frees the page range (all pages) and the `mm` reference. Upstream, nodes, threads,
@@ -58,7 +62,7 @@ from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.aref import ARef
 from ownership.context import may_sleep
 from ownership.errors import EINTR, EINVAL, ENOENT, EPERM, ESRCH, KernelError
-from ownership.list import List, ListArc
+from ownership.list import HasListLinks, List, ListArc, ListLinks
 from ownership.marker import impl_send, impl_sync
 from ownership.miscdevice import File
 from ownership.mm.virt import VmAreaNew
@@ -300,17 +304,32 @@ class _IdPool:
         self.capacity = max(self.capacity, new_capacity)
 
 
-class NodeRefInfo:
+class NodeRefInfo(HasListLinks):
     """One handle of a process: its `NodeRef` and its death registration.
+
+    It lives in an `Arc` whose `ListArc` of id `LIST_NODE` is in its node's `refs`
+    list (upstream's `List<NodeRefInfo, { NodeRefInfo::LIST_NODE }>`, untracked: the
+    one `ListArc` is made with the allocation).
 
     Invariants: `node_ref` holds the process's user counts on the node (never both
     zero while the handle exists); `death` is at most one registration, of which this
-    holds an `Arc` count (`Option<DArc<NodeDeath>>`).
+    holds an `Arc` count (`Option<DArc<NodeDeath>>`); `links` is only ever used with
+    the `refs` list of `node_ref.node`.
     """
 
-    __slots__ = ("death", "debug_id", "handle", "node_ref", "process")
+    LIST_NODE: ClassVar[int] = 0x2
+
+    __slots__ = ("death", "debug_id", "handle", "links", "node_ref", "process")
+
+    list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {0x2: ("links", None)}
+
+    @classmethod
+    def new(cls, node_ref: NodeRef, process: Process) -> ListArc[NodeRefInfo]:
+        """Allocate the handle's info (may sleep; `ENOMEM`); its handle is set later."""
+        return ListArc.new(cls(node_ref, 0, process), GFP_KERNEL, id=cls.LIST_NODE)
 
     def __init__(self, node_ref: NodeRef, handle: int, process: Process) -> None:
+        self.links = ListLinks(self.LIST_NODE)
         self.debug_id = next_debug_id()
         self.node_ref = node_ref
         self.death: Arc[NodeDeath] | None = None
@@ -587,7 +606,7 @@ class Process:
             # Reserve the tree slots and the NodeRefInfo outside the lock.
             reserve1 = RBTreeNodeReservation.new(GFP_KERNEL)
             reserve2 = RBTreeNodeReservation.new(GFP_KERNEL)
-            alloc_check(GFP_KERNEL, "NodeRefInfo")
+            info_la = NodeRefInfo.new(node_ref, self)
         except KernelError:
             node_ref.drop()
             raise
@@ -605,6 +624,7 @@ class Process:
                 try:
                     alloc_check(GFP_KERNEL, "IdPool::grow")
                 except KernelError:
+                    info_la.drop()
                     node_ref.drop()
                     raise
                 g = self.node_refs.lock()
@@ -614,15 +634,18 @@ class Process:
             if handle is not None:
                 info = g.data.by_handle.get(handle)
                 assert info is not None
+                info_la.drop()
                 info.node_ref.absorb(node_ref)
                 return handle
             with self.inner.lock() as ig:
                 dead = ig.data.is_dead
             if dead:
+                info_la.drop()
                 node_ref.drop()
                 raise KernelError(ESRCH, "process is dead")
-            new_info = NodeRefInfo(node_ref, unused, self)
-            node_ref.node.insert_node_info(new_info.debug_id, self)
+            new_info = info_la.get()
+            new_info.handle = unused
+            node_ref.node.insert_node_info(info_la)
             g.data.by_node.insert(reserve1.into_node(gid, unused))
             g.data.by_handle.insert(reserve2.into_node(unused, new_info))
             g.data.handle_is_present.acquire(unused)
@@ -695,7 +718,7 @@ class Process:
                 death.get().set_cleared(True)
                 self.remove_from_delivered_deaths(death.get())
                 death.drop()
-            info.node_ref.node.remove_node_info(info.debug_id)
+            info.node_ref.node.remove_node_info(info)
             gid = info.node_ref.node.global_id()
             g.data.by_handle.remove(handle)
             g.data.by_node.remove(gid)
@@ -829,7 +852,7 @@ class Process:
         with self.node_refs.lock() as g:
             infos = list(g.data.by_handle.values())
             for info in infos:
-                info.node_ref.node.remove_node_info(info.debug_id)
+                info.node_ref.node.remove_node_info(info)
                 death, info.death = info.death, None
                 if death is not None:
                     death.get().set_cleared(False)

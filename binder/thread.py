@@ -18,7 +18,8 @@ objects already translated (the buffer's destructor releases them) and is report
 `BR_FAILED_REPLY`.
 
 Types: `Thread` (the shared part, with `inner: SpinLock[InnerThread]`),
-`InnerThread` (looper flags, work list, transaction stack, extended error),
+`InnerThread` (looper flags, the work list (an `ownership.list.List` of `DLArc`s),
+transaction stack, extended error),
 `ThreadError` (the reusable work item carrying an error code), and the
 scatter-gather bookkeeping (`ScatterGatherState`, `ScatterGatherEntry`).
 

@@ -116,6 +116,9 @@ RULES: tuple[Rule, ...] = (
        "a ListArc used after it was pushed into a list, converted with into_arc or dropped"),
     _r("list-borrowed", BorrowError, "the borrow checker: `Iter` borrows `&List`, `Cursor` `&mut List`",
        "a list changed while an iterator or cursor over it is live"),
+    _r("binder-death-use-after-free", RefcountError,
+       "KASAN on a freed `NodeDeath` (its last `DArc` dropped)",
+       "a Binder death registration used after its last Arc count was dropped"),
     # Pinning.
     _r("pin", PinError, "`Pin<P>` / `PhantomPinned` (`!Unpin`)",
        "a pinned value (lock, condvar, Arc contents) moved or duplicated"),

@@ -20,6 +20,12 @@ The types are split as upstream splits them:
 * `NodeDeath`: a `BC_REQUEST_DEATH_NOTIFICATION` registration; a work item that
   delivers `BR_DEAD_BINDER` and `BR_CLEAR_DEATH_NOTIFICATION_DONE`.
 
+The lists are `ownership.list` `List`s, as upstream's `kernel::list`: `oneway_todo`
+(id 0, the same links as the todo lists), `death_list` (id 1, `NodeDeath.death_links`)
+and `refs` (id `NodeRefInfo.LIST_NODE`). `Node.release` pops each death off the node's
+own list under the lock (the fix of CVE-2025-68260); removing a death from a list it is
+not in is a checked `UnsafeError`.
+
 Lock order (upstream, observed nesting): `Process.node_refs` (Mutex) ->
 `Process.inner` (SpinLock, of the node's owner) -> `NodeDeath.inner` (SpinLock) and
 `Thread.inner` (SpinLock). `NodeDeath.set_cleared` takes `NodeDeath.inner` and releases
@@ -56,7 +62,7 @@ from ..work import BinderReturnWriter, DeliverToRead, DLArc, cancel_work, drop_w
 from .wrapper import CritIncrWrapper, NodeWrapper
 
 if TYPE_CHECKING:
-    from ..process import Process, ProcessInner
+    from ..process import NodeRefInfo, Process, ProcessInner
     from ..thread import Thread
     from ..transaction import Transaction
 
@@ -181,8 +187,8 @@ class NodeInner:
         self.death_list: List[NodeDeath] = List(1, name="Node::death_list")
         # BR_INCREFS/BR_ACQUIRE sent but not yet acknowledged with *_DONE.
         self.active_inc_refs = 0
-        # The processes holding a handle to this node (`NodeRefInfo`s), by debug id.
-        self.refs: dict[int, Process] = {}
+        # The handles of other processes on this node (id `NodeRefInfo.LIST_NODE`).
+        self.refs: List[NodeRefInfo] = List(0x2, name="Node::refs")
 
 
 @impl_send("every field is either immutable or protected by the owner's Process.inner lock")
@@ -245,14 +251,26 @@ class Node(DeliverToRead):
 
     # --- refs list --------------------------------------------------------
 
-    def insert_node_info(self, key: int, process: Process) -> None:
-        """Record that `process` holds a handle to this node (`refs.push_front`)."""
-        with self.owner.inner.lock() as guard:
-            self.inner.access(guard).refs[key] = process
+    def insert_node_info(self, info: ListArc[NodeRefInfo]) -> None:
+        """Record a handle of another process on this node (`refs.push_front`).
 
-    def remove_node_info(self, key: int) -> None:
+        `info.node_ref.node` is this node (upstream an unsafe fn with that Safety).
+        """
+        if info.get().node_ref.node is not self:
+            raise KernelError(EINVAL, "insert_node_info: the NodeRefInfo is for another node")
         with self.owner.inner.lock() as guard:
-            self.inner.access(guard).refs.pop(key, None)
+            self.inner.access(guard).refs.push_front(info)
+
+    def remove_node_info(self, info: NodeRefInfo) -> None:
+        """Take a handle's info off this node's `refs` (it is dropped unlocked)."""
+        with self.owner.inner.lock() as guard:
+            # SAFETY: a `NodeRefInfo` is only inserted into the `refs` list of the node it
+            # references in `info.node_ref.node`, which is this node, so `info` is in
+            # this list or in none.
+            with unsafe("SAFETY: a NodeRefInfo is only in the refs list of its own node"):
+                removed = self.inner.access(guard).refs.remove(info)
+        if removed is not None:
+            removed.drop()
 
     # --- deaths -------------------------------------------------------------
 
@@ -652,11 +670,17 @@ class NodeDeath(DeliverToRead):
     allocation), and its process's `delivered_deaths` (id 2, `delivered_links`, tracked by
     `delivered_links_track`).
 
+    The last count dropped frees it (`drop_arc`): any later use of the object is a
+    `RefcountError` (rule `binder-death-use-after-free`), KASAN's report on a freed
+    `NodeDeath`, instead of a silent read of a stale Python object.
+
     Invariants: `death_links` is only ever used with `node`'s death list, and
-    `delivered_links` only with `process`'s delivered deaths.
+    `delivered_links` only with `process`'s delivered deaths; `_freed_at` is set once,
+    when the last `Arc` count is dropped.
     """
 
     __slots__ = (
+        "_freed_at",
         "cookie",
         "death_links",
         "delivered_links",
@@ -681,6 +705,22 @@ class NodeDeath(DeliverToRead):
         self.delivered_links = ListLinks(2)
         self.delivered_links_track = AtomicTracker(2)
         self.inner: SpinLock[NodeDeathInner] = SpinLock(NodeDeathInner(), name="NodeDeath::inner")
+        self._freed_at: Site | None = None
+
+    def drop_arc(self) -> None:
+        """The last `DArc<NodeDeath>` went: the registration is freed (and poisoned)."""
+        self._freed_at = _caller(1)
+
+    def _check_alive(self, use: str) -> None:
+        if self._freed_at is not None and STATE.on:
+            raise RefcountError(
+                f"{use} of a NodeDeath after its last reference was dropped",
+                rule="binder-death-use-after-free",
+                obj=repr(self),
+                site=_caller(2),
+                origin=self._freed_at,
+                origin_label="the last DArc<NodeDeath> was dropped (the registration freed)",
+            )
 
     @classmethod
     def new(cls, node: Node, process: Process, cookie: int) -> ListArc[NodeDeath]:
@@ -694,6 +734,7 @@ class NodeDeath(DeliverToRead):
 
     def delivered_list_arc(self) -> ListArc[NodeDeath] | None:
         """`ListArc::<_, 2>::try_from_arc_or_drop(self.clone())` for `delivered_deaths`."""
+        self._check_alive("delivered_list_arc")
         sa = self.self_arc
         assert sa is not None
         arc = cast("Arc[NodeDeath]", sa.clone())
@@ -704,6 +745,7 @@ class NodeDeath(DeliverToRead):
 
     def set_cleared(self, abort: bool) -> bool:
         """`BC_CLEAR_DEATH_NOTIFICATION` (or the handle went away): True to queue it."""
+        self._check_alive("set_cleared")
         with self.inner.lock() as g:
             inner = g.data
             if abort:
@@ -732,6 +774,7 @@ class NodeDeath(DeliverToRead):
 
     def set_notification_done(self, thread: Thread) -> None:
         """`BC_DEAD_BINDER_DONE`: if already cleared, deliver the CLEAR_..._DONE now."""
+        self._check_alive("set_notification_done")
         with self.inner.lock() as g:
             g.data.notification_done = True
             needs_queueing = g.data.cleared
@@ -747,6 +790,7 @@ class NodeDeath(DeliverToRead):
     @may_sleep
     def set_dead(self) -> None:
         """The node's owner died: queue `BR_DEAD_BINDER` to the registered process."""
+        self._check_alive("set_dead")
         with self.inner.lock() as g:
             if g.data.cleared:
                 return
@@ -760,6 +804,7 @@ class NodeDeath(DeliverToRead):
                 pass
 
     def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
+        self._check_alive("do_work")
         with self.inner.lock() as g:
             if g.data.aborted:
                 return True

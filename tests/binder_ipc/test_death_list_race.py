@@ -22,13 +22,16 @@ from __future__ import annotations
 import threading
 from typing import ClassVar
 
+import pytest
+
+from binder import uapi as u
 from binder.client import BinderClient, Parcel
-from binder.node import Node
+from binder.node import Node, NodeDeath
 from binder.process import Process
 from binder.servicemanager import add_service
 from binder.work import cancel_work
 from ownership.context import may_sleep
-from ownership.errors import UnsafeError
+from ownership.errors import RefcountError, UnsafeError
 from ownership.workqueue import flush
 from tests.expect import assert_splat
 
@@ -184,3 +187,48 @@ def _free_race() -> None:
 def test_stock_driver_kill_and_clear_racing_freely() -> None:
     for _ in range(3):
         _free_race()
+
+
+# --- NodeDeath ownership: the last DArc frees it ---------------------------------------------
+
+
+def _registration(w: World, app: BinderClient, h: int) -> NodeDeath:
+    """The driver's `NodeDeath` behind `app`'s registration on handle `h` (a plain ref)."""
+    with w.process(app).node_refs.lock() as g:
+        info = g.data.by_handle.get(h)
+        assert info is not None and info.death is not None
+        return info.death.get()
+
+
+def test_node_death_used_after_its_last_count_is_a_use_after_free() -> None:
+    with world() as w:
+        srv, app, h = _linked_client(w)
+        stale = _registration(w, app, h)
+        # Clearing drops the handle's count and takes it off the node's death list; the
+        # BR_CLEAR_DEATH_NOTIFICATION_DONE work item holds the last one until delivered.
+        app.unlink_to_death(h, COOKIE)
+        app.poll_once()
+        assert any(code == u.BR_CLEAR_DEATH_NOTIFICATION_DONE for code, _ in app.events)
+        with pytest.raises(RefcountError) as ei:
+            stale.set_cleared(False)
+        assert_splat(ei, "binder-death-use-after-free", site="stale.set_cleared(False)",
+                     mentions=["the last DArc<NodeDeath> was dropped"])
+        app.release(h)
+        _ = srv
+
+
+def test_node_death_registration_lives_while_counted() -> None:
+    with world() as w:
+        srv, app, h = _linked_client(w)
+        live = _registration(w, app, h)
+        w.kill(srv)
+        dead = threading.Event()
+        app.deaths[COOKIE] = lambda cookie: dead.set()
+        while not dead.is_set():
+            app.poll_once()
+        # Delivered (and acknowledged): the handle's info still counts the registration,
+        # so clearing it goes through the same object without a use-after-free.
+        assert _registration(w, app, h) is live
+        assert live.cookie == COOKIE
+        app.unlink_to_death(h, COOKIE)
+        app.release(h)
