@@ -25,9 +25,8 @@ It holds:
 As upstream, the freezer (`BINDER_FREEZE`, `BINDER_GET_FROZEN_INFO`) lives in
 `binder.freeze`, and the node's critical-increment work item in `binder.node.wrapper`.
 
-The process's todo list (`work`) and `delivered_deaths` (id 2) are `ownership.list`
-`List`s of `ListArc`s, as upstream; `ready_threads` is a deque guarded by `inner` (each
-thread's `on_ready_list` says whether it is on it).
+The process's todo list (`work`), `ready_threads` and `delivered_deaths` (id 2) are
+`ownership.list` `List`s of `ListArc`s, as upstream.
 
 Ownership: `Process` lives in an `Arc` (`Process.new`); the open file, each
 `Allocation` and the queued deferred work hold a count of it. Dropping the last count
@@ -54,7 +53,6 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -144,7 +142,7 @@ class ProcessInner:
 
     Invariants: `mapping` is None until the first successful `mmap`, and again after
     the process was released; every thread on `ready_threads` belongs to this process
-    and has `on_ready_list` set; `nodes` maps `ptr` to the node with that ptr;
+    (a thread is never pushed to any other list); `nodes` maps `ptr` to the node with that ptr;
     `requested_thread_count + started_thread_count <= max_threads` except after
     `BINDER_SET_MAX_THREADS` lowered the limit.
     """
@@ -154,7 +152,7 @@ class ProcessInner:
         self.is_manager = False
         self.is_dead = False
         self.threads: RBTree[int, Thread] = RBTree()
-        self.ready_threads: deque[Thread] = deque()
+        self.ready_threads: List[Thread] = List(0, name="Process::ready_threads")
         self.nodes: RBTree[int, Node] = RBTree()
         self.work: List[DeliverToRead] = List(0, name="Process::work")
         # The deaths sent as BR_DEAD_BINDER and not yet acknowledged (list id 2).
@@ -174,11 +172,13 @@ class ProcessInner:
 
         The caller drops returned work after releasing the lock.
         """
-        if self.ready_threads:
-            thread = self.ready_threads.popleft()
-            thread.on_ready_list = False
+        ready = self.ready_threads.pop_front()
+        if ready is not None:
+            thread = ready.get()
             # Pushed while holding the process lock, so the thread cannot give up meanwhile.
             back = thread.push_work(work)
+            # The thread keeps a count of its own until it is released: not the last one.
+            ready.drop()
             return (BinderError.new_dead(), back) if back is not None else None
         if self.is_dead:
             return (BinderError.new_dead(), work)
@@ -453,9 +453,12 @@ class Process:
                 return work
             if g.data.is_dead:
                 raise KernelError(EINTR, "binder process is being released")
-            if not thread.on_ready_list:
-                thread.on_ready_list = True
-                g.data.ready_threads.appendleft(thread)
+            # INVARIANT: the thread is pushed to its own process's ready list only.
+            la = thread.list_arc()
+            if la is not None:
+                g.data.ready_threads.push_front(la)
+            else:
+                warn("binder-ready-twice", "Same thread registered with `ready_threads` twice.")
             return Registration(thread)
 
     @may_sleep
@@ -529,7 +532,7 @@ class Process:
             i = g.data
             ret = (
                 i.requested_thread_count == 0
-                and not i.ready_threads
+                and i.ready_threads.is_empty()
                 and i.started_thread_count < i.max_threads
             )
             if ret:
@@ -835,9 +838,9 @@ class Process:
         with self.inner.lock() as g:
             threads = list(g.data.threads.values())
             g.data.threads.clear()
-            for t in g.data.ready_threads:
-                t.on_ready_list = False
-            g.data.ready_threads.clear()
+            ready = g.data.ready_threads.take("deferred_release ready threads")
+        # Each thread keeps a count of its own until `release`: these are not the last.
+        ready.drop()
         for t in threads:
             t.release()
         # Release nodes, one at a time, each outside the lock.
@@ -848,6 +851,9 @@ class Process:
                     break
                 g.data.nodes.remove(first[0])
             first[1].release()
+            # The node's own count (the stand-in for its holders' `DArc`s) goes: the
+            # process is dead, so the node is never queued again.
+            first[1].discard()
         # Deaths registered on other processes' nodes; our entries in their ref lists.
         with self.node_refs.lock() as g:
             infos = list(g.data.by_handle.values())

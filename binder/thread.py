@@ -31,16 +31,17 @@ from userspace (which may fault and sleep).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
 from ownership.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, KernelError
 from ownership.file import FileRef, close_fd
-from ownership.list import List
+from ownership.list import AtomicTracker, HasListLinks, List, ListArc, ListLinks
 from ownership.marker import impl_send, impl_sync
 from ownership.sync import Arc, CondVar, SpinLock
 from ownership.uaccess import UserSlice
+from ownership.unsafe import unsafe
 
 from .allocation import Allocation, AllocationView, NewAllocation, PageReader
 from .defs import (
@@ -103,6 +104,7 @@ from .work import (
     DeliverCode,
     DeliverToRead,
     DLArc,
+    SelfArc,
     UserReader,
     cancel_work,
     drop_work,
@@ -215,7 +217,8 @@ class ThreadError(DeliverToRead):
 
     Invariants: `error_code != BR_OK` exactly while the item is queued (its
     `links_track` set); delivering or cancelling it resets the code. It lives in an
-    `Arc` of which it keeps one count (the thread's `DArc<ThreadError>`).
+    `Arc` of which it keeps one count (the thread's `DArc<ThreadError>`) until its
+    thread is released.
     """
 
     __slots__ = ("error_code",)
@@ -299,6 +302,9 @@ class InnerThread:
         return None
 
     def push_reply_work(self, code: int) -> DLArc | None:
+        if self.is_dead:
+            # Not queued on a dead thread (its error items are no longer counted).
+            return None
         work = self.reply_work.list_arc()
         if work is not None:
             self.reply_work.set_error_code(code)
@@ -306,6 +312,9 @@ class InnerThread:
         return None
 
     def push_return_work(self, reply: int) -> None:
+        if self.is_dead:
+            # Not queued on a dead thread (its error items are no longer counted).
+            return
         work = self.return_work.list_arc()
         if work is not None:
             self.return_work.set_error_code(reply)
@@ -381,15 +390,19 @@ class _WriteRead:
 
 @impl_send("all mutable state is behind Thread.inner")
 @impl_sync("all mutable state is behind Thread.inner")
-class Thread:
+class Thread(HasListLinks):
     """A userspace thread using binder (thread.rs `Thread`).
 
     Invariants: `id` is the thread's pid and unique in `process.threads`; the thread
-    is on `process.ready_threads` only while it waits for process work
-    (`on_ready_list`, protected by `process.inner`, is set exactly then).
+    is on `process.ready_threads` only while it waits for process work, and never on
+    any other list (`links`, id 0, tracked by `links_track`). It lives in an `Arc` of
+    which it keeps one count until `release` (the stand-in for the process's
+    `RBTree<i32, Arc<Thread>>` and the ioctl's counts).
     """
 
-    __slots__ = ("id", "inner", "on_ready_list", "process", "task", "work_condvar")
+    __slots__ = ("id", "inner", "links", "links_track", "process", "self_arc", "task", "work_condvar")
+
+    list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {0: ("links", "links_track")}
 
     def __init__(
         self, id_: int, process: Process, task: object, errors: tuple[ThreadError, ThreadError]
@@ -399,15 +412,29 @@ class Thread:
         self.task = task
         self.inner: SpinLock[InnerThread] = SpinLock(InnerThread(*errors), name="Thread::inner")
         self.work_condvar = CondVar(name="Thread::work_condvar")
-        # Protected by `process.inner`: whether the thread is on `ready_threads`.
-        self.on_ready_list = False
+        self.links = ListLinks(0)
+        self.links_track = AtomicTracker(0)
+        self.self_arc: SelfArc[Thread] | None = None
 
     @classmethod
     def new(cls, id_: int, process: Process, task: object) -> Thread:
         """Allocate a thread and its two error work items (may sleep, `ENOMEM`)."""
-        alloc_check(GFP_KERNEL, "Thread::new")
         errors = (ThreadError.new(), ThreadError.new())
-        return cls(id_, process, task, errors)
+        arc = Arc.new(cls(id_, process, task, errors), GFP_KERNEL)
+        thread = arc.get()
+        thread.self_arc = SelfArc(arc, keep=True)
+        arc.drop()
+        return thread
+
+    def list_arc(self) -> ListArc[Thread] | None:
+        """`ListArc::try_from_arc(self.clone())`: None if already on the ready list."""
+        sa = self.self_arc
+        assert sa is not None
+        arc = sa.clone()
+        la = ListArc.try_from_arc(arc)
+        if la is None:
+            arc.drop()
+        return la
 
     def __repr__(self) -> str:
         return f"Thread({self.process.pid()}:{self.id})"
@@ -1057,13 +1084,23 @@ class Thread:
             if work is None:
                 break
             cancel_work(work)
+        # The thread's own count goes, and its error items': it is dead, so none of them
+        # is queued again (`push_*` check `is_dead` under the thread's lock).
+        with self.inner.lock() as g:
+            errors = (g.data.reply_work, g.data.return_work)
+        for err in errors:
+            if err.self_arc is not None:
+                err.self_arc.release_kept()
+        sa = self.self_arc
+        if sa is not None:
+            sa.release_kept()
 
 
 class Registration:
     """The thread is on its process's `ready_threads` list until this is dropped.
 
-    Invariants: after `drop()` the thread is on no ready list and its `on_ready_list`
-    is clear (unless a pusher already took it off).
+    Invariants: after `drop()` the thread is on no ready list (unless a pusher already
+    took it off).
     """
 
     __slots__ = ("_dropped", "thread")
@@ -1077,9 +1114,13 @@ class Registration:
             return
         self._dropped = True
         with self.thread.process.inner.lock() as g:
-            if self.thread.on_ready_list:
-                g.data.ready_threads.remove(self.thread)
-                self.thread.on_ready_list = False
+            # SAFETY: a thread is never pushed to any list but the `ready_threads` of its
+            # own process, so it is in this list or in none.
+            with unsafe("SAFETY: a thread is only ever on its own process's ready_threads"):
+                removed = g.data.ready_threads.remove(self.thread)
+        if removed is not None:
+            # The thread keeps a count of its own: this frees nothing.
+            removed.drop()
 
 
 def _close_fds_on_free(buffer: Allocation) -> None:

@@ -199,7 +199,8 @@ class Node(DeliverToRead):
     Invariants: `inner` is reachable only with `owner.inner` held; `(ptr, cookie)` is
     the node's identity in its owner and never changes. The node is a work item
     (`DeliverToRead`): pushed at most once at a time, as `inner.delivery_state` records,
-    and lives in an `Arc` of which it keeps one count (made by `new`).
+    and lives in an `Arc` of which it keeps one count (made by `new`, given back by
+    `discard` when its process is released).
     """
 
     __slots__ = ("cookie", "debug_id", "flags", "inner", "origin_site", "owner", "ptr")
@@ -215,7 +216,8 @@ class Node(DeliverToRead):
         return node
 
     def discard(self) -> None:
-        """Free a node nobody has seen (another thread inserted one first)."""
+        """Give back the node's own count: a node nobody has seen (another thread
+        inserted one first), or a node of a dead process after `release`."""
         sa = self.self_arc
         assert sa is not None
         sa.release_kept()
@@ -472,10 +474,16 @@ class Node(DeliverToRead):
             inner.weak.has_count = False
         if should_drop_strong:
             inner.strong.has_count = False
+        forget = False
         if no_active and not weak:
             # Nobody references the node any more: forget it.
+            forget = guard.data.nodes.get(self.ptr) is self
             guard.data.remove_node(self.ptr)
         guard.drop()
+        if forget:
+            # No NodeRef holds a count, so nothing queues the node again: its own count
+            # (the stand-in for theirs) goes; the caller's keeps it alive until it returns.
+            self.discard()
         # Writing to userspace may fault (and sleep): only after the spinlock is gone.
         payload = binder_ptr_cookie(self.ptr, self.cookie).pack()
         if weak and not has_weak:
