@@ -25,6 +25,9 @@ It holds:
 As upstream, the freezer (`BINDER_FREEZE`, `BINDER_GET_FROZEN_INFO`) lives in
 `binder.freeze`, and the node's critical-increment work item in `binder.node.wrapper`.
 
+The process's todo list (`work`), `ready_threads` and `delivered_deaths` (id 2) are
+`ownership.list` `List`s of `ListArc`s, as upstream.
+
 Ownership: `Process` lives in an `Arc` (`Process.new`); the open file, each
 `Allocation` and the queued deferred work hold a count of it. Dropping the last count
 frees the page range (all pages) and the `mm` reference. Upstream, nodes, threads,
@@ -49,7 +52,6 @@ destructors take these locks again.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -58,6 +60,7 @@ from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.aref import ARef
 from ownership.context import may_sleep
 from ownership.errors import EINTR, EINVAL, ENOENT, EPERM, ESRCH, KernelError
+from ownership.list import HasListLinks, List, ListArc, ListLinks
 from ownership.marker import impl_send, impl_sync
 from ownership.miscdevice import File
 from ownership.mm.virt import VmAreaNew
@@ -106,7 +109,7 @@ from .uapi import (
     ioc_dir,
     ioc_size,
 )
-from .work import DeliverToRead, ListTracker, UserReader
+from .work import DeliverToRead, DLArc, UserReader, cancel_work, drop_work
 
 __all__ = ["Mapping", "NodeRefInfo", "Process", "ProcessInner", "ProcessNodeRefs"]
 
@@ -139,7 +142,7 @@ class ProcessInner:
 
     Invariants: `mapping` is None until the first successful `mmap`, and again after
     the process was released; every thread on `ready_threads` belongs to this process
-    and has its `ready_tracker` claimed; `nodes` maps `ptr` to the node with that ptr;
+    (a thread is never pushed to any other list); `nodes` maps `ptr` to the node with that ptr;
     `requested_thread_count + started_thread_count <= max_threads` except after
     `BINDER_SET_MAX_THREADS` lowered the limit.
     """
@@ -149,10 +152,11 @@ class ProcessInner:
         self.is_manager = False
         self.is_dead = False
         self.threads: RBTree[int, Thread] = RBTree()
-        self.ready_threads: deque[Thread] = deque()
+        self.ready_threads: List[Thread] = List(0, name="Process::ready_threads")
         self.nodes: RBTree[int, Node] = RBTree()
-        self.work: deque[DeliverToRead] = deque()
-        self.delivered_deaths: list[NodeDeath] = []
+        self.work: List[DeliverToRead] = List(0, name="Process::work")
+        # The deaths sent as BR_DEAD_BINDER and not yet acknowledged (list id 2).
+        self.delivered_deaths: List[NodeDeath] = List(2, name="Process::delivered_deaths")
         self.requested_thread_count = 0
         self.max_threads = 0
         self.started_thread_count = 0
@@ -163,20 +167,22 @@ class ProcessInner:
         self.async_recv = False
         self.oneway_spam_detection_enabled = False
 
-    def push_work(self, work: DeliverToRead) -> tuple[KernelError, DeliverToRead] | None:
+    def push_work(self, work: DLArc) -> tuple[KernelError, DLArc] | None:
         """Give `work` to a ready thread, else queue it; on a dead process, hand it back.
 
         The caller drops returned work after releasing the lock.
         """
-        if self.ready_threads:
-            thread = self.ready_threads.popleft()
-            thread.ready_tracker.release()
+        ready = self.ready_threads.pop_front()
+        if ready is not None:
+            thread = ready.get()
             # Pushed while holding the process lock, so the thread cannot give up meanwhile.
             back = thread.push_work(work)
+            # The thread keeps a count of its own until it is released: not the last one.
+            ready.drop()
             return (BinderError.new_dead(), back) if back is not None else None
         if self.is_dead:
             return (BinderError.new_dead(), work)
-        self.work.append(work)
+        self.work.push_back(work)
         return None
 
     def remove_node(self, ptr: int) -> None:
@@ -190,8 +196,12 @@ class ProcessInner:
             if othread is not None:
                 othread.push_work_deferred(push)
             else:
-                # Fails only if the process is dead, which then does not care.
-                self.push_work(push)
+                # Fails only if the process is dead, which then does not care: the node's
+                # list right is given back (the node keeps a count of its own, so this
+                # is never the last one and frees nothing under the lock).
+                res = self.push_work(push)
+                if res is not None:
+                    res[1].drop()
 
     def new_node_ref(self, guard: InnerGuard, node: Node, strong: bool, thread: Thread | None) -> NodeRef:
         self.update_node_refcount(guard, node, True, strong, 1, thread)
@@ -226,17 +236,20 @@ class ProcessInner:
         self.started_thread_count += 1
         return True
 
-    def pull_delivered_death(self, cookie: int) -> NodeDeath | None:
-        for i, death in enumerate(self.delivered_deaths):
-            if death.cookie == cookie:
-                del self.delivered_deaths[i]
-                death.delivered_tracker.release()
-                return death
+    def pull_delivered_death(self, cookie: int) -> ListArc[NodeDeath] | None:
+        """Take the delivered death with `cookie` off `delivered_deaths` (drop it unlocked)."""
+        with self.delivered_deaths.cursor_front() as cursor:
+            while (peek := cursor.peek_next()) is not None:
+                if peek.get().cookie == cookie:
+                    return peek.remove()
+                cursor.move_next()
         return None
 
     def death_delivered(self, death: NodeDeath) -> None:
-        if death.delivered_tracker.try_claim():
-            self.delivered_deaths.append(death)
+        """Record a BR_DEAD_BINDER sent: `ListArc::try_from_arc_or_drop` into the list."""
+        la = death.delivered_list_arc()
+        if la is not None:
+            self.delivered_deaths.push_back(la)
 
     def add_outstanding_txn(self) -> None:
         self.outstanding_txns += 1
@@ -291,19 +304,35 @@ class _IdPool:
         self.capacity = max(self.capacity, new_capacity)
 
 
-class NodeRefInfo:
+class NodeRefInfo(HasListLinks):
     """One handle of a process: its `NodeRef` and its death registration.
 
+    It lives in an `Arc` whose `ListArc` of id `LIST_NODE` is in its node's `refs`
+    list (upstream's `List<NodeRefInfo, { NodeRefInfo::LIST_NODE }>`, untracked: the
+    one `ListArc` is made with the allocation).
+
     Invariants: `node_ref` holds the process's user counts on the node (never both
-    zero while the handle exists); `death` is at most one registration.
+    zero while the handle exists); `death` is at most one registration, of which this
+    holds an `Arc` count (`Option<DArc<NodeDeath>>`); `links` is only ever used with
+    the `refs` list of `node_ref.node`.
     """
 
-    __slots__ = ("death", "debug_id", "handle", "node_ref", "process")
+    LIST_NODE: ClassVar[int] = 0x2
+
+    __slots__ = ("death", "debug_id", "handle", "links", "node_ref", "process")
+
+    list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {0x2: ("links", None)}
+
+    @classmethod
+    def new(cls, node_ref: NodeRef, process: Process) -> ListArc[NodeRefInfo]:
+        """Allocate the handle's info (may sleep; `ENOMEM`); its handle is set later."""
+        return ListArc.new(cls(node_ref, 0, process), GFP_KERNEL, id=cls.LIST_NODE)
 
     def __init__(self, node_ref: NodeRef, handle: int, process: Process) -> None:
+        self.links = ListLinks(self.LIST_NODE)
         self.debug_id = next_debug_id()
         self.node_ref = node_ref
-        self.death: NodeDeath | None = None
+        self.death: Arc[NodeDeath] | None = None
         self.handle = handle
         self.process = process
 
@@ -336,6 +365,9 @@ class Process:
     page_range_type: ClassVar[type[ShrinkablePageRange]] = ShrinkablePageRange
     """The page range class (a test substitutes an unfixed variant to show a bug)."""
 
+    node_type: ClassVar[type[Node]] = Node
+    """The node class (a test substitutes an unfixed variant to show a bug)."""
+
     def __init__(self, ctx: Context, shrinker: Shrinker) -> None:
         cur = current()
         self.ctx = ctx
@@ -353,7 +385,6 @@ class Process:
         self._pid = self.task.get().pid
         self.node_refs = Mutex(ProcessNodeRefs(), name="Process::node_refs")
         self.freeze_wait = CondVar(name="Process::freeze_wait")
-        self.ready_tracker = ListTracker()
         self._self_arc: Callable[[], Arc[Process]] | None = None
 
     @classmethod
@@ -413,29 +444,33 @@ class Process:
 
     # --- work ---------------------------------------------------------------------
 
-    def get_work(self) -> DeliverToRead | None:
+    def get_work(self) -> DLArc | None:
         with self.inner.lock() as g:
-            return g.data.work.popleft() if g.data.work else None
+            return g.data.work.pop_front()
 
-    def get_work_or_register(self, thread: Thread) -> DeliverToRead | Registration:
+    def get_work_or_register(self, thread: Thread) -> DLArc | Registration:
         with self.inner.lock() as g:
-            if g.data.work:
-                work: DeliverToRead = g.data.work.popleft()
+            work = g.data.work.pop_front()
+            if work is not None:
                 return work
             if g.data.is_dead:
                 raise KernelError(EINTR, "binder process is being released")
-            if thread.ready_tracker.try_claim():
-                g.data.ready_threads.appendleft(thread)
+            # INVARIANT: the thread is pushed to its own process's ready list only.
+            la = thread.list_arc()
+            if la is not None:
+                g.data.ready_threads.push_front(la)
+            else:
+                warn("binder-ready-twice", "Same thread registered with `ready_threads` twice.")
             return Registration(thread)
 
     @may_sleep
-    def push_work(self, work: DeliverToRead) -> None:
+    def push_work(self, work: DLArc) -> None:
         """Queue work for the process; `BinderError(BR_DEAD_REPLY)` if it is dead."""
         with self.inner.lock() as g:
             res = g.data.push_work(work)
         if res is not None:
             # Dropped outside the lock: the destructor of a transaction takes locks.
-            res[1].drop_undelivered()
+            drop_work(res[1])
             raise res[0]
 
     # --- threads -------------------------------------------------------------------
@@ -500,7 +535,7 @@ class Process:
             i = g.data
             ret = (
                 i.requested_thread_count == 0
-                and not i.ready_threads
+                and i.ready_threads.is_empty()
                 and i.started_thread_count < i.max_threads
             )
             if ret:
@@ -517,13 +552,18 @@ class Process:
             if node is not None:
                 return g.data.new_node_ref_with_thread(g, node, strong, thread, wrapper)
         # Allocate the node and its tree slot before re-taking the lock.
-        alloc_check(GFP_KERNEL, "Node::new")
-        new = Node(ptr, cookie, flags, self)
-        reservation = RBTreeNodeReservation.new(GFP_KERNEL)
+        new = self.node_type.new(ptr, cookie, flags, self)
+        try:
+            reservation = RBTreeNodeReservation.new(GFP_KERNEL)
+        except KernelError:
+            new.discard()
+            raise
         with self.inner.lock() as g:
             node = g.data.get_existing_node(ptr, cookie)
             if node is not None:
-                # Another thread won the race: use its node, discard ours.
+                # Another thread won the race: use its node, discard ours (giving back its
+                # only count frees nothing that sleeps, so it may be done here).
+                new.discard()
                 return g.data.new_node_ref_with_thread(g, node, strong, thread, wrapper)
             g.data.nodes.insert(reservation.into_node(ptr, new))
             # Cannot fail: nobody else has seen the node yet.
@@ -572,7 +612,7 @@ class Process:
             # Reserve the tree slots and the NodeRefInfo outside the lock.
             reserve1 = RBTreeNodeReservation.new(GFP_KERNEL)
             reserve2 = RBTreeNodeReservation.new(GFP_KERNEL)
-            alloc_check(GFP_KERNEL, "NodeRefInfo")
+            info_la = NodeRefInfo.new(node_ref, self)
         except KernelError:
             node_ref.drop()
             raise
@@ -590,6 +630,7 @@ class Process:
                 try:
                     alloc_check(GFP_KERNEL, "IdPool::grow")
                 except KernelError:
+                    info_la.drop()
                     node_ref.drop()
                     raise
                 g = self.node_refs.lock()
@@ -599,15 +640,18 @@ class Process:
             if handle is not None:
                 info = g.data.by_handle.get(handle)
                 assert info is not None
+                info_la.drop()
                 info.node_ref.absorb(node_ref)
                 return handle
             with self.inner.lock() as ig:
                 dead = ig.data.is_dead
             if dead:
+                info_la.drop()
                 node_ref.drop()
                 raise KernelError(ESRCH, "process is dead")
-            new_info = NodeRefInfo(node_ref, unused, self)
-            node_ref.node.insert_node_info(new_info.debug_id, self)
+            new_info = info_la.get()
+            new_info.handle = unused
+            node_ref.node.insert_node_info(info_la)
             g.data.by_node.insert(reserve1.into_node(gid, unused))
             g.data.by_handle.insert(reserve2.into_node(unused, new_info))
             g.data.handle_is_present.acquire(unused)
@@ -643,9 +687,12 @@ class Process:
 
     def remove_from_delivered_deaths(self, death: NodeDeath) -> None:
         with self.inner.lock() as g:
-            if death in g.data.delivered_deaths:
-                g.data.delivered_deaths.remove(death)
-                death.delivered_tracker.release()
+            # SAFETY: a NodeDeath is only ever put in the `delivered_deaths` of its own
+            # process (`death.process`, which is this one), so it is in this list or none.
+            with unsafe("SAFETY: a NodeDeath is in its own process's delivered_deaths or in none"):
+                removed = g.data.delivered_deaths.remove(death)
+        if removed is not None:
+            removed.drop()
 
     @may_sleep
     def update_ref(self, handle: int, inc: bool, strong: bool) -> None:
@@ -674,9 +721,10 @@ class Process:
             # Both counts are zero: the handle goes away, with its death registration.
             death, info.death = info.death, None
             if death is not None:
-                death.set_cleared(True)
-                self.remove_from_delivered_deaths(death)
-            info.node_ref.node.remove_node_info(info.debug_id)
+                death.get().set_cleared(True)
+                self.remove_from_delivered_deaths(death.get())
+                death.drop()
+            info.node_ref.node.remove_node_info(info)
             gid = info.node_ref.node.global_id()
             g.data.by_handle.remove(handle)
             g.data.by_node.remove(gid)
@@ -704,33 +752,38 @@ class Process:
             if node is not None:
                 push = node.inc_ref_done_locked(strong, g)
                 if push is not None:
-                    g.data.push_work(push)
+                    res = g.data.push_work(push)
+                    if res is not None:
+                        # The node keeps a count of its own: this frees nothing.
+                        res[1].drop()
 
     # --- death notifications ----------------------------------------------------------
 
     @may_sleep
     def request_death(self, reader: UserReader, thread: Thread) -> None:
         hc = binder_handle_cookie.unpack(reader.read(binder_handle_cookie.SIZE))
-        try:
-            alloc_check(GFP_KERNEL, "NodeDeath")
-        except KernelError:
-            thread.push_return_work(BR_ERROR)
-            raise
         with self.node_refs.lock() as g:
             info = g.data.by_handle.get(hc.handle)
             if info is None or info.death is not None:
                 # Invalid handle, or already registered: upstream warns and carries on.
                 return
             node = info.node_ref.node
-            death = NodeDeath(node, self, hc.cookie)
-            info.death = death
+            # Allocated under the node_refs Mutex (may sleep), before the owner's spinlock.
+            try:
+                death = NodeDeath.new(node, self, hc.cookie)
+            except KernelError:
+                thread.push_return_work(BR_ERROR)
+                raise
+            info.death = death.clone_arc()
             owner = node.owner
             with owner.inner.lock() as og:
                 owner_dead = og.data.is_dead
                 if not owner_dead:
                     node.add_death(death, og)
             if owner_dead:
-                death.set_dead()
+                arc = death.into_arc()
+                arc.get().set_dead()
+                arc.drop()
 
     @may_sleep
     def clear_death(self, reader: UserReader, thread: Thread) -> None:
@@ -740,20 +793,30 @@ class Process:
             if info is None or info.death is None:
                 return
             death = info.death
-            if death.cookie != hc.cookie:
+            if death.get().cookie != hc.cookie:
                 return
             info.death = None
-            if death.set_cleared(False) and death.tracker.try_claim():
-                try:
-                    thread.push_work_if_looper(death)
-                except KernelError:
-                    death.tracker.release()
+            try:
+                if death.get().set_cleared(False):
+                    la = death.get().list_arc()
+                    if la is not None:
+                        try:
+                            thread.push_work_if_looper(la)
+                        except KernelError:
+                            # The process is dead: the work was dropped, nothing to deliver.
+                            pass
+            finally:
+                death.drop()
 
     def dead_binder_done(self, cookie: int, thread: Thread) -> None:
         with self.inner.lock() as g:
             death = g.data.pull_delivered_death(cookie)
         if death is not None:
-            death.set_notification_done(thread)
+            arc = death.into_arc()
+            try:
+                arc.get().set_notification_done(thread)
+            finally:
+                arc.drop()
 
     # --- teardown ------------------------------------------------------------------------
 
@@ -778,9 +841,9 @@ class Process:
         with self.inner.lock() as g:
             threads = list(g.data.threads.values())
             g.data.threads.clear()
-            for t in g.data.ready_threads:
-                t.ready_tracker.release()
-            g.data.ready_threads.clear()
+            ready = g.data.ready_threads.take("deferred_release ready threads")
+        # Each thread keeps a count of its own until `release`: these are not the last.
+        ready.drop()
         for t in threads:
             t.release()
         # Release nodes, one at a time, each outside the lock.
@@ -791,14 +854,18 @@ class Process:
                     break
                 g.data.nodes.remove(first[0])
             first[1].release()
+            # The node's own count (the stand-in for its holders' `DArc`s) goes: the
+            # process is dead, so the node is never queued again.
+            first[1].discard()
         # Deaths registered on other processes' nodes; our entries in their ref lists.
         with self.node_refs.lock() as g:
             infos = list(g.data.by_handle.values())
             for info in infos:
-                info.node_ref.node.remove_node_info(info.debug_id)
+                info.node_ref.node.remove_node_info(info)
                 death, info.death = info.death, None
                 if death is not None:
-                    death.set_cleared(False)
+                    death.get().set_cleared(False)
+                    death.drop()
             g.data.by_handle.clear()
             g.data.by_node.clear()
         # Release our refs on foreign nodes (takes their owners' locks, not ours).
@@ -809,11 +876,15 @@ class Process:
             work = self.get_work()
             if work is None:
                 break
-            work.cancel()
-        with self.inner.lock() as g:
-            for d in g.data.delivered_deaths:
-                d.delivered_tracker.release()
-            g.data.delivered_deaths.clear()
+            cancel_work(work)
+        # Clear delivered_deaths, one at a time: each is dropped with the lock released
+        # (upstream "avoid mem::take on delivered_deaths").
+        while True:
+            with self.inner.lock() as g:
+                delivered = g.data.delivered_deaths.pop_front()
+            if delivered is None:
+                break
+            delivered.drop()
         # Buffers still allocated: their destructors release what they hold.
         self.deferred_release_memory()
 

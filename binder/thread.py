@@ -18,7 +18,8 @@ objects already translated (the buffer's destructor releases them) and is report
 `BR_FAILED_REPLY`.
 
 Types: `Thread` (the shared part, with `inner: SpinLock[InnerThread]`),
-`InnerThread` (looper flags, work list, transaction stack, extended error),
+`InnerThread` (looper flags, the work list (an `ownership.list.List` of `DLArc`s),
+transaction stack, extended error),
 `ThreadError` (the reusable work item carrying an error code), and the
 scatter-gather bookkeeping (`ScatterGatherState`, `ScatterGatherEntry`).
 
@@ -29,17 +30,18 @@ from userspace (which may fault and sleep).
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.context import may_sleep
 from ownership.errors import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM, KernelError
 from ownership.file import FileRef, close_fd
+from ownership.list import AtomicTracker, HasListLinks, List, ListArc, ListLinks
 from ownership.marker import impl_send, impl_sync
-from ownership.sync import CondVar, SpinLock
+from ownership.sync import Arc, CondVar, SpinLock
 from ownership.uaccess import UserSlice
+from ownership.unsafe import unsafe
 
 from .allocation import Allocation, AllocationView, NewAllocation, PageReader
 from .defs import (
@@ -97,7 +99,18 @@ from .uapi import (
     flat_binder_object,
     object_size,
 )
-from .work import BinderReturnWriter, DeliverCode, DeliverToRead, ListTracker, UserReader
+from .work import (
+    BinderReturnWriter,
+    DeliverCode,
+    DeliverToRead,
+    DLArc,
+    SelfArc,
+    UserReader,
+    cancel_work,
+    drop_work,
+    new_dlarc,
+    run_work,
+)
 
 if TYPE_CHECKING:
     from .process import Process
@@ -202,15 +215,27 @@ class ScatterGatherState:
 class ThreadError(DeliverToRead):
     """A reusable work item delivering one error code (`BR_FAILED_REPLY`, ...).
 
-    Invariants: `error_code != BR_OK` exactly while the item is queued (its tracker
-    claimed); delivering or cancelling it resets the code.
+    Invariants: `error_code != BR_OK` exactly while the item is queued (its
+    `links_track` set); delivering or cancelling it resets the code. It lives in an
+    `Arc` of which it keeps one count (the thread's `DArc<ThreadError>`) until its
+    thread is released.
     """
 
-    __slots__ = ("error_code", "tracker")
+    __slots__ = ("error_code",)
 
     def __init__(self) -> None:
+        super().__init__()
         self.error_code = BR_OK
-        self.tracker = ListTracker()
+
+    @classmethod
+    def new(cls) -> ThreadError:
+        """`ThreadError::try_new()`: allocate it in its `Arc` (may sleep; `ENOMEM`)."""
+        arc: Arc[DeliverToRead] = Arc.new(cls(), GFP_KERNEL)
+        err = arc.get()
+        assert isinstance(err, ThreadError)
+        err.set_arc(arc, keep=True)
+        arc.drop()
+        return err
 
     def set_error_code(self, code: int) -> None:
         self.error_code = code
@@ -220,13 +245,11 @@ class ThreadError(DeliverToRead):
 
     def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
         code, self.error_code = self.error_code, BR_OK
-        self.tracker.release()
         writer.write_code(code)
         return True
 
     def cancel(self) -> None:
         self.error_code = BR_OK
-        self.tracker.release()
 
     def drop_undelivered(self) -> None:
         self.cancel()
@@ -252,49 +275,57 @@ class InnerThread:
         "work_list",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, reply_work: ThreadError, return_work: ThreadError) -> None:
         self.looper_flags = LooperFlag(0)
         self.looper_need_return = False
         self.is_dead = False
-        self.reply_work = ThreadError()
-        self.return_work = ThreadError()
+        self.reply_work = reply_work
+        self.return_work = return_work
         self.process_work_list = False
-        self.work_list: deque[DeliverToRead] = deque()
+        self.work_list: List[DeliverToRead] = List(0, name="Thread::work_list")
         self.current_transaction: Transaction | None = None
         self.extended_error = binder_extended_error(0, BR_OK, 0)
 
-    def pop_work(self) -> DeliverToRead | None:
+    def pop_work(self) -> DLArc | None:
         if not self.process_work_list:
             return None
-        work = self.work_list.popleft() if self.work_list else None
-        self.process_work_list = bool(self.work_list)
+        work = self.work_list.pop_front()
+        self.process_work_list = not self.work_list.is_empty()
         return work
 
-    def push_work(self, work: DeliverToRead) -> DeliverToRead | None:
+    def push_work(self, work: DLArc) -> DLArc | None:
         """Queue `work`; returns it back if the thread is dead (drop it unlocked)."""
         if self.is_dead:
             return work
-        self.work_list.append(work)
+        self.work_list.push_back(work)
         self.process_work_list = True
         return None
 
-    def push_reply_work(self, code: int) -> DeliverToRead | None:
-        work = self.reply_work
-        if work.tracker.try_claim():
-            work.set_error_code(code)
+    def push_reply_work(self, code: int) -> DLArc | None:
+        if self.is_dead:
+            # Not queued on a dead thread (its error items are no longer counted).
+            return None
+        work = self.reply_work.list_arc()
+        if work is not None:
+            self.reply_work.set_error_code(code)
             return self.push_work(work)
         return None
 
     def push_return_work(self, reply: int) -> None:
-        work = self.return_work
-        if work.tracker.try_claim():
-            work.set_error_code(reply)
-            if self.push_work(work) is not None:
-                work.cancel()
+        if self.is_dead:
+            # Not queued on a dead thread (its error items are no longer counted).
+            return
+        work = self.return_work.list_arc()
+        if work is not None:
+            self.return_work.set_error_code(reply)
+            back = self.push_work(work)
+            if back is not None:
+                # Only the error code is reset: nothing here sleeps or takes a lock.
+                cancel_work(back)
 
-    def push_work_deferred(self, work: DeliverToRead) -> None:
+    def push_work_deferred(self, work: DLArc) -> None:
         """Queue work that waits until the thread gets another item (no wakeup)."""
-        self.work_list.append(work)
+        self.work_list.push_back(work)
 
     def pop_transaction_to_reply(self, thread: Thread) -> Transaction:
         t = self.current_transaction
@@ -359,29 +390,51 @@ class _WriteRead:
 
 @impl_send("all mutable state is behind Thread.inner")
 @impl_sync("all mutable state is behind Thread.inner")
-class Thread:
+class Thread(HasListLinks):
     """A userspace thread using binder (thread.rs `Thread`).
 
     Invariants: `id` is the thread's pid and unique in `process.threads`; the thread
-    is on `process.ready_threads` only while it waits for process work
-    (`ready_tracker` is claimed exactly then).
+    is on `process.ready_threads` only while it waits for process work, and never on
+    any other list (`links`, id 0, tracked by `links_track`). It lives in an `Arc` of
+    which it keeps one count until `release` (the stand-in for the process's
+    `RBTree<i32, Arc<Thread>>` and the ioctl's counts).
     """
 
-    __slots__ = ("id", "inner", "process", "ready_tracker", "task", "work_condvar")
+    __slots__ = ("id", "inner", "links", "links_track", "process", "self_arc", "task", "work_condvar")
 
-    def __init__(self, id_: int, process: Process, task: object) -> None:
+    list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {0: ("links", "links_track")}
+
+    def __init__(
+        self, id_: int, process: Process, task: object, errors: tuple[ThreadError, ThreadError]
+    ) -> None:
         self.id = id_
         self.process = process
         self.task = task
-        self.inner: SpinLock[InnerThread] = SpinLock(InnerThread(), name="Thread::inner")
+        self.inner: SpinLock[InnerThread] = SpinLock(InnerThread(*errors), name="Thread::inner")
         self.work_condvar = CondVar(name="Thread::work_condvar")
-        self.ready_tracker = ListTracker()
+        self.links = ListLinks(0)
+        self.links_track = AtomicTracker(0)
+        self.self_arc: SelfArc[Thread] | None = None
 
     @classmethod
     def new(cls, id_: int, process: Process, task: object) -> Thread:
-        """Allocate a thread (`Arc::pin_init`; may sleep, `ENOMEM`)."""
-        alloc_check(GFP_KERNEL, "Thread::new")
-        return cls(id_, process, task)
+        """Allocate a thread and its two error work items (may sleep, `ENOMEM`)."""
+        errors = (ThreadError.new(), ThreadError.new())
+        arc = Arc.new(cls(id_, process, task, errors), GFP_KERNEL)
+        thread = arc.get()
+        thread.self_arc = SelfArc(arc, keep=True)
+        arc.drop()
+        return thread
+
+    def list_arc(self) -> ListArc[Thread] | None:
+        """`ListArc::try_from_arc(self.clone())`: None if already on the ready list."""
+        sa = self.self_arc
+        assert sa is not None
+        arc = sa.clone()
+        la = ListArc.try_from_arc(arc)
+        if la is None:
+            arc.drop()
+        return la
 
     def __repr__(self) -> str:
         return f"Thread({self.process.pid()}:{self.id})"
@@ -433,7 +486,7 @@ class Thread:
     # --- getting work ------------------------------------------------------------------
 
     @may_sleep
-    def get_work_local(self, wait: bool) -> DeliverToRead | None:
+    def get_work_local(self, wait: bool) -> DLArc | None:
         """Work from the thread's own list, waiting for it if `wait` (`EAGAIN` if none)."""
         with self.inner.lock() as g:
             if g.data.looper_need_return:
@@ -458,7 +511,7 @@ class Thread:
                     return None
 
     @may_sleep
-    def get_work(self, wait: bool) -> DeliverToRead | None:
+    def get_work(self, wait: bool) -> DLArc | None:
         """Work from the thread's list, else the process's; registers as ready to wait."""
         with self.inner.lock() as g:
             work = g.data.pop_work()
@@ -501,7 +554,7 @@ class Thread:
 
     # --- pushing work --------------------------------------------------------------------
 
-    def push_work(self, work: DeliverToRead) -> DeliverToRead | None:
+    def push_work(self, work: DLArc) -> DLArc | None:
         """Deliver `work` through this thread; returns it back if the thread is dead."""
         with self.inner.lock() as g:
             res = g.data.push_work(work)
@@ -512,7 +565,7 @@ class Thread:
         return res
 
     @may_sleep
-    def push_work_if_looper(self, work: DeliverToRead) -> None:
+    def push_work_if_looper(self, work: DLArc) -> None:
         """To this thread if it is a live looper, else to its process (`BinderError` if dead)."""
         with self.inner.lock() as g:
             if g.data.is_looper() and not g.data.is_dead:
@@ -520,7 +573,7 @@ class Thread:
                 return
         self.process.push_work(work)
 
-    def push_work_deferred(self, work: DeliverToRead) -> None:
+    def push_work_deferred(self, work: DLArc) -> None:
         with self.inner.lock() as g:
             g.data.push_work_deferred(work)
 
@@ -552,29 +605,32 @@ class Thread:
 
         Returns whether the thread is dead: the caller then unwinds its stack.
         """
+        reply_la: DLArc | None = None
         if isinstance(reply, Transaction):
             with self.process.inner.lock() as pg:
                 reply.set_outstanding(pg)
-        undelivered: DeliverToRead | None = None
+            reply_la = reply.take_dlarc()
+        undelivered: DLArc | None = None
         dead = False
         delivered = False
         with self.inner.lock() as g:
             inner = g.data
             if not inner.pop_transaction_replied(transaction):
-                undelivered = reply if isinstance(reply, Transaction) else None
+                undelivered = reply_la
             elif inner.is_dead:
                 dead = True
-                undelivered = reply if isinstance(reply, Transaction) else None
+                undelivered = reply_la
             else:
                 if ee is not None and inner.extended_error.command == BR_OK:
                     inner.extended_error = ee
-                if isinstance(reply, Transaction):
-                    undelivered = inner.push_work(reply)
+                if reply_la is not None:
+                    undelivered = inner.push_work(reply_la)
                 else:
+                    assert isinstance(reply, int)
                     undelivered = inner.push_reply_work(reply)
                 delivered = undelivered is None
         if undelivered is not None:
-            undelivered.drop_undelivered()
+            drop_work(undelivered)
         if delivered:
             self.work_condvar.notify_one()
         return dead
@@ -644,28 +700,34 @@ class Thread:
                         )
         return info
 
-    def _new_completion(self, code: int) -> DeliverCode:
-        alloc_check(GFP_KERNEL, "DeliverCode")
-        return DeliverCode(code)
+    def _new_completion(self, code: int) -> tuple[DLArc, DeliverCode]:
+        """A `DeliverCode` in its `DLArc` (may sleep; `ENOMEM`), and the item itself."""
+        item = DeliverCode(code)
+        return new_dlarc(item), item
 
     def _transaction_inner(self, info: TransactionInfo) -> None:
         node_ref = self.process.get_transaction_node(info.target_handle)
         info.to_pid = node_ref.node.owner.pid()
         try:
             top = self.top_of_transaction_stack()
-            completion = self._new_completion(BR_TRANSACTION_COMPLETE)
+            completion_la, completion = self._new_completion(BR_TRANSACTION_COMPLETE)
         except KernelError:
             node_ref.drop()
             raise
-        transaction = Transaction.new(node_ref, top, self, info)
+        try:
+            transaction = Transaction.new(node_ref, top, self, info)
+        except KernelError:
+            completion_la.drop()
+            raise
         stacked = False
         with self.inner.lock() as g:
             if transaction.is_stacked_on(g.data.current_transaction):
                 stacked = True
                 g.data.current_transaction = transaction
                 # Deferred: the caller waits for the reply before returning to userspace.
-                g.data.push_work_deferred(completion)
+                g.data.push_work_deferred(completion_la)
         if not stacked:
+            completion_la.drop()
             transaction.drop_undelivered()
             raise KernelError(EINVAL, "got new transaction with bad transaction stack")
         try:
@@ -686,11 +748,14 @@ class Thread:
         info.to_tid = orig.from_thread.id
         info.to_pid = orig.from_thread.process.pid()
         # The transaction must complete for its sender even if the reply cannot be built.
+        completion_la: DLArc | None = None
         try:
-            completion = self._new_completion(BR_TRANSACTION_COMPLETE)
+            completion_la, _ = self._new_completion(BR_TRANSACTION_COMPLETE)
             allow_fds = bool(orig.flags & TF_ACCEPT_FDS)
             reply = Transaction.new_reply(self, orig.from_thread.process, info, allow_fds)
         except KernelError as e:
+            if completion_la is not None:
+                completion_la.drop()
             err = BinderError.of(e)
             param = -err.source.errno if err.source is not None else 0
             ee = binder_extended_error(info.debug_id & U32_MAX, err.reply, param)
@@ -698,7 +763,9 @@ class Thread:
             info.reply = BR_FAILED_REPLY
             raise err.completed() from None
         with self.inner.lock() as g:
-            g.data.push_work(completion)
+            back = g.data.push_work(completion_la)
+        if back is not None:
+            back.drop()
         orig.from_thread.deliver_reply(reply, orig)
 
     def _oneway_transaction_inner(self, info: TransactionInfo) -> None:
@@ -707,12 +774,16 @@ class Thread:
         transaction = Transaction.new(node_ref, None, self, info)
         spam = self.process.is_oneway_spam_detection_enabled() and info.oneway_spam_suspect
         try:
-            completion = self._new_completion(BR_ONEWAY_SPAM_SUSPECT if spam else BR_TRANSACTION_COMPLETE)
+            completion_la, completion = self._new_completion(
+                BR_ONEWAY_SPAM_SUSPECT if spam else BR_TRANSACTION_COMPLETE
+            )
         except KernelError:
             transaction.drop_undelivered()
             raise
         with self.inner.lock() as g:
-            g.data.push_work(completion)
+            back = g.data.push_work(completion_la)
+        if back is not None:
+            back.drop()
         try:
             transaction.submit(info)
         except KernelError:
@@ -962,7 +1033,7 @@ class Thread:
                 if initial_len == writer.len():
                     raise
                 break
-            if work is None or not work.do_work(self, writer):
+            if work is None or not run_work(work, self, writer):
                 break
         req.read_consumed += read_len - writer.len()
         if has_noop_placeholder and in_pool and self.process.needs_thread():
@@ -1012,14 +1083,24 @@ class Thread:
                 break
             if work is None:
                 break
-            work.cancel()
+            cancel_work(work)
+        # The thread's own count goes, and its error items': it is dead, so none of them
+        # is queued again (`push_*` check `is_dead` under the thread's lock).
+        with self.inner.lock() as g:
+            errors = (g.data.reply_work, g.data.return_work)
+        for err in errors:
+            if err.self_arc is not None:
+                err.self_arc.release_kept()
+        sa = self.self_arc
+        if sa is not None:
+            sa.release_kept()
 
 
 class Registration:
     """The thread is on its process's `ready_threads` list until this is dropped.
 
-    Invariants: after `drop()` the thread is on no ready list and its
-    `ready_tracker` is released (unless a pusher already took it off).
+    Invariants: after `drop()` the thread is on no ready list (unless a pusher already
+    took it off).
     """
 
     __slots__ = ("_dropped", "thread")
@@ -1033,10 +1114,13 @@ class Registration:
             return
         self._dropped = True
         with self.thread.process.inner.lock() as g:
-            ready = g.data.ready_threads
-            if self.thread in ready:
-                ready.remove(self.thread)
-                self.thread.ready_tracker.release()
+            # SAFETY: a thread is never pushed to any list but the `ready_threads` of its
+            # own process, so it is in this list or in none.
+            with unsafe("SAFETY: a thread is only ever on its own process's ready_threads"):
+                removed = g.data.ready_threads.remove(self.thread)
+        if removed is not None:
+            # The thread keeps a count of its own: this frees nothing.
+            removed.drop()
 
 
 def _close_fds_on_free(buffer: Allocation) -> None:

@@ -45,7 +45,7 @@ from .uapi import (
     BR_TRANSACTION,
     binder_transaction_data,
 )
-from .work import BinderReturnWriter, DeliverToRead
+from .work import BinderReturnWriter, DeliverToRead, DLArc, drop_work, new_dlarc
 
 if TYPE_CHECKING:
     from .node import Node, NodeRef
@@ -89,10 +89,13 @@ class Transaction(DeliverToRead):
     Invariants: `allocation` holds the target buffer until it is delivered
     (`do_work` hands it to userspace) or cancelled (freed); `is_outstanding` is set
     while the target process counts it in `outstanding_txns`. A reply has no
-    `target_node` and no `from_parent`.
+    `target_node` and no `from_parent`. It lives in an `Arc` whose one `DLArc`
+    (`_dlarc`, untracked upstream: made with the allocation) is held until `submit`
+    or a reply delivery queues it.
     """
 
     __slots__ = (
+        "_dlarc",
         "_outstanding",
         "allocation",
         "code",
@@ -123,6 +126,8 @@ class Transaction(DeliverToRead):
         offsets_size: int,
         sender_euid: int,
     ) -> None:
+        super().__init__()
+        self._dlarc: DLArc | None = None
         self.debug_id = debug_id
         self.target_node = target_node
         self.from_parent = from_parent
@@ -197,8 +202,12 @@ class Transaction(DeliverToRead):
         target_node: Node | None,
         from_parent: Transaction | None,
     ) -> Transaction:
-        """The transaction for `info` whose payload is in `alloc` (a reply has no target)."""
-        return cls(
+        """The transaction for `info` whose payload is in `alloc` (a reply has no target).
+
+        The transaction's own allocation (`DTRWrap::arc_pin_init`) may fail with `ENOMEM`:
+        the buffer is then freed without starting the node's next oneway transaction.
+        """
+        t = cls(
             debug_id=info.debug_id,
             target_node=target_node,
             from_parent=from_parent,
@@ -211,6 +220,23 @@ class Transaction(DeliverToRead):
             offsets_size=info.offsets_size,
             sender_euid=from_thread.process.euid(),
         )
+        try:
+            t._dlarc = new_dlarc(t)
+        except KernelError:
+            with t.allocation.lock() as ag:
+                if ag.data is not None:
+                    # Never submitted: its buffer must not start the next oneway.
+                    ag.data.take_oneway_node()
+            t.drop_undelivered()
+            raise
+        return t
+
+    def take_dlarc(self) -> DLArc:
+        """The transaction's `DLArc`, to queue it (once)."""
+        la, self._dlarc = self._dlarc, None
+        if la is None:
+            raise ValueError(f"{self!r} was already queued")
+        return la
 
     # --- the transaction stack ---------------------------------------------------
 
@@ -260,11 +286,12 @@ class Transaction(DeliverToRead):
         `BR_TRANSACTION_PENDING_FROZEN` for a oneway transaction queued to a frozen
         process, which is still delivered on thaw).
         """
-        outdated: Transaction | None = None
-        undelivered: DeliverToRead | None = None
+        outdated: DLArc | None = None
+        undelivered: DLArc | None = None
         error: BinderError | None = None
         oneway = bool(self.flags & TF_ONE_WAY)
         process = self.to
+        me = self.take_dlarc()
         with process.inner.lock() as guard:
             inner = guard.data
             self.set_outstanding(guard)
@@ -275,11 +302,13 @@ class Transaction(DeliverToRead):
                     if self.flags & TF_UPDATE_TXN:
                         outdated = target.take_outdated_transaction(self, guard)
                         if outdated is not None:
-                            with outdated.allocation.lock() as ag:
+                            old = outdated.get()
+                            assert isinstance(old, Transaction)
+                            with old.allocation.lock() as ag:
                                 if ag.data is not None:
                                     # Not submitted: its buffer must not start the next oneway.
                                     ag.data.take_oneway_node()
-                res = target.submit_oneway(self, guard)
+                res = target.submit_oneway(me, guard)
                 if res is not None:
                     error, undelivered = BinderError.of(res[0]), res[1]
                 elif inner.is_frozen.is_frozen():
@@ -287,23 +316,23 @@ class Transaction(DeliverToRead):
             elif inner.is_frozen.is_frozen():
                 inner.sync_recv = True
                 error = BinderError.new_frozen()
-                undelivered = self
+                undelivered = me
             else:
                 thread = self.find_target_thread()
                 if thread is not None:
                     info.to_tid = thread.id
-                    res2 = thread.push_work(self)
+                    res2 = thread.push_work(me)
                     if res2 is not None:
                         error, undelivered = BinderError.new_dead(), res2
                 else:
-                    res3 = inner.push_work(self)
+                    res3 = inner.push_work(me)
                     if res3 is not None:
                         error, undelivered = BinderError.of(res3[0]), res3[1]
         # Drop work only after releasing the process lock: its destructor takes locks.
         if outdated is not None:
-            outdated.drop_undelivered()
+            drop_work(outdated)
         if undelivered is not None:
-            undelivered.drop_undelivered()
+            drop_work(undelivered)
         if error is not None:
             raise error
 
@@ -399,6 +428,10 @@ class Transaction(DeliverToRead):
     @may_sleep
     def drop_undelivered(self) -> None:
         """Rust's `Drop`: free a buffer that was never delivered, uncount the transaction."""
+        la, self._dlarc = self._dlarc, None
+        if la is not None:
+            # Never queued: its list right and count go with it.
+            la.drop()
         alloc = self._take_allocation()
         if alloc is not None:
             drop_pending_files(alloc)

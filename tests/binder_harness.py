@@ -174,8 +174,8 @@ class BinderWorld(Machine):
 class World(Machine):
     """The end-to-end tests' machine: a service manager and userspace processes."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, process_type: type[Process] = Process) -> None:
+        super().__init__(process_type=process_type)
         self.clients: list[BinderClient] = []
         self.procs: dict[int, Process] = {}
         self.threads: list[threading.Thread] = []
@@ -258,9 +258,12 @@ class World(Machine):
 
 
 @contextmanager
-def world() -> Iterator[World]:
-    """A `World` for one test, finished (and checked) when the block ends."""
-    w = World()
+def world(process_type: type[Process] = Process) -> Iterator[World]:
+    """A `World` for one test, finished (and checked) when the block ends.
+
+    `process_type` substitutes a `Process` subclass (an unfixed variant of the driver).
+    """
+    w = World(process_type)
     try:
         yield w
     finally:

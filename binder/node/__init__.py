@@ -20,6 +20,12 @@ The types are split as upstream splits them:
 * `NodeDeath`: a `BC_REQUEST_DEATH_NOTIFICATION` registration; a work item that
   delivers `BR_DEAD_BINDER` and `BR_CLEAR_DEATH_NOTIFICATION_DONE`.
 
+The lists are `ownership.list` `List`s, as upstream's `kernel::list`: `oneway_todo`
+(id 0, the same links as the todo lists), `death_list` (id 1, `NodeDeath.death_links`)
+and `refs` (id `NodeRefInfo.LIST_NODE`). `Node.release` pops each death off the node's
+own list under the lock (the fix of CVE-2025-68260); removing a death from a list it is
+not in is a checked `UnsafeError`.
+
 Lock order (upstream, observed nesting): `Process.node_refs` (Mutex) ->
 `Process.inner` (SpinLock, of the node's owner) -> `NodeDeath.inner` (SpinLock) and
 `Thread.inner` (SpinLock). `NodeDeath.set_cleared` takes `NodeDeath.inner` and releases
@@ -29,16 +35,18 @@ it before taking the owner's `Process.inner`.
 from __future__ import annotations
 
 import sys
-from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, cast
 
+from ownership.alloc import GFP_KERNEL
 from ownership.config import STATE
 from ownership.context import may_sleep
 from ownership.errors import EINVAL, KernelError, RefcountError
 from ownership.handle import DropRules, Handle
+from ownership.list import AtomicTracker, List, ListArc, ListLinks
 from ownership.marker import impl_send, impl_sync
 from ownership.site import Site, here, site_of_frame
-from ownership.sync import LockedBy, SpinLock, SpinLockGuard
+from ownership.sync import Arc, LockedBy, SpinLock, SpinLockGuard
+from ownership.unsafe import unsafe
 
 from ..defs import next_debug_id
 from ..error import BinderError
@@ -51,11 +59,11 @@ from ..uapi import (
     BR_RELEASE,
     binder_ptr_cookie,
 )
-from ..work import BinderReturnWriter, DeliverToRead, ListTracker
+from ..work import BinderReturnWriter, DeliverToRead, DLArc, cancel_work, drop_work
 from .wrapper import CritIncrWrapper, NodeWrapper
 
 if TYPE_CHECKING:
-    from ..process import Process, ProcessInner
+    from ..process import NodeRefInfo, Process, ProcessInner
     from ..thread import Thread
     from ..transaction import Transaction
 
@@ -172,14 +180,16 @@ class NodeInner:
         self.weak = CountState()
         self.delivery_state = DeliveryState()
         # Pending oneway transactions: delivered one at a time, in order, each after
-        # userspace freed the previous one's buffer (BC_FREE_BUFFER).
-        self.oneway_todo: deque[Transaction] = deque()
+        # userspace freed the previous one's buffer (BC_FREE_BUFFER). A transaction is
+        # in this list or in a todo list, through the same links (id 0).
+        self.oneway_todo: List[DeliverToRead] = List(0, name="Node::oneway_todo")
         self.has_oneway_transaction = False
-        self.death_list: list[NodeDeath] = []
+        # The death registrations on this node (list id 1; `NodeDeath.death_links`).
+        self.death_list: List[NodeDeath] = List(1, name="Node::death_list")
         # BR_INCREFS/BR_ACQUIRE sent but not yet acknowledged with *_DONE.
         self.active_inc_refs = 0
-        # The processes holding a handle to this node (`NodeRefInfo`s), by debug id.
-        self.refs: dict[int, Process] = {}
+        # The handles of other processes on this node (id `NodeRefInfo.LIST_NODE`).
+        self.refs: List[NodeRefInfo] = List(0x2, name="Node::refs")
 
 
 @impl_send("every field is either immutable or protected by the owner's Process.inner lock")
@@ -189,12 +199,32 @@ class Node(DeliverToRead):
 
     Invariants: `inner` is reachable only with `owner.inner` held; `(ptr, cookie)` is
     the node's identity in its owner and never changes. The node is a work item
-    (`DeliverToRead`): pushed at most once at a time, as `inner.delivery_state` records.
+    (`DeliverToRead`): pushed at most once at a time, as `inner.delivery_state` records,
+    and lives in an `Arc` of which it keeps one count (made by `new`, given back by
+    `discard` when its process is released).
     """
 
     __slots__ = ("cookie", "debug_id", "flags", "inner", "origin_site", "owner", "ptr")
 
+    @classmethod
+    def new(cls, ptr: int, cookie: int, flags: int, owner: Process) -> Node:
+        """Allocate a node in its `Arc` (`DTRWrap::arc_pin_init`; may sleep, `ENOMEM`)."""
+        arc: Arc[DeliverToRead] = Arc.new(cls(ptr, cookie, flags, owner), GFP_KERNEL)
+        node = arc.get()
+        assert isinstance(node, Node)
+        node.set_arc(arc, keep=True)
+        arc.drop()
+        return node
+
+    def discard(self) -> None:
+        """Give back the node's own count: a node nobody has seen (another thread
+        inserted one first), or a node of a dead process after `release`."""
+        sa = self.self_arc
+        assert sa is not None
+        sa.release_kept()
+
     def __init__(self, ptr: int, cookie: int, flags: int, owner: Process) -> None:
+        super().__init__()
         self.origin_site = _caller(1) if STATE.on else None
         self.debug_id = next_debug_id()
         self.ptr = ptr
@@ -224,31 +254,51 @@ class Node(DeliverToRead):
 
     # --- refs list --------------------------------------------------------
 
-    def insert_node_info(self, key: int, process: Process) -> None:
-        """Record that `process` holds a handle to this node (`refs.push_front`)."""
-        with self.owner.inner.lock() as guard:
-            self.inner.access(guard).refs[key] = process
+    def insert_node_info(self, info: ListArc[NodeRefInfo]) -> None:
+        """Record a handle of another process on this node (`refs.push_front`).
 
-    def remove_node_info(self, key: int) -> None:
+        `info.node_ref.node` is this node (upstream an unsafe fn with that Safety).
+        """
+        if info.get().node_ref.node is not self:
+            raise KernelError(EINVAL, "insert_node_info: the NodeRefInfo is for another node")
         with self.owner.inner.lock() as guard:
-            self.inner.access(guard).refs.pop(key, None)
+            self.inner.access(guard).refs.push_front(info)
+
+    def remove_node_info(self, info: NodeRefInfo) -> None:
+        """Take a handle's info off this node's `refs` (it is dropped unlocked)."""
+        with self.owner.inner.lock() as guard:
+            # SAFETY: a `NodeRefInfo` is only inserted into the `refs` list of the node it
+            # references in `info.node_ref.node`, which is this node, so `info` is in
+            # this list or in none.
+            with unsafe("SAFETY: a NodeRefInfo is only in the refs list of its own node"):
+                removed = self.inner.access(guard).refs.remove(info)
+        if removed is not None:
+            removed.drop()
 
     # --- deaths -------------------------------------------------------------
 
-    def add_death(self, death: NodeDeath, guard: InnerGuard) -> None:
-        if death.node is not self:
+    def add_death(self, death: ListArc[NodeDeath], guard: InnerGuard) -> None:
+        if death.get().node is not self:
             raise KernelError(EINVAL, "attempt to add NodeDeath to the wrong death list")
-        self.inner.access(guard).death_list.append(death)
+        self.inner.access(guard).death_list.push_back(death)
 
     # --- refcounts (all with the owner's inner lock held) -------------------
 
-    def _try_push_self(self, inner: NodeInner) -> Node | None:
+    def _list_arc_for_push(self) -> DLArc:
+        """`ListArc::try_from_arc(self.clone()).ok().unwrap()`: the node is not queued."""
+        la = self.list_arc()
+        if la is None:
+            raise AssertionError(f"{self!r}: delivery state says not pushed, but it is queued")
+        return la
+
+    def _try_push_self(self, inner: NodeInner) -> DLArc | None:
         if inner.delivery_state.should_normal_push():
+            la = self._list_arc_for_push()
             inner.delivery_state.did_normal_push()
-            return self
+            return la
         return None
 
-    def inc_ref_done_locked(self, strong: bool, guard: InnerGuard) -> Node | None:
+    def inc_ref_done_locked(self, strong: bool, guard: InnerGuard) -> DLArc | None:
         """`BC_INCREFS_DONE`/`BC_ACQUIRE_DONE`: one active increment is acknowledged."""
         inner = self.inner.access(guard)
         if inner.active_inc_refs == 0:
@@ -265,7 +315,7 @@ class Node(DeliverToRead):
 
     def update_refcount_locked(
         self, inc: bool, strong: bool, count: int, guard: InnerGuard
-    ) -> Node | None:
+    ) -> DLArc | None:
         """Change a count; returns the node if it must now be pushed as work."""
         is_dead = guard.data.is_dead
         inner = self.inner.access(guard)
@@ -289,7 +339,7 @@ class Node(DeliverToRead):
             need_push = not is_dead and state.count == 0 and state.has_count
         return self._try_push_self(inner) if need_push else None
 
-    def incr_refcount_allow_zero2one(self, strong: bool, guard: InnerGuard) -> DeliverToRead | None:
+    def incr_refcount_allow_zero2one(self, strong: bool, guard: InnerGuard) -> DLArc | None:
         """Increment, delivering a zero-to-one to the calling thread.
 
         Raises `CouldNotDeliverCriticalIncrement` when a strong zero-to-one cannot be
@@ -304,19 +354,21 @@ class Node(DeliverToRead):
             return None
         ds = inner.delivery_state
         if not strong and ds.should_push_weak_zero2one():
+            la = self._list_arc_for_push()
             ds.did_push_weak_zero2one()
-            return self
+            return la
         if strong and ds.should_push_strong_zero2one():
             if ds.can_push_strong_zero2one_normally():
+                la = self._list_arc_for_push()
                 ds.did_push_strong_zero2one()
-                return self
+                return la
             state.count -= 1
             raise CouldNotDeliverCriticalIncrement()
         return None
 
     def incr_refcount_allow_zero2one_with_wrapper(
         self, strong: bool, wrapper: CritIncrWrapper, guard: InnerGuard
-    ) -> DeliverToRead | None:
+    ) -> DLArc | None:
         try:
             return self.incr_refcount_allow_zero2one(strong, guard)
         except CouldNotDeliverCriticalIncrement:
@@ -340,14 +392,14 @@ class Node(DeliverToRead):
     # --- oneway transactions ----------------------------------------------
 
     def submit_oneway(
-        self, transaction: Transaction, guard: InnerGuard
-    ) -> tuple[KernelError, DeliverToRead] | None:
+        self, transaction: DLArc, guard: InnerGuard
+    ) -> tuple[KernelError, DLArc] | None:
         """Queue a oneway transaction: to the owner, or behind the one in flight."""
         if guard.data.is_dead:
             return (BinderError.new_dead(), transaction)
         inner = self.inner.access(guard)
         if inner.has_oneway_transaction:
-            inner.oneway_todo.append(transaction)
+            inner.oneway_todo.push_back(transaction)
             return None
         inner.has_oneway_transaction = True
         return guard.data.push_work(transaction)
@@ -355,13 +407,13 @@ class Node(DeliverToRead):
     @may_sleep
     def pending_oneway_finished(self) -> None:
         """The buffer of the oneway transaction in flight was freed: deliver the next."""
-        undelivered: DeliverToRead | None = None
+        undelivered: DLArc | None = None
         with self.owner.inner.lock() as guard:
             if guard.data.is_dead:
                 # Cleanup happens in `Process.deferred_release`.
                 return
             inner = self.inner.access(guard)
-            transaction = inner.oneway_todo.popleft() if inner.oneway_todo else None
+            transaction = inner.oneway_todo.pop_front()
             inner.has_oneway_transaction = transaction is not None
             if transaction is not None:
                 res = guard.data.push_work(transaction)
@@ -369,15 +421,16 @@ class Node(DeliverToRead):
                     undelivered = res[1]
         # The process died under us: drop the work after releasing the lock.
         if undelivered is not None:
-            undelivered.drop_undelivered()
+            drop_work(undelivered)
 
-    def take_outdated_transaction(self, new: Transaction, guard: InnerGuard) -> Transaction | None:
+    def take_outdated_transaction(self, new: Transaction, guard: InnerGuard) -> DLArc | None:
         """A queued oneway transaction that `new` supersedes (TF_UPDATE_TXN), removed."""
         inner = self.inner.access(guard)
-        for t in inner.oneway_todo:
-            if new.can_replace(t):
-                inner.oneway_todo.remove(t)
-                return t
+        with inner.oneway_todo.cursor_front() as cursor:
+            while (peek := cursor.peek_next()) is not None:
+                if new.can_replace(cast("Transaction", peek.get())):
+                    return peek.remove()
+                cursor.move_next()
         return None
 
     @may_sleep
@@ -385,21 +438,18 @@ class Node(DeliverToRead):
         """The owner died: cancel queued oneway work, fire the death notifications."""
         guard = self.owner.inner.lock()
         try:
-            while True:
-                inner = self.inner.access(guard)
-                if inner.oneway_todo:
-                    work = inner.oneway_todo.popleft()
-                    guard.drop()
-                    work.cancel()
-                    guard = self.owner.inner.lock()
-                    continue
-                if inner.death_list:
-                    death = inner.death_list.pop(0)
-                    guard.drop()
-                    death.set_dead()
-                    guard = self.owner.inner.lock()
-                    continue
-                break
+            while (work := self.inner.access(guard).oneway_todo.pop_front()) is not None:
+                guard.drop()
+                cancel_work(work)
+                guard = self.owner.inner.lock()
+            # Each death is popped off the node's own list under the lock, and handled
+            # with the lock released (the fix of CVE-2025-68260: no `mem::take`).
+            while (death := self.inner.access(guard).death_list.pop_front()) is not None:
+                guard.drop()
+                arc = death.into_arc()
+                arc.get().set_dead()
+                arc.drop()
+                guard = self.owner.inner.lock()
         finally:
             if guard.is_held():
                 guard.drop()
@@ -425,10 +475,16 @@ class Node(DeliverToRead):
             inner.weak.has_count = False
         if should_drop_strong:
             inner.strong.has_count = False
+        forget = False
         if no_active and not weak:
             # Nobody references the node any more: forget it.
+            forget = guard.data.nodes.get(self.ptr) is self
             guard.data.remove_node(self.ptr)
         guard.drop()
+        if forget:
+            # No NodeRef holds a count, so nothing queues the node again: its own count
+            # (the stand-in for theirs) goes; the caller's keeps it alive until it returns.
+            self.discard()
         # Writing to userspace may fault (and sleep): only after the spinlock is gone.
         payload = binder_ptr_cookie(self.ptr, self.cookie).pack()
         if weak and not has_weak:
@@ -613,25 +669,88 @@ class NodeDeathInner:
 class NodeDeath(DeliverToRead):
     """A death-notification registration of `process` on `node` (node.rs `NodeDeath`).
 
-    Invariants: `tracker` is claimed while the item is on a todo list;
-    `delivered_tracker` while it is on its process's `delivered_deaths` list.
+    It lives in an `Arc` (`NodeDeath.new`) and is in up to three lists at once, one per
+    id, as upstream: a todo list (id 0, `links`, tracked by `links_track`), its node's
+    `death_list` (id 1, `death_links`, untracked: its one `ListArc<1>` is made with the
+    allocation), and its process's `delivered_deaths` (id 2, `delivered_links`, tracked by
+    `delivered_links_track`).
+
+    The last count dropped frees it (`drop_arc`): any later use of the object is a
+    `RefcountError` (rule `binder-death-use-after-free`), KASAN's report on a freed
+    `NodeDeath`, instead of a silent read of a stale Python object.
+
+    Invariants: `death_links` is only ever used with `node`'s death list, and
+    `delivered_links` only with `process`'s delivered deaths; `_freed_at` is set once,
+    when the last `Arc` count is dropped.
     """
 
-    __slots__ = ("cookie", "delivered_tracker", "inner", "node", "process", "tracker")
+    __slots__ = (
+        "_freed_at",
+        "cookie",
+        "death_links",
+        "delivered_links",
+        "delivered_links_track",
+        "inner",
+        "node",
+        "process",
+    )
+
+    list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {
+        0: ("links", "links_track"),
+        1: ("death_links", None),
+        2: ("delivered_links", "delivered_links_track"),
+    }
 
     def __init__(self, node: Node, process: Process, cookie: int) -> None:
+        super().__init__()
         self.node = node
         self.process = process
         self.cookie = cookie
-        self.tracker = ListTracker()
-        self.delivered_tracker = ListTracker()
+        self.death_links = ListLinks(1)
+        self.delivered_links = ListLinks(2)
+        self.delivered_links_track = AtomicTracker(2)
         self.inner: SpinLock[NodeDeathInner] = SpinLock(NodeDeathInner(), name="NodeDeath::inner")
+        self._freed_at: Site | None = None
+
+    def drop_arc(self) -> None:
+        """The last `DArc<NodeDeath>` went: the registration is freed (and poisoned)."""
+        self._freed_at = _caller(1)
+
+    def _check_alive(self, use: str) -> None:
+        if self._freed_at is not None and STATE.on:
+            raise RefcountError(
+                f"{use} of a NodeDeath after its last reference was dropped",
+                rule="binder-death-use-after-free",
+                obj=repr(self),
+                site=_caller(2),
+                origin=self._freed_at,
+                origin_label="the last DArc<NodeDeath> was dropped (the registration freed)",
+            )
+
+    @classmethod
+    def new(cls, node: Node, process: Process, cookie: int) -> ListArc[NodeDeath]:
+        """Allocate a registration (may sleep; `ENOMEM`): its `ListArc` for the death list."""
+        la: ListArc[NodeDeath] = ListArc.new(cls(node, process, cookie), GFP_KERNEL, id=1)
+        la.get().set_arc(cast("Arc[DeliverToRead]", la.as_arc()))
+        return la
 
     def __repr__(self) -> str:
         return f"NodeDeath(cookie={self.cookie:#x}, {self.node!r})"
 
+    def delivered_list_arc(self) -> ListArc[NodeDeath] | None:
+        """`ListArc::<_, 2>::try_from_arc_or_drop(self.clone())` for `delivered_deaths`."""
+        self._check_alive("delivered_list_arc")
+        sa = self.self_arc
+        assert sa is not None
+        arc = cast("Arc[NodeDeath]", sa.clone())
+        la = ListArc.try_from_arc(arc, id=2)
+        if la is None:
+            arc.drop()
+        return la
+
     def set_cleared(self, abort: bool) -> bool:
         """`BC_CLEAR_DEATH_NOTIFICATION` (or the handle went away): True to queue it."""
+        self._check_alive("set_cleared")
         with self.inner.lock() as g:
             inner = g.data
             if abort:
@@ -641,37 +760,56 @@ class NodeDeath(DeliverToRead):
             inner.cleared = True
             needs_removal = not inner.dead
             needs_queueing = not inner.dead or inner.notification_done
+        removed: ListArc[NodeDeath] | None = None
         if needs_removal:
             with self.node.owner.inner.lock() as og:
                 deaths = self.node.inner.access(og).death_list
-                if self in deaths:
-                    deaths.remove(self)
+                # SAFETY: A `NodeDeath` is never inserted into the death list of any node
+                # other than its owner, so it is either in this death list or in no death
+                # list.
+                with unsafe(
+                    "SAFETY: A NodeDeath is never inserted into the death list of any node "
+                    "other than its owner, so it is either in this death list or in none"
+                ):
+                    removed = deaths.remove(self)
+        if removed is not None:
+            # The caller holds a count of the registration: this is not the last one.
+            removed.drop()
         return needs_queueing
 
     def set_notification_done(self, thread: Thread) -> None:
         """`BC_DEAD_BINDER_DONE`: if already cleared, deliver the CLEAR_..._DONE now."""
+        self._check_alive("set_notification_done")
         with self.inner.lock() as g:
             g.data.notification_done = True
             needs_queueing = g.data.cleared
-        if needs_queueing and self.tracker.try_claim():
-            thread.push_work_if_looper(self)
+        if needs_queueing:
+            la = self.list_arc()
+            if la is not None:
+                try:
+                    thread.push_work_if_looper(la)
+                except KernelError:
+                    # The process is dead: the work was dropped, nothing to deliver.
+                    pass
 
     @may_sleep
     def set_dead(self) -> None:
         """The node's owner died: queue `BR_DEAD_BINDER` to the registered process."""
+        self._check_alive("set_dead")
         with self.inner.lock() as g:
             if g.data.cleared:
                 return
             g.data.dead = True
-        if self.tracker.try_claim():
+        la = self.list_arc()
+        if la is not None:
             try:
-                self.process.push_work(self)
+                self.process.push_work(la)
             except KernelError:
                 # The registered process is dead too: nothing to deliver.
-                self.tracker.release()
+                pass
 
     def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
-        self.tracker.release()
+        self._check_alive("do_work")
         with self.inner.lock() as g:
             if g.data.aborted:
                 return True
@@ -689,9 +827,3 @@ class NodeDeath(DeliverToRead):
         writer.write_payload(self.cookie.to_bytes(8, "little"))
         # A dead binder may make userspace start transactions: return to it now.
         return cmd != BR_DEAD_BINDER
-
-    def cancel(self) -> None:
-        self.tracker.release()
-
-    def drop_undelivered(self) -> None:
-        self.tracker.release()

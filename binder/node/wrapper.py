@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ownership.alloc import GFP_KERNEL, alloc_check
 from ownership.marker import impl_send, impl_sync
 
-from ..work import BinderReturnWriter, DeliverToRead
+from ..work import BinderReturnWriter, DeliverToRead, DLArc, new_dlarc
 
 if TYPE_CHECKING:
     from ..thread import Thread
@@ -31,20 +30,29 @@ __all__ = ["CritIncrWrapper", "NodeWrapper"]
 class CritIncrWrapper:
     """The allocation of a `NodeWrapper`, made before the owner's lock is taken.
 
-    Invariants: `init` is called at most once; the wrapper is then spent.
+    Invariants: `_la` is the `DLArc` of the not yet initialised `NodeWrapper` (upstream
+    a `UniqueArc<MaybeUninit<..>>`) until `init` takes it, once.
     """
 
-    __slots__ = ()
+    __slots__ = ("_la",)
+
+    def __init__(self, la: DLArc) -> None:
+        self._la: DLArc | None = la
 
     @classmethod
     def new(cls) -> CritIncrWrapper:
         """Allocate the wrapper (may sleep; `ENOMEM`)."""
-        alloc_check(GFP_KERNEL, "CritIncrWrapper::new")
-        return cls()
+        return cls(new_dlarc(NodeWrapper()))
 
-    def init(self, node: Node) -> NodeWrapper:
+    def init(self, node: Node) -> DLArc:
         """The work item for `node`'s critical increment (under the owner's lock)."""
-        return NodeWrapper(node)
+        la, self._la = self._la, None
+        if la is None:
+            raise ValueError("CritIncrWrapper::init called twice")
+        wrapper = la.get()
+        assert isinstance(wrapper, NodeWrapper)
+        wrapper.node = node
+        return la
 
 
 @impl_send("holds only an Arc-like reference to a Send + Sync Node")
@@ -58,11 +66,14 @@ class NodeWrapper(DeliverToRead):
 
     __slots__ = ("node",)
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self) -> None:
+        super().__init__()
+        # Set by `CritIncrWrapper.init`, before the wrapper is ever queued.
+        self.node: Node | None = None
 
     def do_work(self, thread: Thread, writer: BinderReturnWriter) -> bool:
         node = self.node
+        assert node is not None
         guard = node.owner.inner.lock()
         try:
             ds = node.inner.access(guard).delivery_state

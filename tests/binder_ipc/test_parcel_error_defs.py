@@ -15,7 +15,7 @@ from binder.error import BinderError
 from binder.freeze import IsFrozen
 from binder.node import DeliveryState
 from binder.process import _IdPool
-from binder.thread import InnerThread, ScatterGatherEntry, ScatterGatherState
+from binder.thread import InnerThread, ScatterGatherEntry, ScatterGatherState, ThreadError
 from ownership.errors import EINVAL, ENOMEM, ESRCH, KernelError
 from tests.expect import raises_errno
 
@@ -143,13 +143,13 @@ def test_sg_parent_fixups_follow_the_ancestor_rules() -> None:
 
 
 def test_looper_state_machine() -> None:
-    t = InnerThread()
+    t = InnerThread(ThreadError.new(), ThreadError.new())
     assert not t.is_looper()
     t.looper_enter()
     assert t.is_looper() and not t.looper_flags & LooperFlag.INVALID
     t.looper_register(True)  # registering after entering is invalid
     assert t.looper_flags & LooperFlag.INVALID
-    t2 = InnerThread()
+    t2 = InnerThread(ThreadError.new(), ThreadError.new())
     t2.looper_register(False)  # not requested with BR_SPAWN_LOOPER
     assert t2.looper_flags & LooperFlag.INVALID
     assert t2.should_use_process_work_queue()

@@ -18,6 +18,7 @@ from binder.client import Parcel
 from binder.servicemanager import add_service
 from binder.thread import Thread
 from binder.transaction import Transaction, TransactionInfo
+from binder.work import drop_work
 from ownership.errors import AtomicSleepError, LockError, RefcountError
 from ownership.file import FileRef
 
@@ -156,7 +157,9 @@ def test_dropping_undeliverable_work_under_the_spinlock_is_caught() -> None:
         app.transact(h, 1, Parcel().write_i32(1), flags=1)
         sproc = w.process(srv)
         with sproc.inner.lock() as g:
-            txn = g.data.work.popleft()
+            work = g.data.work.pop_front()
+            assert work is not None
+            txn = work.get()
             assert isinstance(txn, Transaction)
             with pytest.raises(AtomicSleepError) as e:
                 txn.drop_undelivered()
@@ -164,7 +167,7 @@ def test_dropping_undeliverable_work_under_the_spinlock_is_caught() -> None:
         # Named: the drop under the lock, and where the spinlock was taken.
         assert str(e.value).count(HERE) >= 2
         # The right pattern: after the lock is released.
-        txn.drop_undelivered()
+        drop_work(work)
         _ = TransactionInfo
 
 
