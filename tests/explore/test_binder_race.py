@@ -12,12 +12,12 @@ it from its schedule string; the unmodified driver is clean under the same searc
 from __future__ import annotations
 
 from binder.client import BinderClient, Parcel, Transaction
-from binder.node import CritIncrWrapper, Node, NodeRef
+from binder.node import CritIncrWrapper, NodeRef
 from binder.process import Process
 from binder.rust_binder_main import register
 from binder.thread import Thread
 from ownership import sched
-from ownership.alloc import GFP_KERNEL, alloc_check
+from ownership.alloc import GFP_KERNEL
 from ownership.bindings import Kernel
 from ownership.explore import explore
 from ownership.rbtree import RBTreeNodeReservation
@@ -39,8 +39,7 @@ class RacyProcess(Process):
             node = g.data.get_existing_node(ptr, cookie)
             if node is not None:
                 return g.data.new_node_ref_with_thread(g, node, strong, thread, wrapper)
-        alloc_check(GFP_KERNEL, "Node::new")
-        new = Node(ptr, cookie, flags, self)
+        new = self.node_type.new(ptr, cookie, flags, self)
         reservation = RBTreeNodeReservation.new(GFP_KERNEL)
         with self.inner.lock() as g:
             # BUG: no second look; a node another thread inserted meanwhile is replaced.
