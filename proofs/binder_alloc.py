@@ -268,11 +268,14 @@ def _budget_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], N
     return build
 
 
-def spam_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], None]]:
-    """One reserve over `n` live ranges: the spam verdict is the rule's, after the insert."""
+def spam_harness(
+    c: AllocCore, n: int, area_size: int | None = None
+) -> Callable[[Explorer], Callable[[], None]]:
+    """One reserve over `n` live ranges: the spam verdict is the rule's, after the insert
+    (in a mapping of `area_size` bytes when given, e.g. to replay on a real mapping)."""
 
     def build(ex: Explorer) -> Callable[[], None]:
-        area = _area(ex)
+        area = _area(ex) if area_size is None else ex.int_var("area", area_size, area_size)
         held = _held(ex, n, area)
         free = area // 2 - _oneway_total(held)
         ex.require(free >= 0)

@@ -37,6 +37,7 @@ from .symexec import Explorer, outcome
 from .table import Table
 
 __all__ = [
+    "ALL_KINDS",
     "CLAIMS",
     "CORE",
     "FDA",
@@ -117,14 +118,14 @@ MUTANTS: dict[str, OffsetsCore] = {
 
 
 def objects_harness(
-    c: OffsetsCore, n: int, top: int = U64_MAX
+    c: OffsetsCore, n: int, top: int = U64_MAX, min_data_size: int = 0
 ) -> Callable[[Explorer], Callable[[], None]]:
-    """`n` objects at arbitrary offsets (at most `top`), translated as
-    `Thread._fill_allocation` does: check the offset, copy the raw data up to it, read
-    the object, check its end."""
+    """`n` objects at arbitrary offsets (at most `top`) in at least `min_data_size` bytes
+    of data, translated as `Thread._fill_allocation` does: check the offset, copy the raw
+    data up to it, read the object, check its end."""
 
     def build(ex: Explorer) -> Callable[[], None]:
-        data_size = ex.int_var("data_size", 0, top)
+        data_size = ex.int_var("data_size", min_data_size, top)
         offsets = [ex.int_var(f"obj{i}_offset", 0, top) for i in range(n)]
         sizes = [ex.int_choice(f"obj{i}_size", OBJECT_SIZES) for i in range(n)]
 
@@ -139,7 +140,7 @@ def objects_harness(
                 if end_prev < off:
                     ex.check(
                         off <= data_size,
-                        "raw data copied beyond the data, over the offsets array",
+                        "raw data copied beyond the data, toward the offsets array",
                     )
                 if c.check_object_end(off, size, data_size) is not None:
                     return
@@ -156,17 +157,20 @@ def objects_harness(
     return build
 
 
+ALL_KINDS = (PTR_ROOT, PTR_CHILD, FDA, OTHER)
+
+
 def parent_harness(
-    c: OffsetsCore, n: int, top: int = U64_MAX
+    c: OffsetsCore, n: int, top: int = U64_MAX, kinds_allowed: tuple[int, ...] = ALL_KINDS
 ) -> Callable[[Explorer], Callable[[], None]]:
-    """`n` objects of any kind, with the driver's scatter-gather bookkeeping
+    """`n` objects of the `kinds_allowed`, with the driver's scatter-gather bookkeeping
     (`Thread._translate_object`): a buffer without a parent starts a new ancestor chain,
     a fixup truncates the chain after its parent, a child buffer joins it."""
 
     def build(ex: Explorer) -> Callable[[], None]:
         offsets_start = ex.int_var("offsets_start", 0, top)
         ex.require(offsets_start % 8 == 0)
-        kinds = [ex.int_choice(f"obj{i}_kind", (PTR_ROOT, PTR_CHILD, FDA, OTHER)) for i in range(n)]
+        kinds = [ex.int_choice(f"obj{i}_kind", kinds_allowed) for i in range(n)]
         parents = [ex.int_var(f"obj{i}_parent", 0, top) for i in range(n)]
         parent_offsets = [ex.int_var(f"obj{i}_parent_offset", 0, top) for i in range(n)]
         lengths = [ex.int_var(f"obj{i}_length", 0, top) for i in range(n)]
@@ -228,6 +232,9 @@ def fixups_harness(
             )
             for i in range(n)
         ]
+        for is_pointer, parent_offset, _ in fixups:
+            # The driver refuses an unaligned fd array before validating it (thread.py).
+            ex.require(is_pointer | (parent_offset % 4 == 0))
 
         def run() -> None:
             fixup_min = 0
