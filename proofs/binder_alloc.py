@@ -36,7 +36,7 @@ from .outcome import Outcome
 from .symexec import Explorer, outcome, sym_not
 from .table import Table
 
-__all__ = ["CLAIMS", "CORE", "AllocCore", "MUTANTS", "sequence_harness", "spam_harness"]
+__all__ = ["CLAIMS", "CORE", "MUTANTS", "AllocCore", "sequence_harness", "spam_harness"]
 
 PAGE = 4096
 MAX_PAGES = 16

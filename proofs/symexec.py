@@ -39,7 +39,7 @@ import z3
 
 from .outcome import Outcome
 
-__all__ = ["Exploration", "Explorer", "PathBudgetExceeded", "counterexample", "outcome", "sym_not"]
+__all__ = ["Exploration", "Explorer", "PathBudgetExceeded", "counterexample", "evaluate", "outcome", "sym_not"]
 
 
 class PathBudgetExceeded(Exception):
@@ -315,6 +315,35 @@ class Explorer:
         self._pos += 1
         return d
 
+    def _pin(self, value: object, name: str) -> object:
+        """`value` with its ints and bools replaced by symbolic inputs equal to them."""
+        if isinstance(value, bool):
+            b = self.bool_var(name)
+            self.require(b == value)
+            return b
+        if isinstance(value, int):
+            return self.int_var(name, value, value)
+        if isinstance(value, list):
+            return [self._pin(v, f"{name}_{i}") for i, v in enumerate(value)]
+        if isinstance(value, tuple):
+            items = [self._pin(v, f"{name}_{i}") for i, v in enumerate(value)]
+            return _rebuild(value, items)
+        return value
+
+    def _concrete(self, value: object) -> object:
+        """`value` evaluated in a model of the current path."""
+        if isinstance(value, SymInt | SymBool):
+            if self._solver.check() != z3.sat:
+                raise RuntimeError("the path has no model")
+            v = self._solver.model().eval(value.t, model_completion=True)
+            return bool(z3.is_true(v)) if isinstance(value, SymBool) else int(v.as_long())
+        if isinstance(value, list):
+            return [self._concrete(v) for v in value]
+        if isinstance(value, tuple):
+            items = [self._concrete(v) for v in value]
+            return _rebuild(value, items)
+        return value
+
     def _model(self) -> dict[str, int | bool]:
         s = self._solver
         if s.check() != z3.sat:
@@ -363,10 +392,17 @@ class Explorer:
             _current = None
 
 
+def _rebuild(like: tuple[object, ...], items: list[object]) -> object:
+    """A tuple of `items` of the same kind as `like` (a named tuple stays one)."""
+    kind: Any = type(like)
+    return kind(*items) if hasattr(like, "_fields") else tuple(items)
+
+
 def sym_not(b: bool) -> bool:
     """`not b` without branching (a symbolic `not` would split the path)."""
-    if isinstance(b, SymBool):
-        return cast(bool, SymBool(z3.Not(b.t)))
+    v: object = b
+    if isinstance(v, SymBool):
+        return cast(bool, SymBool(z3.Not(v.t)))
     return not b
 
 
@@ -400,3 +436,21 @@ def counterexample(
     """The inputs of the harness's first counterexample, or None if it is proved."""
     ex = Explorer(max_paths)
     return ex.explore(build(ex)).counterexample
+
+
+def evaluate(fn: Callable[..., object], *args: object) -> object:
+    """`fn(*args)` run symbolically with every input pinned to its value, the result
+    read back from the solver's model: the cross-check that a symbolic run computes
+    what the concrete one does (ints, bools, and tuples, lists and named tuples of
+    them; other values pass through)."""
+    ex = Explorer(max_paths=16)
+    pinned = [ex._pin(a, f"a{i}") for i, a in enumerate(args)]
+    results: list[object] = []
+
+    def run() -> None:
+        results.append(ex._concrete(fn(*pinned)))
+
+    ex.explore(run)
+    if len(results) != 1:
+        raise RuntimeError(f"{len(results)} feasible paths for pinned inputs")
+    return results[0]
