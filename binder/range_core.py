@@ -24,14 +24,22 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 __all__ = [
+    "MAKE_ARRAY",
+    "MAKE_TREE",
+    "NEED_ALLOC",
     "NO_FREE_RANGE",
     "NO_ONEWAY_SPACE",
+    "RESERVE_ARRAY",
+    "RESERVE_TREE",
     "SPAM_MAX_BUFFERS",
     "Reservation",
+    "Step",
     "array_place",
     "low_oneway_space",
+    "merge_free",
     "oneway_space_after_free",
     "reserve_decision",
+    "reserve_step",
     "split_free",
 ]
 
@@ -79,6 +87,63 @@ def split_free(found_offset: int, found_size: int, size: int) -> tuple[int, int]
     bytes: the new range starts at `found_offset`; the rest `(offset, size)` stays free
     (a rest of size 0 is not inserted)."""
     return (found_offset + size, found_size - size)
+
+
+def merge_free(
+    offset: int, size: int, prev: tuple[int, int] | None, nxt: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The tree frees `(offset, size)`: the free range it becomes, `(start, size)`, merged
+    with the previous and the next descriptor when they are free (`(offset, size)`, else
+    None), so that no two free descriptors are ever neighbours."""
+    start, total = offset, size
+    if nxt is not None:
+        total += nxt[1]
+    if prev is not None:
+        start = prev[0]
+        total += prev[1]
+    return (start, total)
+
+
+MAKE_ARRAY = "make array"
+MAKE_TREE = "make tree"
+RESERVE_ARRAY = "reserve in the array"
+RESERVE_TREE = "reserve in the tree"
+NEED_ALLOC = "need memory"
+
+
+class Step(NamedTuple):
+    """What `RangeAllocator.reserve_new` does next. With `NEED_ALLOC`, the `need_*`
+    flags say which pre-allocations `ReserveNewNeedAlloc.make_alloc` must make."""
+
+    action: str
+    need_empty_array: bool = False
+    need_new_tree: bool = False
+    need_tree: bool = False
+
+
+def reserve_step(
+    kind: str, array_full: bool, has_empty_array: bool, has_new_tree: bool, has_tree: bool
+) -> Step:
+    """One turn of `reserve_new`'s retry loop, for the representation `kind` ("empty",
+    "array", "tree") and the pre-allocations the caller brought (`has_*`).
+
+    An empty allocator becomes an array (needing its `KVec`); a full array becomes a
+    tree (needing the nodes to rebuild it, and asking at once for the nodes the tree's
+    reservation will need, so that one round trip through `make_alloc` suffices).
+    """
+    if kind == "empty":
+        if has_empty_array:
+            return Step(MAKE_ARRAY)
+        return Step(NEED_ALLOC, need_empty_array=True)
+    if kind == "array":
+        if not array_full:
+            return Step(RESERVE_ARRAY)
+        if has_new_tree:
+            return Step(MAKE_TREE)
+        return Step(NEED_ALLOC, need_new_tree=True, need_tree=True)
+    if has_tree:
+        return Step(RESERVE_TREE)
+    return Step(NEED_ALLOC, need_tree=True)
 
 
 def low_oneway_space(area: int, pid: int, held: Iterable[tuple[int, bool, int]]) -> bool:

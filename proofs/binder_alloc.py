@@ -12,6 +12,12 @@ the empty mapping.
   range, keeps the array sorted, and ENOSPC comes only when no gap fits;
 * `binder_alloc_tree_split`: taking a free range for a reservation keeps the
   descriptors tiling the mapping, and the free bytes drop by exactly the size;
+* `binder_alloc_tree_merge`: freeing a tree range merges it with its free neighbours
+  and keeps the tiling, with no two free neighbours and exact free bytes;
+* `binder_alloc_need_alloc_retry`: the NeedAlloc retry reaches a reservation after at
+  most one round trip through `make_alloc`, each NeedAlloc asking for something missing
+  (with the representation unchanged while the lock is dropped: another thread may
+  change it, and then the loop asks again, as upstream's does);
 * `binder_alloc_oneway_budget`: the oneway budget never goes negative and always equals
   half the mapping minus the oneway ranges, after a reserve and after a free;
 * `binder_alloc_spam_after_insert`: spam detection counts the new range (both
@@ -54,10 +60,17 @@ class AllocCore:
     split_free: Callable[[int, int, int], tuple[int, int]]
     reserve_decision: Callable[[int, int, int, bool, int, int | None, Held], core.Reservation | str]
     oneway_space_after_free: Callable[[int, int, bool], int]
+    merge_free: Callable[[int, int, tuple[int, int] | None, tuple[int, int] | None], tuple[int, int]]
+    reserve_step: Callable[[str, bool, bool, bool, bool], core.Step]
 
 
 CORE = AllocCore(
-    core.array_place, core.split_free, core.reserve_decision, core.oneway_space_after_free
+    core.array_place,
+    core.split_free,
+    core.reserve_decision,
+    core.oneway_space_after_free,
+    core.merge_free,
+    core.reserve_step,
 )
 """The driver's own functions."""
 
@@ -109,7 +122,28 @@ def _reserve_spam_before_insert(
     return core.Reservation(offset, new, spam)
 
 
+def _merge_ignores_prev(
+    offset: int, size: int, prev: tuple[int, int] | None, nxt: tuple[int, int] | None
+) -> tuple[int, int]:
+    """`merge_free` that adds a free previous range's bytes but keeps its own start."""
+    total = size + (nxt[1] if nxt is not None else 0) + (prev[1] if prev is not None else 0)
+    return (offset, total)
+
+
+def _step_tree_nodes_later(
+    kind: str, array_full: bool, has_empty_array: bool, has_new_tree: bool, has_tree: bool
+) -> core.Step:
+    """`reserve_step` that, switching to the tree, does not ask for the tree's
+    reservation nodes at once (a second round trip through `make_alloc`)."""
+    step = core.reserve_step(kind, array_full, has_empty_array, has_new_tree, has_tree)
+    if step.need_new_tree:
+        return core.Step(core.NEED_ALLOC, need_new_tree=True)
+    return step
+
+
 MUTANTS: dict[str, AllocCore] = {
+    "merge-ignores-prev": replace(CORE, merge_free=_merge_ignores_prev),
+    "tree-nodes-later": replace(CORE, reserve_step=_step_tree_nodes_later),
     "place-unbounded-end": replace(CORE, array_place=_place_unbounded_end),
     "split-keeps-size": replace(CORE, split_free=_split_keeps_size),
     "no-oneway-budget": replace(CORE, reserve_decision=_reserve_no_budget),
@@ -228,6 +262,100 @@ def _split_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callabl
                 free_after += s * f
             ex.check(end == area, "descriptors no longer cover the mapping")
             ex.check(free_after == free_before - size, "free bytes not accounted exactly")
+
+        return run
+
+    return build
+
+
+def _merge_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callable[[], None]]:
+    """The tree's descriptors tile the mapping with no two free neighbours; descriptor
+    `j` is a live range, freed as `TreeRangeAllocator.reservation_abort` frees it."""
+
+    def build(ex: Explorer) -> Callable[[], None]:
+        area = _area(ex)
+        descs = []
+        off = 0
+        free_before = 0
+        for i in range(n):
+            s = ex.int_var(f"d{i}_size", 1, MAX_PAGES * PAGE)
+            free = False if i == j else ex.bool_var(f"d{i}_free")
+            descs.append((off, s, free))
+            free_before += s * free
+            off = off + s
+        ex.require(off == area)
+        for (_, _, f1), (_, _, f2) in pairwise(descs):
+            ex.require(sym_not(f1 & f2))
+
+        def run() -> None:
+            o, s, _ = descs[j]
+            prev = descs[j - 1] if j > 0 else None
+            nxt = descs[j + 1] if j + 1 < n else None
+            prev_free = prev is not None and bool(prev[2])
+            next_free = nxt is not None and bool(nxt[2])
+            start, size = c.merge_free(
+                o,
+                s,
+                (prev[0], prev[1]) if prev is not None and prev_free else None,
+                (nxt[0], nxt[1]) if nxt is not None and next_free else None,
+            )
+            lo = j - 1 if prev_free else j
+            hi = j + 2 if next_free else j + 1
+            new = [*descs[:lo], (start, size, True), *descs[hi:]]
+            end = 0
+            free_after = 0
+            for d_off, d_size, d_free in new:
+                ex.check(d_off == end, "descriptors no longer tile the mapping")
+                end = d_off + d_size
+                free_after += d_size * d_free
+            ex.check(end == area, "descriptors no longer cover the mapping")
+            for (_, _, f1), (_, _, f2) in pairwise(new):
+                ex.check(sym_not(f1 & f2), "two free descriptors are neighbours")
+            ex.check(free_after == free_before + s, "free bytes not accounted exactly")
+
+        return run
+
+    return build
+
+
+_KINDS = ("empty", "array", "tree")
+
+
+def _retry_harness(c: AllocCore, kind: str) -> Callable[[Explorer], Callable[[], None]]:
+    """`RangeAllocator.reserve_new`'s retry loop from representation `kind`, with any
+    pre-allocations brought: `make_alloc` makes exactly what a NeedAlloc asks for."""
+
+    def build(ex: Explorer) -> Callable[[], None]:
+        full = ex.bool_var("array_full")
+        brought = [ex.bool_var(f"has_{x}") for x in ("empty_array", "new_tree", "tree")]
+
+        def run() -> None:
+            state = kind
+            array_full = full if kind == "array" else False
+            has = list(brought)
+            rounds = 0
+            for _ in range(4):
+                step = c.reserve_step(state, array_full, has[0], has[1], has[2])
+                if step.action == core.NEED_ALLOC:
+                    needs = [step.need_empty_array, step.need_new_tree, step.need_tree]
+                    # Progress: it asks for something missing. (Asking again for memory
+                    # already brought is harmless: `make_alloc` skips it, as upstream's.)
+                    missing = [need & sym_not(h) for need, h in zip(needs, has)]
+                    ex.check(missing[0] | missing[1] | missing[2], "a NeedAlloc with nothing missing")
+                    rounds += 1
+                    ex.check(rounds <= 1, "more than one round trip through make_alloc")
+                    has = [h | need for h, need in zip(has, needs)]
+                elif step.action == core.MAKE_ARRAY:
+                    ex.check(has[0], "an array made without its KVec")
+                    state, array_full, has[0] = "array", False, False
+                elif step.action == core.MAKE_TREE:
+                    ex.check(has[1], "a tree made without its nodes")
+                    state, has[1] = "tree", False
+                else:
+                    if step.action == core.RESERVE_TREE:
+                        ex.check(has[2], "a tree reservation without its nodes")
+                    return
+            ex.check(False, "reserve_new does not reach a reservation in 4 turns")
 
         return run
 
@@ -400,6 +528,35 @@ def _split(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
     return check
 
 
+def _merge(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
+    def check(table: Table, expect: Expect) -> Outcome:
+        paths = queries = 0
+        for n in range(1, MAX_RANGES + 1):
+            for j in range(n):
+                out = outcome(_merge_harness(c, n, j))
+                queries += out.queries
+                if out.verdict != "proved":
+                    return out
+                paths += int(out.detail.split()[0])
+        return Outcome("proved", detail=f"{paths} paths, {queries} solver queries", queries=queries)
+
+    return check
+
+
+def _retry(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
+    def check(table: Table, expect: Expect) -> Outcome:
+        paths = queries = 0
+        for kind in _KINDS:
+            out = outcome(_retry_harness(c, kind))
+            queries += out.queries
+            if out.verdict != "proved":
+                return out
+            paths += int(out.detail.split()[0])
+        return Outcome("proved", detail=f"{paths} paths, {queries} solver queries", queries=queries)
+
+    return check
+
+
 def _budget(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
     return lambda table, expect: _all_sizes(lambda n: _budget_harness(c, n), MAX_RANGES)
 
@@ -440,6 +597,26 @@ CLAIMS: tuple[Claim, ...] = (
         descriptors, 16 pages). tree.rs: "the descriptors of tree tile [0, size)".""",
         _split,
         {"split-keeps-size": "the rest of the free range not shrunk"},
+    ),
+    *_with_twins(
+        "binder_alloc_tree_merge_8descriptors",
+        """Freeing a tree range merges it with its free neighbours: the descriptors still
+        tile the mapping, no two free ones are neighbours, and the free bytes grow by
+        exactly the size freed (up to 8 descriptors, 16 pages). tree.rs: "adjacent free
+        ranges are always merged".""",
+        _merge,
+        {"merge-ignores-prev": "the merge keeping its own start when the previous is free"},
+    ),
+    *_with_twins(
+        "binder_alloc_need_alloc_retry_1round",
+        """reserve_new's NeedAlloc retry reaches a reservation after at most one round trip
+        through make_alloc, from every representation with any pre-allocations brought,
+        and every NeedAlloc asks for something missing (every state, 4 turns; the
+        representation unchanged while the lock is dropped).
+        mod.rs: "the caller drops the lock, calls make_alloc() (GFP_KERNEL), re-locks and
+        retries".""",
+        _retry,
+        {"tree-nodes-later": "the switch to the tree not asking for the tree's nodes at once"},
     ),
     *_with_twins(
         "binder_alloc_oneway_budget_8ranges",

@@ -271,29 +271,32 @@ class TreeRangeAllocator(Generic[T]):
         unalign_start = offset % PAGE_SIZE
         add_prev_page_needed = unalign_start if unalign_start else None
 
-        # Merge the next range into this one if it is free.
+        # Merge with the next and the previous range where they are free (the merged
+        # range is `range_core.merge_free`'s).
         nxt = self.tree.next(offset)
-        if nxt is not None and nxt[1].state is None:
-            nd = nxt[1]
+        nd = nxt[1] if nxt is not None and nxt[1].state is None else None
+        prv = self.tree.prev(offset)
+        pd = prv[1] if prv is not None and prv[1].state is None else None
+        start, merged = core.merge_free(
+            offset,
+            size,
+            None if pd is None else (pd.offset, pd.size),
+            None if nd is None else (nd.offset, nd.size),
+        )
+        if nd is not None:
             if add_next_page_needed is not None and nd.size >= add_next_page_needed:
                 freed_end += 1
             self.free_tree.remove((nd.size, nd.offset))
-            size += nd.size
-            desc.size = size
             self.tree.remove(nd.offset)
-
-        # Merge this range into the previous one if that is free.
-        start = offset
-        prv = self.tree.prev(offset)
-        if prv is not None and prv[1].state is None:
-            pd = prv[1]
+        if pd is not None:
             if add_prev_page_needed is not None and pd.size >= add_prev_page_needed:
                 freed_start -= 1
             self.free_tree.remove((pd.size, pd.offset))
-            start = pd.offset
-            size += pd.size
-            pd.size = size
             self.tree.remove(offset)
+            pd.size = merged
+        else:
+            desc.size = merged
+        size = merged
 
         self.free_tree.insert(free_node_res.into_node((size, start), None))
         return FreedRange(freed_start, freed_end)

@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BINDER_CLAIMS = {
     "binder_alloc_array_place_8ranges": ["place-unbounded-end"],
     "binder_alloc_tree_split_8descriptors": ["split-keeps-size"],
+    "binder_alloc_tree_merge_8descriptors": ["merge-ignores-prev"],
+    "binder_alloc_need_alloc_retry_1round": ["tree-nodes-later"],
     "binder_alloc_oneway_budget_8ranges": ["no-oneway-budget"],
     "binder_alloc_spam_after_insert_8ranges": ["spam-before-insert"],
     "binder_alloc_sequence_3ops_16pages": ["no-oneway-budget"],
@@ -76,6 +78,8 @@ def test_the_claims_run_the_drivers_own_functions() -> None:
     assert A.CORE.reserve_decision is RC.reserve_decision
     assert A.CORE.split_free is RC.split_free
     assert A.CORE.oneway_space_after_free is RC.oneway_space_after_free
+    assert A.CORE.merge_free is RC.merge_free
+    assert A.CORE.reserve_step is RC.reserve_step
     assert O.CORE.check_object_offset is V.check_object_offset
     assert O.CORE.check_object_end is V.check_object_end
     assert O.CORE.validated_count is V.validated_count
@@ -148,6 +152,14 @@ def test_reserve_decision_and_free_agree_exhaustively() -> None:
         assert evaluate(RC.oneway_space_after_free, free, size, ow) == RC.oneway_space_after_free(
             free, size, ow
         )
+
+
+def test_merge_and_retry_step_agree_exhaustively() -> None:
+    for prev, nxt in itertools.product((None, (0, 4)), (None, (12, 3))):
+        assert evaluate(RC.merge_free, 4, 8, prev, nxt) == RC.merge_free(4, 8, prev, nxt)
+    for kind in ("empty", "array", "tree"):
+        for flags in itertools.product((False, True), repeat=4):
+            assert evaluate(RC.reserve_step, kind, *flags) == RC.reserve_step(kind, *flags)
 
 
 def test_validation_agrees_exhaustively() -> None:
