@@ -13,7 +13,8 @@ target (`Process.buffer_alloc`), copies the payload from the sender's memory, an
 translates every object named in the offsets array: local binders become handles in
 the target (and back), file descriptors are duplicated into the target, and
 scatter-gather buffers (`BINDER_TYPE_PTR`) are copied after the payload with their
-parent pointers fixed up. Every offset is validated first; any failure unwinds the
+parent pointers fixed up. Every offset is validated first (the checks are
+`binder.validate`'s, pure arithmetic that `proofs/` proves); any failure unwinds the
 objects already translated (the buffer's destructor releases them) and is reported as
 `BR_FAILED_REPLY`.
 

@@ -33,6 +33,10 @@ Oneway (asynchronous) transactions may use at most half of the area
 holding more than 50 oneway buffers or more than a quarter of the area is reported as a
 oneway spammer; both representations detect it identically.
 
+Every decision (where a range goes, the oneway budget, spam detection, the split and
+merge of free ranges, the NeedAlloc retry's next step) is `binder.range_core`'s, a
+module of pure arithmetic that both representations call and `proofs/` proves.
+
 Errors follow upstream: `ENOSPC` (no gap, or no oneway space), `ENOENT` (commit or
 `reserve_existing` of an offset that is not in the required state), `EPERM` (abort of
 an allocated range), `EINVAL` (abort of an unknown offset, or any call before the first
