@@ -42,7 +42,19 @@ from .outcome import Outcome
 from .symexec import Explorer, outcome, sym_not
 from .table import Table
 
-__all__ = ["CLAIMS", "CORE", "MUTANTS", "AllocCore", "sequence_harness", "spam_harness"]
+__all__ = [
+    "CLAIMS",
+    "CORE",
+    "MUTANTS",
+    "AllocCore",
+    "budget_harness",
+    "merge_harness",
+    "place_harness",
+    "retry_harness",
+    "sequence_harness",
+    "spam_harness",
+    "split_harness",
+]
 
 PAGE = 4096
 MAX_PAGES = 16
@@ -195,7 +207,7 @@ def _oneway_total(held: Iterable[tuple[int, bool, int]]) -> int:
 # --- harnesses ------------------------------------------------------------------------------
 
 
-def _place_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], None]]:
+def place_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], None]]:
     def build(ex: Explorer) -> Callable[[], None]:
         area = _area(ex)
         size = ex.int_var("size", 1, MAX_PAGES * PAGE)
@@ -224,7 +236,7 @@ def _place_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], No
     return build
 
 
-def _split_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callable[[], None]]:
+def split_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callable[[], None]]:
     """The tree's descriptors tile the mapping; descriptor `j` is a free range that fits
     (what the free tree's lower bound returns)."""
 
@@ -268,7 +280,7 @@ def _split_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callabl
     return build
 
 
-def _merge_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callable[[], None]]:
+def merge_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callable[[], None]]:
     """The tree's descriptors tile the mapping with no two free neighbours; descriptor
     `j` is a live range, freed as `TreeRangeAllocator.reservation_abort` frees it."""
 
@@ -318,10 +330,10 @@ def _merge_harness(c: AllocCore, n: int, j: int) -> Callable[[Explorer], Callabl
     return build
 
 
-_KINDS = ("empty", "array", "tree")
+KINDS = ("empty", "array", "tree")
 
 
-def _retry_harness(c: AllocCore, kind: str) -> Callable[[Explorer], Callable[[], None]]:
+def retry_harness(c: AllocCore, kind: str) -> Callable[[Explorer], Callable[[], None]]:
     """`RangeAllocator.reserve_new`'s retry loop from representation `kind`, with any
     pre-allocations brought: `make_alloc` makes exactly what a NeedAlloc asks for."""
 
@@ -362,7 +374,7 @@ def _retry_harness(c: AllocCore, kind: str) -> Callable[[Explorer], Callable[[],
     return build
 
 
-def _budget_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], None]]:
+def budget_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], None]]:
     def build(ex: Explorer) -> Callable[[], None]:
         area = _area(ex)
         held = _held(ex, n, area)
@@ -510,7 +522,7 @@ def _all_sizes(harness: Callable[[int], Callable[[Explorer], Callable[[], None]]
 
 
 def _place(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
-    return lambda table, expect: _all_sizes(lambda n: _place_harness(c, n), MAX_RANGES)
+    return lambda table, expect: _all_sizes(lambda n: place_harness(c, n), MAX_RANGES)
 
 
 def _split(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
@@ -518,7 +530,7 @@ def _split(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
         paths = queries = 0
         for n in range(1, MAX_RANGES + 1):
             for j in range(n):
-                out = outcome(_split_harness(c, n, j))
+                out = outcome(split_harness(c, n, j))
                 queries += out.queries
                 if out.verdict != "proved":
                     return out
@@ -533,7 +545,7 @@ def _merge(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
         paths = queries = 0
         for n in range(1, MAX_RANGES + 1):
             for j in range(n):
-                out = outcome(_merge_harness(c, n, j))
+                out = outcome(merge_harness(c, n, j))
                 queries += out.queries
                 if out.verdict != "proved":
                     return out
@@ -546,8 +558,8 @@ def _merge(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
 def _retry(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
     def check(table: Table, expect: Expect) -> Outcome:
         paths = queries = 0
-        for kind in _KINDS:
-            out = outcome(_retry_harness(c, kind))
+        for kind in KINDS:
+            out = outcome(retry_harness(c, kind))
             queries += out.queries
             if out.verdict != "proved":
                 return out
@@ -558,7 +570,7 @@ def _retry(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
 
 
 def _budget(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
-    return lambda table, expect: _all_sizes(lambda n: _budget_harness(c, n), MAX_RANGES)
+    return lambda table, expect: _all_sizes(lambda n: budget_harness(c, n), MAX_RANGES)
 
 
 def _spam(c: AllocCore) -> Callable[[Table, Expect], Outcome]:

@@ -34,6 +34,7 @@ from binder.range_alloc.array import ArrayRangeAllocator, EmptyArrayAlloc
 from binder.range_alloc.tree import FromArrayAllocs, ReserveNewTreeAlloc, TreeRangeAllocator
 from ownership.alloc import KVec
 from proofs import binder_alloc as A
+from proofs import binder_bench
 from proofs import binder_offsets as O
 from proofs.symexec import Explorer, evaluate, outcome
 
@@ -232,6 +233,13 @@ def test_a_symbolic_branch_explores_both_sides() -> None:
 
     out = outcome(build)
     assert out.verdict == "counterexample" and out.counterexample == "x is 97: x=97"
+
+
+def test_binder_bench_measures_every_family(capsys: pytest.CaptureFixture[str]) -> None:
+    assert binder_bench.main(["--quick", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["claim"] for r in rows} == {f[0] for f in binder_bench.FAMILIES}
+    assert all(r["proved"] and r["paths"] > 0 for r in rows)
 
 
 # --- layers ---------------------------------------------------------------------------------
