@@ -13,7 +13,8 @@ target (`Process.buffer_alloc`), copies the payload from the sender's memory, an
 translates every object named in the offsets array: local binders become handles in
 the target (and back), file descriptors are duplicated into the target, and
 scatter-gather buffers (`BINDER_TYPE_PTR`) are copied after the payload with their
-parent pointers fixed up. Every offset is validated first; any failure unwinds the
+parent pointers fixed up. Every offset is validated first (the checks are
+`binder.validate`'s, pure arithmetic that `proofs/` proves); any failure unwinds the
 objects already translated (the buffer's destructor releases them) and is reported as
 `BR_FAILED_REPLY`.
 
@@ -43,6 +44,7 @@ from ownership.sync import Arc, CondVar, SpinLock
 from ownership.uaccess import UserSlice
 from ownership.unsafe import unsafe
 
+from . import validate
 from .allocation import Allocation, AllocationView, NewAllocation, PageReader
 from .defs import (
     BINDER_TYPE_BINDER,
@@ -130,14 +132,17 @@ def _u32(b: bytes) -> int:
 
 @dataclass(slots=True)
 class _Fixup:
-    """Write `pointer_value` at `target_offset` (a PTR's parent) or skip `skip` bytes (an FDA)."""
+    """Write `pointer_value` at `target_offset` (a PTR's parent: `is_pointer`) or skip
+    `skip` bytes (an FDA's fds, written when the transaction is received).
+
+    Invariants: the kind is `is_pointer`, never `skip == 0` (CVE-2026-23194: an fd array
+    with zero fds is a skip of 0 bytes, not a pointer fixup); see `validate.fixup_plan`.
+    """
 
     target_offset: int
+    is_pointer: bool
     pointer_value: int = 0
     skip: int = 0
-
-    def length(self) -> int:
-        return self.skip if self.skip else 8
 
 
 @dataclass(slots=True)
@@ -189,21 +194,22 @@ class ScatterGatherState:
         self.offset += aligned
         return off
 
-    def validate_parent_fixup(self, parent: int, parent_offset: int, length: int) -> _ParentFixupInfo:
-        """A fixup in `parent` must hit the last buffer or an ancestor, at rising offsets."""
-        for i in range(len(self.ancestors) - 1, -1, -1):
-            if self.sg_entries[self.ancestors[i]].obj_index == parent:
-                break
-        else:
-            raise KernelError(EINVAL, f"parent {parent} is not a validated ancestor buffer")
-        sg_idx = self.ancestors[i]
+    def validate_parent_fixup(
+        self, parent: int, parent_offset: int, length: int, num_valid: int
+    ) -> _ParentFixupInfo:
+        """A fixup in `parent` (one of the `num_valid` objects validated so far) must hit
+        the last buffer or an ancestor, at rising offsets (`validate.check_parent`,
+        `validate.check_fixup`)."""
+        ancestors = [self.sg_entries[a].obj_index for a in self.ancestors]
+        pos = validate.check_parent(parent, num_valid, ancestors)
+        if isinstance(pos, str):
+            raise KernelError(EINVAL, f"{pos}: {parent}")
+        sg_idx = self.ancestors[pos]
         entry = self.sg_entries[sg_idx]
-        if entry.fixup_min_offset > parent_offset:
-            raise KernelError(EINVAL, "fixups must be at increasing offsets in their parent")
-        new_min = parent_offset + length
-        if new_min > entry.length or new_min > U64_MAX:
-            raise KernelError(EINVAL, "fixup out of bounds of its parent buffer")
-        return _ParentFixupInfo(sg_idx, i + 1, new_min, entry.offset + parent_offset)
+        new_min = validate.check_fixup(entry.fixup_min_offset, parent_offset, length, entry.length)
+        if isinstance(new_min, str):
+            raise KernelError(EINVAL, new_min)
+        return _ParentFixupInfo(sg_idx, pos + 1, new_min, entry.offset + parent_offset)
 
 
 # ---------------------------------------------------------------------------
@@ -838,12 +844,17 @@ class Thread(HasListLinks):
                 raw = offsets_reader.read(8)
                 alloc.write(index_offset, raw)
                 offset = int.from_bytes(raw, "little")
-                if offset < end_of_previous_object or offset % 4:
-                    raise KernelError(EINVAL, f"invalid object offset {offset:#x}")
+                reason = validate.check_object_offset(offset, end_of_previous_object, data_size)
+                if reason is not None:
+                    raise KernelError(EINVAL, f"{reason}: {offset:#x}")
                 if end_of_previous_object < offset:
                     view.copy_into(buffer_reader, end_of_previous_object, offset - end_of_previous_object)
                 obj = _read_object(buffer_reader)
-                self._translate_object(index, offset, obj, view, allow_fds, sg_state)
+                reason = validate.check_object_end(offset, len(obj), data_size)
+                if reason is not None:
+                    raise KernelError(EINVAL, f"{reason}: {offset:#x}")
+                num_valid = validate.validated_count(index_offset, offsets_start)
+                self._translate_object(index, offset, obj, view, allow_fds, sg_state, num_valid)
                 end_of_previous_object = offset + len(obj)
                 # The buffer now owns the objects up to here: its destructor releases them.
                 alloc.set_info_offsets(range(offsets_start, index_offset + 8))
@@ -859,6 +870,7 @@ class Thread(HasListLinks):
         view: AllocationView,
         allow_fds: bool,
         sg: ScatterGatherState,
+        num_valid: int,
     ) -> None:
         type_ = _u32(raw[:4])
         if type_ in (BINDER_TYPE_BINDER, BINDER_TYPE_WEAK_BINDER):
@@ -893,12 +905,14 @@ class Thread(HasListLinks):
             if not bbo.flags & BINDER_BUFFER_FLAG_HAS_PARENT:
                 sg.ancestors = [idx]
             else:
-                fix = sg.validate_parent_fixup(bbo.parent, bbo.parent_offset, 8)
+                fix = sg.validate_parent_fixup(
+                    bbo.parent, bbo.parent_offset, validate.POINTER_SIZE, num_valid
+                )
                 del sg.ancestors[fix.num_ancestors :]
                 sg.ancestors.append(idx)
                 parent = sg.sg_entries[fix.parent_sg_index]
                 parent.fixup_min_offset = fix.new_min_offset
-                parent.pointer_fixups.append(_Fixup(fix.target_offset, pointer_value=user_ptr))
+                parent.pointer_fixups.append(_Fixup(fix.target_offset, True, pointer_value=user_ptr))
             view.write(
                 offset,
                 binder_buffer_object(
@@ -912,14 +926,14 @@ class Thread(HasListLinks):
             fds_len = fda.num_fds * 4
             if fda.parent_offset % 4:
                 raise KernelError(EINVAL, "FDA parent offset not aligned")
-            fix = sg.validate_parent_fixup(fda.parent, fda.parent_offset, fds_len)
+            fix = sg.validate_parent_fixup(fda.parent, fda.parent_offset, fds_len, num_valid)
             view.alloc.info_add_fd_reserve(fda.num_fds)
             del sg.ancestors[fix.num_ancestors :]
             parent = sg.sg_entries[fix.parent_sg_index]
             if parent.sender_uaddr % 4:
                 raise KernelError(EINVAL, "FDA parent buffer not aligned")
             parent.fixup_min_offset = fix.new_min_offset
-            parent.pointer_fixups.append(_Fixup(fix.target_offset, skip=fds_len))
+            parent.pointer_fixups.append(_Fixup(fix.target_offset, False, skip=fds_len))
             fda_bytes = UserSlice(parent.sender_uaddr + fda.parent_offset, fds_len).reader().read(fds_len)
             for i in range(0, fds_len, 4):
                 file = FileRef.fget(_u32(fda_bytes[i : i + 4]))
@@ -941,12 +955,13 @@ class Thread(HasListLinks):
             offset_end = entry.offset + entry.length
             reader = UserSlice(entry.sender_uaddr, entry.length).reader()
             for fixup in entry.pointer_fixups:
-                flen = fixup.length()
+                flen, writes = validate.fixup_plan(fixup.is_pointer, fixup.skip)
                 target_end = fixup.target_offset + flen
-                if fixup.target_offset < end_prev or offset_end < target_end:
-                    raise KernelError(EINVAL, "scatter-gather fixups out of bounds")
+                reason = validate.check_fixup_in_buffer(end_prev, fixup.target_offset, flen, offset_end)
+                if reason is not None:
+                    raise KernelError(EINVAL, reason)
                 alloc.copy_into(reader, end_prev, fixup.target_offset - end_prev)
-                if not fixup.skip:
+                if writes:
                     alloc.write(fixup.target_offset, fixup.pointer_value.to_bytes(8, "little"))
                 reader.skip(flen)
                 end_prev = target_end

@@ -1,4 +1,5 @@
-"""proofs: Z3 proves the VMA flag rules of `ownership`, and shows why v6 was unsound.
+"""proofs: Z3 proves the VMA flag rules of `ownership` and Binder's allocator and offset
+checks, and shows why v6 was unsound.
 
 `ownership.include` states every VMA flag rule and every flag-changing operation
 once, as data; the runtime evaluates it concretely. This package interprets the same
@@ -18,6 +19,14 @@ counterexample traces (`trace`), and runs named claims (`claim`):
   `vm_insert_page` (`v6`), and a driver that checks VM_WRITE without clearing
   VM_MAYWRITE (`binder_mmap`).
 
+Beyond the flags, the Binder driver's own allocator and offset checks: the pure cores
+`binder.range_core` and `binder.validate` (the only binder modules this package may
+import; they import nothing) are run symbolically on every path (`symexec`), proving
+that ranges stay disjoint and inside the mapping, the oneway budget exact and spam
+detected after the insert (`binder_alloc`), and that accepted objects and fixups stay
+inside the data and their parents (`binder_offsets`); the historical mistakes put back
+(CVE-2020-0041, 4df153652cc4, CVE-2026-43435, CVE-2026-23194) yield their exploits.
+
 Every must-hold claim has mutated twins (`table.Mutation`) that must fail, so no
 proof holds for want of a precondition; `crosscheck` checks that Z3 and the concrete
 evaluator agree. Run `python -m proofs` (see `proofs.__main__`).
@@ -25,7 +34,7 @@ evaluator agree. Run `python -m proofs` (see `proofs.__main__`).
 
 from __future__ import annotations
 
-from . import binder_mmap, invariant, merge, mixedmap, v6
+from . import binder_alloc, binder_mmap, binder_offsets, invariant, merge, mixedmap, v6
 from .claim import Claim, Result, run_claims
 from .outcome import Outcome
 from .table import TABLE, Mutation, Table
@@ -49,6 +58,8 @@ CLAIMS: tuple[Claim, ...] = (
     *binder_mmap.CLAIMS,
     *merge.CLAIMS,
     *v6.CLAIMS,
+    *binder_alloc.CLAIMS,
+    *binder_offsets.CLAIMS,
 )
 """Every claim and twin, in the order `python -m proofs` runs them."""
 

@@ -25,7 +25,10 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m proofs",
-        description="Z3 proofs of the VMA flag rules, and the v6 API's counterexamples.",
+        description=(
+            "Z3 proofs of the VMA flag rules and of Binder's allocator and offset checks, "
+            "and the counterexamples of the v6 API and of Binder's historical bugs."
+        ),
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(

@@ -61,7 +61,8 @@ class Result:
 
 @dataclass(frozen=True)
 class Claim:
-    """One statement about the VMA flag rules.
+    """One statement about the VMA flag rules, or (`kind == "binder"`) about the Binder
+    driver's pure cores (`binder.range_core`, `binder.validate`), which ignore `table`.
 
     Invariants: `doc` quotes the kernel rule or review sentence; a twin's `expect` is
     "fails"; `rules` lists the ids of the `vma_rules.RULES` entries the claim covers.
@@ -72,7 +73,7 @@ class Claim:
     doc: str
     check: Check
     rules: tuple[str, ...] = ()
-    kind: Literal["flags", "merge"] = "flags"
+    kind: Literal["flags", "merge", "binder"] = "flags"
     table: Table = field(default=TABLE, repr=False)
     twin_of: str | None = None
 

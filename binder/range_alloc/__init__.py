@@ -33,6 +33,10 @@ Oneway (asynchronous) transactions may use at most half of the area
 holding more than 50 oneway buffers or more than a quarter of the area is reported as a
 oneway spammer; both representations detect it identically.
 
+Every decision (where a range goes, the oneway budget, spam detection, the split and
+merge of free ranges, the NeedAlloc retry's next step) is `binder.range_core`'s, a
+module of pure arithmetic that both representations call and `proofs/` proves.
+
 Errors follow upstream: `ENOSPC` (no gap, or no oneway space), `ENOENT` (commit or
 `reserve_existing` of an offset that is not in the required state), `EPERM` (abort of
 an allocated range), `EINVAL` (abort of an unknown offset, or any call before the first
@@ -48,6 +52,7 @@ from typing import Generic, Literal, TypeVar
 from ownership.context import may_sleep
 from ownership.errors import EINVAL, KernelError
 
+from .. import range_core as core
 from .array import ArrayRangeAllocator, EmptyArrayAlloc
 from .descriptor import (
     TREE_THRESHOLD,
@@ -130,8 +135,9 @@ class ReserveNewSuccess(Generic[T]):
 class ReserveNewNeedAlloc(Generic[T]):
     """`reserve_new` needs memory: drop the lock, call `make_alloc()`, retry.
 
-    Invariants: at least one `need_*` flag is set, and the matching field of `args` is
-    None.
+    Invariants: at least one `need_*` flag is set whose matching field of `args` is
+    None. (A full array also asks for the tree's reservation nodes when they were
+    already brought; `make_alloc` then skips them, as upstream's does.)
     """
 
     __slots__ = ("args", "need_empty_array_alloc", "need_new_tree_alloc", "need_tree_alloc")
@@ -243,30 +249,42 @@ class RangeAllocator(Generic[T]):
         `EINVAL` for a size that is not positive.
         """
         check_size(args.size)
-        # The loop replaces upstream's recursion after a representation switch.
+        # The loop replaces upstream's recursion after a representation switch; each
+        # turn's decision is `range_core.reserve_step`'s.
         while True:
             array, tree = self._array, self._tree
-            if array is None and tree is None:
+            step = core.reserve_step(
+                self.kind,
+                array is not None and array.is_full(),
+                args.empty_array_alloc is not None,
+                args.new_tree_alloc is not None,
+                args.tree_alloc is not None,
+            )
+            if step.action == core.NEED_ALLOC:
+                return ReserveNewNeedAlloc(
+                    args,
+                    need_empty_array_alloc=step.need_empty_array,
+                    need_new_tree_alloc=step.need_new_tree,
+                    need_tree_alloc=step.need_tree,
+                )
+            if step.action == core.MAKE_ARRAY:
                 empty = args.empty_array_alloc
-                if empty is None:
-                    return ReserveNewNeedAlloc(args, need_empty_array_alloc=True)
+                assert empty is not None
                 args.empty_array_alloc = None
                 # INVARIANT: the array takes over the pre-allocated KVec of capacity
                 # TREE_THRESHOLD.
                 self._array = ArrayRangeAllocator(self._size, empty)
                 continue
-            if array is not None and array.is_full():
+            if step.action == core.MAKE_TREE:
                 allocs = args.new_tree_alloc
-                if allocs is None:
-                    return ReserveNewNeedAlloc(
-                        args, need_new_tree_alloc=True, need_tree_alloc=True
-                    )
+                assert array is not None and allocs is not None
                 # INVARIANT: `from_array` moves every range into the tree, built from
                 # the pre-allocated nodes; the array is gone afterwards.
                 self._tree = TreeRangeAllocator.from_array(array.total_size(), array.ranges, allocs)
                 self._array = None
                 continue
-            if array is not None:
+            if step.action == core.RESERVE_ARRAY:
+                assert array is not None
                 offset, spam = array.reserve_new(args.debug_id, args.size, args.is_oneway, args.pid)
                 return ReserveNewSuccess(
                     offset,
@@ -275,10 +293,8 @@ class RangeAllocator(Generic[T]):
                     args.new_tree_alloc,
                     args.tree_alloc,
                 )
-            assert tree is not None
             alloc = args.tree_alloc
-            if alloc is None:
-                return ReserveNewNeedAlloc(args, need_tree_alloc=True)
+            assert tree is not None and alloc is not None
             # The tree consumes the node reservations even when it fails with ENOSPC,
             # as the Rust version moves them in.
             args.tree_alloc = None

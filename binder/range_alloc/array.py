@@ -7,8 +7,9 @@ the first gap that fits (fragmentation does not matter with so few ranges). The
 `KVec` is allocated before the first reservation (`EmptyArrayAlloc`, GFP_KERNEL,
 outside the spinlock); inserting and removing within its capacity never allocates.
 
-Oneway spam detection is the tree's, computed over the array's ranges, so that the
-result does not depend on the representation.
+The decisions (placement, the oneway budget, spam detection after the insert) are
+`binder.range_core`'s, shared with the tree, so that the result does not depend on the
+representation.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ownership.context import may_sleep
 from ownership.errors import EINVAL, ENOENT, ENOSPC, EPERM, KernelError
 from ownership.page import PAGE_MASK, PAGE_SIZE
 
+from .. import range_core as core
 from .descriptor import Allocated, FreedRange, Range, RangeInfo, Reserved
 
 __all__ = ["ArrayRangeAllocator", "EmptyArrayAlloc"]
@@ -88,41 +90,33 @@ class ArrayRangeAllocator(Generic[T]):
             for r in self.ranges
         ]
 
-    def _find_empty_range(self, size: int) -> tuple[int, int] | None:
-        """Where a new range of `size` goes: `(index in ranges, offset)`, or None."""
-        ranges = self.ranges
-        n = len(ranges)
-        after_last = ranges[n - 1].endpoint() if n else 0
-        if size <= self._size - after_last:
-            # It fits at the end: put it there.
-            return (n, after_last)
-        end_of_prev = 0
-        for i in range(n):
-            r = ranges[i]
-            if size <= r.offset - end_of_prev:
-                return (i, end_of_prev)
-            end_of_prev = r.endpoint()
-        return None
-
     def reserve_new(self, debug_id: int, size: int, is_oneway: bool, pid: int) -> tuple[int, bool]:
-        """Reserve `size` bytes: `(offset, oneway_spam_detected)`; `ENOSPC` if impossible."""
-        # The new oneway space is computed first and stored only on success.
-        if is_oneway:
-            new_oneway_space = self._free_oneway_space - size
-            if new_oneway_space < 0:
-                raise KernelError(ENOSPC, f"no oneway space for {size} bytes")
-        else:
-            new_oneway_space = self._free_oneway_space
-        found = self._find_empty_range(size)
-        if found is None:
-            raise KernelError(ENOSPC, f"no free range of {size} bytes")
+        """Reserve `size` bytes: `(offset, oneway_spam_detected)`; `ENOSPC` if impossible.
+
+        The decisions are `binder.range_core`'s (placement, oneway budget, spam after
+        the insert); this method records them in the `KVec`.
+        """
+        ranges = self.ranges
+        found = core.array_place([(r.offset, r.size) for r in ranges], self._size, size)
+        held = ((r.size, r.state.is_oneway, r.state.pid) for r in ranges)
+        decided = core.reserve_decision(
+            self._size,
+            self._free_oneway_space,
+            size,
+            is_oneway,
+            pid,
+            None if found is None else found[1],
+            held,
+        )
+        if isinstance(decided, str):
+            raise KernelError(ENOSPC, f"{decided} for {size} bytes")
+        assert found is not None
         idx, offset = found
-        self._free_oneway_space = new_oneway_space
+        self._free_oneway_space = decided.free_oneway_space
         # INVARIANT: the gap at `offset` holds `size` bytes, and inserting at `idx`
         # keeps the ranges sorted; the capacity was checked by `is_full()`.
         self._insert(idx, Range(offset, size, Reserved(debug_id, is_oneway, pid)))
-        spam = is_oneway and new_oneway_space < self._size // 10 and self._low_oneway_space(pid)
-        return (offset, spam)
+        return (offset, decided.oneway_spam_detected)
 
     def _insert(self, idx: int, new: Range[T]) -> None:
         """`Vec::insert_within_capacity`: shift the tail up by one, never allocating."""
@@ -172,8 +166,9 @@ class ArrayRangeAllocator(Generic[T]):
         if isinstance(r.state, Allocated):
             raise KernelError(EPERM, f"range at offset {offset} is allocated to userspace")
         size = r.size
-        if r.state.is_oneway:
-            self._free_oneway_space += size
+        self._free_oneway_space = core.oneway_space_after_free(
+            self._free_oneway_space, size, r.state.is_oneway
+        )
         # The pages no allocated range uses any more: the interior ones, plus a partial
         # page at either end when the neighbour does not reach into it.
         start = -(-offset // PAGE_SIZE)
@@ -211,13 +206,3 @@ class ArrayRangeAllocator(Generic[T]):
             state = r.state
             if isinstance(state, Allocated):
                 callback(r.offset, r.size, state.debug_id, state.take())
-
-    def _low_oneway_space(self, calling_pid: int) -> bool:
-        """Whether `calling_pid` holds more than 50 oneway buffers or a quarter of the area."""
-        total = 0
-        count = 0
-        for r in self.ranges:
-            if r.state.is_oneway and r.state.pid == calling_pid:
-                total += r.size
-                count += 1
-        return count > 50 or total > self._size // 4

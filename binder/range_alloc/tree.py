@@ -26,6 +26,7 @@ from ownership.errors import EINVAL, ENOENT, ENOSPC, EPERM, KernelError
 from ownership.page import PAGE_SIZE
 from ownership.rbtree import RBTree, RBTreeNode, RBTreeNodeReservation
 
+from .. import range_core as core
 from .descriptor import Allocated, DescriptorState, FreedRange, Range, RangeInfo, Reserved
 
 __all__ = ["Descriptor", "FromArrayAllocs", "ReserveNewTreeAlloc", "TreeRangeAllocator"]
@@ -210,35 +211,43 @@ class TreeRangeAllocator(Generic[T]):
         self, debug_id: int, size: int, is_oneway: bool, pid: int, alloc: ReserveNewTreeAlloc[T]
     ) -> tuple[int, bool]:
         """Best-fit reservation: `(offset, oneway_spam_detected)`; `ENOSPC` if impossible."""
-        # The new oneway space is computed first and stored only on success.
-        if is_oneway:
-            new_oneway_space = self._free_oneway_space - size
-            if new_oneway_space < 0:
-                raise KernelError(ENOSPC, f"no oneway space for {size} bytes")
-        else:
-            new_oneway_space = self._free_oneway_space
         best = self.free_tree.cursor_lower_bound((size, 0))
-        if best is None:
-            raise KernelError(ENOSPC, f"no free range of {size} bytes")
+        # The other live ranges, walked only when the spam check runs (the best fit is
+        # still free, so the new range is not among them).
+        held = (
+            (d.size, d.state[0].is_oneway, d.state[0].pid)
+            for d in self.tree.values()
+            if d.state is not None
+        )
+        decided = core.reserve_decision(
+            self._size,
+            self._free_oneway_space,
+            size,
+            is_oneway,
+            pid,
+            None if best is None else best[0][1],
+            held,
+        )
+        if isinstance(decided, str):
+            raise KernelError(ENOSPC, f"{decided} for {size} bytes")
+        assert best is not None
         found_size, found_off = best[0]
         desc = self.tree.get(found_off)
         assert desc is not None, "free_tree entry without a descriptor"
         # The rest of the free range, in case it has to be split.
-        rest: Descriptor[T] = Descriptor(found_off + size, found_size - size)
+        rest_off, rest_size = core.split_free(found_off, found_size, size)
+        rest: Descriptor[T] = Descriptor(rest_off, rest_size)
         tree_node, free_tree_node, desc_node_res = alloc.initialize(rest)
         # INVARIANT: the descriptor becomes a live range of exactly `size` bytes and
         # keeps the reservation for its future free-tree entry.
         desc.state = (Reserved(debug_id, is_oneway, pid), desc_node_res)
         desc.size = size
-        self._free_oneway_space = new_oneway_space
+        self._free_oneway_space = decided.free_oneway_space
         self.free_tree.remove((found_size, found_off))
-        if found_size != size:
+        if rest_size != 0:
             self.tree.insert(tree_node)
             self.free_tree.insert(free_tree_node)
-        # Spammers are looked for once less than a tenth of the area is left for oneway
-        # buffers (a fifth of the oneway budget); `and` short-circuits the walk.
-        spam = is_oneway and new_oneway_space < self._size // 10 and self._low_oneway_space(pid)
-        return (found_off, spam)
+        return (found_off, decided.oneway_spam_detected)
 
     def reservation_abort(self, offset: int) -> FreedRange:
         """Free the reserved range at `offset`, merging free neighbours."""
@@ -250,8 +259,9 @@ class TreeRangeAllocator(Generic[T]):
             raise KernelError(EPERM, f"range at offset {offset} is allocated to userspace")
         desc.state = None
         size = desc.size
-        if state.is_oneway:
-            self._free_oneway_space += size
+        self._free_oneway_space = core.oneway_space_after_free(
+            self._free_oneway_space, size, state.is_oneway
+        )
         freed_start = -(-offset // PAGE_SIZE)
         freed_end = (offset + size) // PAGE_SIZE
         # How large the next free range must be to free one more page at the end, and
@@ -261,29 +271,32 @@ class TreeRangeAllocator(Generic[T]):
         unalign_start = offset % PAGE_SIZE
         add_prev_page_needed = unalign_start if unalign_start else None
 
-        # Merge the next range into this one if it is free.
+        # Merge with the next and the previous range where they are free (the merged
+        # range is `range_core.merge_free`'s).
         nxt = self.tree.next(offset)
-        if nxt is not None and nxt[1].state is None:
-            nd = nxt[1]
+        nd = nxt[1] if nxt is not None and nxt[1].state is None else None
+        prv = self.tree.prev(offset)
+        pd = prv[1] if prv is not None and prv[1].state is None else None
+        start, merged = core.merge_free(
+            offset,
+            size,
+            None if pd is None else (pd.offset, pd.size),
+            None if nd is None else (nd.offset, nd.size),
+        )
+        if nd is not None:
             if add_next_page_needed is not None and nd.size >= add_next_page_needed:
                 freed_end += 1
             self.free_tree.remove((nd.size, nd.offset))
-            size += nd.size
-            desc.size = size
             self.tree.remove(nd.offset)
-
-        # Merge this range into the previous one if that is free.
-        start = offset
-        prv = self.tree.prev(offset)
-        if prv is not None and prv[1].state is None:
-            pd = prv[1]
+        if pd is not None:
             if add_prev_page_needed is not None and pd.size >= add_prev_page_needed:
                 freed_start -= 1
             self.free_tree.remove((pd.size, pd.offset))
-            start = pd.offset
-            size += pd.size
-            pd.size = size
             self.tree.remove(offset)
+            pd.size = merged
+        else:
+            desc.size = merged
+        size = merged
 
         self.free_tree.insert(free_node_res.into_node((size, start), None))
         return FreedRange(freed_start, freed_end)
@@ -312,19 +325,3 @@ class TreeRangeAllocator(Generic[T]):
                 st = d.state[0]
                 if isinstance(st, Allocated):
                     callback(d.offset, d.size, st.debug_id, st.take())
-
-    def _low_oneway_space(self, calling_pid: int) -> bool:
-        """Whether `calling_pid` holds more than 50 oneway buffers or a quarter of the area.
-
-        Once the threshold is crossed, whoever is responsible is likely to send another
-        oneway transaction soon and be caught in the act; cheaper than a per-pid map.
-        """
-        total = 0
-        count = 0
-        for d in self.tree.values():
-            if d.state is not None:
-                st = d.state[0]
-                if st.is_oneway and st.pid == calling_pid:
-                    total += d.size
-                    count += 1
-        return count > 50 or total > self._size // 4

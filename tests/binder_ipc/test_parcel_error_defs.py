@@ -129,15 +129,15 @@ def test_sg_parent_fixups_follow_the_ancestor_rules() -> None:
     assert sg.claim_next(10) == 0 and sg.claim_next(8) == 16
     sg.sg_entries += [ScatterGatherEntry(0, 0, 0x1000, 64), ScatterGatherEntry(1, 64, 0x2000, 32)]
     sg.ancestors = [0, 1]
-    fix = sg.validate_parent_fixup(0, 16, 8)
+    fix = sg.validate_parent_fixup(0, 16, 8, 2)
     assert (fix.parent_sg_index, fix.num_ancestors, fix.new_min_offset, fix.target_offset) == (0, 1, 24, 16)
     sg.sg_entries[0].fixup_min_offset = 24
     with raises_errno(EINVAL):
-        sg.validate_parent_fixup(0, 8, 8)  # decreasing offset in the same parent
+        sg.validate_parent_fixup(0, 8, 8, 2)  # decreasing offset in the same parent
     with raises_errno(EINVAL):
-        sg.validate_parent_fixup(5, 0, 8)  # a parent index beyond the validated objects
+        sg.validate_parent_fixup(5, 0, 8, 2)  # a parent index beyond the validated objects
     with raises_errno(EINVAL):
-        sg.validate_parent_fixup(1, 30, 8)  # out of the parent's bounds
+        sg.validate_parent_fixup(1, 30, 8, 2)  # out of the parent's bounds
     with raises_errno(EINVAL):
         sg.claim_next(4096)
 
