@@ -98,7 +98,10 @@ def test_unsafe_blocks_record_their_calls() -> None:
     with unsafe("SAFETY: 0 < 3"):
         block = line() - 1
         buf.byte_at_unchecked(0)
-    rec = next(s for s in unsafe_sites() if s.site.lineno == block)
+    # The registry holds every block any test ran: find this one by file and line.
+    rec = next(
+        s for s in unsafe_sites() if s.site.lineno == block and s.site.filename == __file__
+    )
     assert rec.calls == {f"{__name__}.RawBuffer.byte_at_unchecked"}
 
 
