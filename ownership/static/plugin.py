@@ -54,6 +54,7 @@ from mypy.types import Type
 
 from .codes import RULES
 from .facts import Finding
+from .settings import read_settings
 from .store import STORE_VERSION, Store
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class OwnershipPlugin(Plugin):
     def __init__(self, options: Options) -> None:
         super().__init__(options)
         self._token = _version_token()
+        self.settings = read_settings(options.config_file)
         cache = options.cache_dir
         directory: str | None = None
         if cache and cache != os.devnull:
@@ -215,11 +217,15 @@ class OwnershipPlugin(Plugin):
     def report_config_data(self, ctx: ReportConfigContext) -> Any:
         if not self.path_in_scope(ctx.id, ctx.path):
             return None
+        # Whether the module's findings are reported is part of what the cache replays.
+        data: dict[str, object] = {"ownership-static": self._token}
+        if self.settings.is_silent(ctx.id):
+            data["silent"] = True
         if ctx.is_check and self.store.directory is not None and not self.store.is_current(ctx.id, ctx.path):
             # A module whose summaries this one used has changed (or none were
             # stored): mypy must re-check it rather than replay its findings.
-            return {"ownership-static": self._token, "stale": True}
-        return {"ownership-static": self._token}
+            data["stale"] = True
+        return data
 
     # --- the analysis, once a module is checked ------------------------------------------
 
@@ -243,6 +249,10 @@ class OwnershipPlugin(Plugin):
         # Any checker will do to reach mypy's error list (there is one per build); a
         # module whose calls hooked nothing has no findings but a crash report.
         reporter = checker if checker is not None else self._last_checker
+        if self.settings.is_silent(file.fullname):
+            # The module breaks the rules on purpose (`silent_modules`): only the
+            # checker's own failures are reported.
+            findings = [f for f in findings if f.code not in CODES]
         if findings and reporter is not None:
             self._report(reporter, file, findings)
         return set()
