@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import mypy
@@ -60,7 +62,18 @@ from .store import STORE_VERSION, Store
 if TYPE_CHECKING:
     from .analysis import Analyzer
 
-__all__ = ["CODES", "OwnershipPlugin", "plugin"]
+__all__ = ["CODES", "MIN_MYPY", "BuildProbe", "OwnershipPlugin", "mypy_supported", "plugin", "take_probe"]
+
+MIN_MYPY = (2, 4)
+"""The oldest mypy the plugin works with: `get_additional_indirect_deps`, the hook the
+analysis runs in, is called for every checked module from mypy 2.4 on (before it, the
+plugin loads and finds nothing)."""
+
+
+def mypy_supported(version: str) -> bool:
+    """Whether a mypy version string (`2.4.1`, `2.5.0+dev.abc`) is MIN_MYPY or newer."""
+    parts = [int(x) for x in re.findall(r"\d+", version.split("+", 1)[0])[:2]]
+    return tuple(parts) >= MIN_MYPY
 
 CODES: dict[str, ErrorCode] = {r.code: ErrorCode(r.code, r.summary, "ownership") for r in RULES}
 INTERNAL = ErrorCode("ownership-static", "The ownership static checker could not analyse a module", "ownership")
@@ -98,16 +111,37 @@ def _out_of_scope_dirs() -> tuple[str, ...]:
     return (typeshed + os.sep,)
 
 
+@dataclass
+class BuildProbe:
+    """What the check asks of the plugin after a build: was it made, did it work.
+
+    Invariants: `modules_seen` counts the modules the plugin analysed or validated the
+    cache of; the probe outlives the plugin object (mypy drops it with the build).
+    """
+
+    modules_seen: int = 0
+
+
+_PROBES: dict[int, BuildProbe] = {}
+
+
+def take_probe(options: Options) -> BuildProbe | None:
+    """The probe of the plugin made for a build with these options, forgotten once taken."""
+    return _PROBES.pop(id(options), None)
+
+
 class OwnershipPlugin(Plugin):
     """The plugin object mypy creates once per build.
 
     Invariants: `_checkers` maps the path of a module being checked to its type
     checker, from the first hooked call until the module is finished; `analyzer`
-    holds the summaries of every module finished in this build.
+    holds the summaries of every module finished in this build; `probe` is shared
+    with the check (`take_probe`).
     """
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
+        self.probe = _PROBES.setdefault(id(options), BuildProbe())
         self._token = _version_token()
         self.settings = read_settings(options.config_file)
         cache = options.cache_dir
@@ -215,6 +249,8 @@ class OwnershipPlugin(Plugin):
     # --- cache validity ------------------------------------------------------------------
 
     def report_config_data(self, ctx: ReportConfigContext) -> Any:
+        if ctx.is_check:
+            self.probe.modules_seen += 1
         if not self.path_in_scope(ctx.id, ctx.path):
             return None
         # Whether the module's findings are reported is part of what the cache replays.
@@ -230,6 +266,7 @@ class OwnershipPlugin(Plugin):
     # --- the analysis, once a module is checked ------------------------------------------
 
     def get_additional_indirect_deps(self, file: MypyFile) -> set[str]:
+        self.probe.modules_seen += 1
         # Always let go of the module's checker: its type map is large.
         checker = self._checkers.pop(file.path, None)
         if checker is not None:
@@ -279,7 +316,11 @@ class OwnershipPlugin(Plugin):
 
 
 def plugin(version: str) -> type[Plugin]:
-    """mypy's entry point."""
-    del version
+    """mypy's entry point: refuses a mypy on which the analysis would never run."""
+    if not mypy_supported(version):
+        raise RuntimeError(
+            f"ownership.static.plugin needs mypy {MIN_MYPY[0]}.{MIN_MYPY[1]} or newer (found {version}): "
+            "older versions never call the hook its analysis runs in, so it would find nothing"
+        )
     return OwnershipPlugin
 
