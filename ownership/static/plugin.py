@@ -57,6 +57,7 @@ from mypy.types import Type
 from .codes import RULES
 from .facts import Finding
 from .settings import read_settings
+from .shipped import load_shipped
 from .store import STORE_VERSION, Store
 
 if TYPE_CHECKING:
@@ -149,7 +150,9 @@ class OwnershipPlugin(Plugin):
         if cache and cache != os.devnull:
             ver = f"{options.python_version[0]}.{options.python_version[1]}"
             directory = os.path.join(cache, ver, "ownership-static")
-        self.store = Store(directory)
+        # The summaries of the installed model and driver, made when the wheel was built:
+        # mypy keeps no function bodies of installed packages to analyse.
+        self.store = Store(directory, load_shipped())
         self._analyzer: Analyzer | None = None
         self._checkers: dict[str, TypeChecker] = {}
         self._last_checker: TypeChecker | None = None
@@ -186,7 +189,8 @@ class OwnershipPlugin(Plugin):
         return self._modules or {}
 
     def path_in_scope(self, module: str, path: str) -> bool:
-        """Driver code and the model itself; not stubs, typeshed or installed packages."""
+        """Driver code and the model itself; not stubs, typeshed or installed packages
+        (but the installed model and driver, whose summaries ship with them)."""
         res = self._scope_by_path.get(path)
         if res is None:
             if not path.endswith(".py"):
@@ -195,12 +199,11 @@ class OwnershipPlugin(Plugin):
                 full = os.path.abspath(path)
                 if full.startswith(self._excluded):
                     res = False
-                elif ("site-packages" in full or "dist-packages" in full) and not (
-                    module == "ownership" or module.startswith("ownership.")
-                ):
-                    res = False
-                else:
+                elif self.store.accept_shipped(module, full):
+                    # The installed model and driver: summarised by their shipped records.
                     res = True
+                else:
+                    res = not ("site-packages" in full or "dist-packages" in full)
             self._scope_by_path[path] = res
         return res
 
@@ -271,7 +274,9 @@ class OwnershipPlugin(Plugin):
         checker = self._checkers.pop(file.path, None)
         if checker is not None:
             self._last_checker = checker
-        if not self.path_in_scope(file.fullname, file.path):
+        if not self.path_in_scope(file.fullname, file.path) or self.store.is_shipped(file.fullname):
+            # Out of scope, or installed: mypy stripped the bodies the shipped record
+            # was made from, and an installed module's findings are not the user's.
             return set()
         type_map = checker._type_maps[0] if checker is not None else None
         try:
