@@ -22,7 +22,11 @@ checker, whose type map and error list the analysis then uses. Findings therefor
 through mypy's own error machinery: `# type: ignore[atomic-sleep]` works, editors show
 them, and mypy's incremental cache replays them. Summaries are kept in a store beside
 mypy's cache (`ownership.static.store`), and `report_config_data` marks a cached module
-stale when a module whose summaries it used has changed.
+stale when a module whose summaries it used has changed. Installed from a wheel,
+`ownership` and `binder` are summarised by the records shipped inside it
+(`ownership.static.shipped`): mypy strips the bodies of installed packages. The
+plugin's settings are read from the configuration's `[ownership-static]` section
+(`ownership.static.settings`); it needs mypy 2.4 or newer and refuses older ones.
 
 Nested functions are analysed as functions of their own, named after the function
 that defines them (`make_demo.buggy`); a lambda's body is too, with no atomic section
@@ -91,6 +95,7 @@ _ANALYSIS_SOURCES = (
     "plugin.py",
     "resolve.py",
     "safety.py",
+    "shipped.py",
     "store.py",
     "summary.py",
     "walker.py",
