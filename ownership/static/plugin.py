@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -328,9 +329,12 @@ class OwnershipPlugin(Plugin):
 def plugin(version: str) -> type[Plugin]:
     """mypy's entry point: refuses a mypy on which the analysis would never run."""
     if not mypy_supported(version):
-        raise RuntimeError(
+        message = (
             f"ownership.static.plugin needs mypy {MIN_MYPY[0]}.{MIN_MYPY[1]} or newer (found {version}): "
             "older versions never call the hook its analysis runs in, so it would find nothing"
         )
+        # mypy shows an entry point's exception only with --show-traceback.
+        sys.stderr.write(message + "\n")
+        raise RuntimeError(message)
     return OwnershipPlugin
 
