@@ -10,3 +10,9 @@ echo "== import contracts (the layers; binder never touches ownership.bindings)"
 .venv/bin/lint-imports
 echo "== pytest"
 $py -m pytest -q -n 2 "$@"
+echo "== the static tests with the lowest supported mypy"
+low=$(bash scripts/setup_mypy_lowest.sh)
+echo "mypy $low"
+.venv/mypy-lowest/bin/python -m pytest -q -n 2 tests/static/test_corpus.py \
+    tests/static/test_agreement.py tests/static/test_cli.py tests/static/test_check_config.py \
+    tests/static/test_incremental.py

@@ -8,7 +8,10 @@ types of `ownership.sync` and `ownership.mm`.
 
 * `plugin`: the mypy plugin (`plugins = ownership.static.plugin` in mypy.ini), one
   error code per rule (`codes`).
+* `settings`: the plugin's `[ownership-static]` section of the mypy configuration.
 * `cli`: `python -m ownership check PATH... [--format text|json|sarif]`.
+* `shipped`: the summaries of `ownership` and `binder` a wheel carries (mypy keeps no
+  bodies of installed packages), made by `build_summaries` when the wheel is built.
 * `sarif`: SARIF 2.1.0 output for the check and for `python -m ownership contracts`.
 * the analysis behind the plugin: `walker` (the flow-sensitive walk of one module),
   which records `facts`; `analysis` judges them against the callees' `summary`s,

@@ -161,7 +161,7 @@ class Analyzer:
     def _record_for(self, module: str) -> ModuleRecord | None:
         """The final record of a module checked earlier or loaded from mypy's cache."""
         tree = self._modules().get(module)
-        if module in self.done or tree is None or tree.is_cache_skeleton or not tree.defs:
+        if self.store.is_shipped(module) or module in self.done or tree is None or tree.is_cache_skeleton or not tree.defs:
             return self.store.get(module)
         return None
 

@@ -22,7 +22,11 @@ checker, whose type map and error list the analysis then uses. Findings therefor
 through mypy's own error machinery: `# type: ignore[atomic-sleep]` works, editors show
 them, and mypy's incremental cache replays them. Summaries are kept in a store beside
 mypy's cache (`ownership.static.store`), and `report_config_data` marks a cached module
-stale when a module whose summaries it used has changed.
+stale when a module whose summaries it used has changed. Installed from a wheel,
+`ownership` and `binder` are summarised by the records shipped inside it
+(`ownership.static.shipped`): mypy strips the bodies of installed packages. The
+plugin's settings are read from the configuration's `[ownership-static]` section
+(`ownership.static.settings`); it needs mypy 2.4 or newer and refuses older ones.
 
 Nested functions are analysed as functions of their own, named after the function
 that defines them (`make_demo.buggy`); a lambda's body is too, with no atomic section
@@ -41,7 +45,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import mypy
@@ -54,12 +61,25 @@ from mypy.types import Type
 
 from .codes import RULES
 from .facts import Finding
+from .settings import read_settings
+from .shipped import load_shipped
 from .store import STORE_VERSION, Store
 
 if TYPE_CHECKING:
     from .analysis import Analyzer
 
-__all__ = ["CODES", "OwnershipPlugin", "plugin"]
+__all__ = ["CODES", "MIN_MYPY", "BuildProbe", "OwnershipPlugin", "mypy_supported", "plugin", "take_probe"]
+
+MIN_MYPY = (2, 4)
+"""The oldest mypy the plugin works with: `get_additional_indirect_deps`, the hook the
+analysis runs in, is called for every checked module from mypy 2.4 on (before it, the
+plugin loads and finds nothing)."""
+
+
+def mypy_supported(version: str) -> bool:
+    """Whether a mypy version string (`2.4.1`, `2.5.0+dev.abc`) is MIN_MYPY or newer."""
+    parts = [int(x) for x in re.findall(r"\d+", version.split("+", 1)[0])[:2]]
+    return tuple(parts) >= MIN_MYPY
 
 CODES: dict[str, ErrorCode] = {r.code: ErrorCode(r.code, r.summary, "ownership") for r in RULES}
 INTERNAL = ErrorCode("ownership-static", "The ownership static checker could not analyse a module", "ownership")
@@ -76,6 +96,7 @@ _ANALYSIS_SOURCES = (
     "plugin.py",
     "resolve.py",
     "safety.py",
+    "shipped.py",
     "store.py",
     "summary.py",
     "walker.py",
@@ -97,23 +118,47 @@ def _out_of_scope_dirs() -> tuple[str, ...]:
     return (typeshed + os.sep,)
 
 
+@dataclass
+class BuildProbe:
+    """What the check asks of the plugin after a build: was it made, did it work.
+
+    Invariants: `modules_seen` counts the modules the plugin analysed or validated the
+    cache of; the probe outlives the plugin object (mypy drops it with the build).
+    """
+
+    modules_seen: int = 0
+
+
+_PROBES: dict[int, BuildProbe] = {}
+
+
+def take_probe(options: Options) -> BuildProbe | None:
+    """The probe of the plugin made for a build with these options, forgotten once taken."""
+    return _PROBES.pop(id(options), None)
+
+
 class OwnershipPlugin(Plugin):
     """The plugin object mypy creates once per build.
 
     Invariants: `_checkers` maps the path of a module being checked to its type
     checker, from the first hooked call until the module is finished; `analyzer`
-    holds the summaries of every module finished in this build.
+    holds the summaries of every module finished in this build; `probe` is shared
+    with the check (`take_probe`).
     """
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
+        self.probe = _PROBES.setdefault(id(options), BuildProbe())
         self._token = _version_token()
+        self.settings = read_settings(options.config_file)
         cache = options.cache_dir
         directory: str | None = None
         if cache and cache != os.devnull:
             ver = f"{options.python_version[0]}.{options.python_version[1]}"
             directory = os.path.join(cache, ver, "ownership-static")
-        self.store = Store(directory)
+        # The summaries of the installed model and driver, made when the wheel was built:
+        # mypy keeps no function bodies of installed packages to analyse.
+        self.store = Store(directory, load_shipped())
         self._analyzer: Analyzer | None = None
         self._checkers: dict[str, TypeChecker] = {}
         self._last_checker: TypeChecker | None = None
@@ -150,7 +195,8 @@ class OwnershipPlugin(Plugin):
         return self._modules or {}
 
     def path_in_scope(self, module: str, path: str) -> bool:
-        """Driver code and the model itself; not stubs, typeshed or installed packages."""
+        """Driver code and the model itself; not stubs, typeshed or installed packages
+        (but the installed model and driver, whose summaries ship with them)."""
         res = self._scope_by_path.get(path)
         if res is None:
             if not path.endswith(".py"):
@@ -159,12 +205,11 @@ class OwnershipPlugin(Plugin):
                 full = os.path.abspath(path)
                 if full.startswith(self._excluded):
                     res = False
-                elif ("site-packages" in full or "dist-packages" in full) and not (
-                    module == "ownership" or module.startswith("ownership.")
-                ):
-                    res = False
-                else:
+                elif self.store.accept_shipped(module, full):
+                    # The installed model and driver: summarised by their shipped records.
                     res = True
+                else:
+                    res = not ("site-packages" in full or "dist-packages" in full)
             self._scope_by_path[path] = res
         return res
 
@@ -213,22 +258,31 @@ class OwnershipPlugin(Plugin):
     # --- cache validity ------------------------------------------------------------------
 
     def report_config_data(self, ctx: ReportConfigContext) -> Any:
+        if ctx.is_check:
+            self.probe.modules_seen += 1
         if not self.path_in_scope(ctx.id, ctx.path):
             return None
+        # Whether the module's findings are reported is part of what the cache replays.
+        data: dict[str, object] = {"ownership-static": self._token}
+        if self.settings.is_silent(ctx.id):
+            data["silent"] = True
         if ctx.is_check and self.store.directory is not None and not self.store.is_current(ctx.id, ctx.path):
             # A module whose summaries this one used has changed (or none were
             # stored): mypy must re-check it rather than replay its findings.
-            return {"ownership-static": self._token, "stale": True}
-        return {"ownership-static": self._token}
+            data["stale"] = True
+        return data
 
     # --- the analysis, once a module is checked ------------------------------------------
 
     def get_additional_indirect_deps(self, file: MypyFile) -> set[str]:
+        self.probe.modules_seen += 1
         # Always let go of the module's checker: its type map is large.
         checker = self._checkers.pop(file.path, None)
         if checker is not None:
             self._last_checker = checker
-        if not self.path_in_scope(file.fullname, file.path):
+        if not self.path_in_scope(file.fullname, file.path) or self.store.is_shipped(file.fullname):
+            # Out of scope, or installed: mypy stripped the bodies the shipped record
+            # was made from, and an installed module's findings are not the user's.
             return set()
         type_map = checker._type_maps[0] if checker is not None else None
         try:
@@ -243,6 +297,10 @@ class OwnershipPlugin(Plugin):
         # Any checker will do to reach mypy's error list (there is one per build); a
         # module whose calls hooked nothing has no findings but a crash report.
         reporter = checker if checker is not None else self._last_checker
+        if self.settings.is_silent(file.fullname):
+            # The module breaks the rules on purpose (`silent_modules`): only the
+            # checker's own failures are reported.
+            findings = [f for f in findings if f.code not in CODES]
         if findings and reporter is not None:
             self._report(reporter, file, findings)
         return set()
@@ -269,7 +327,14 @@ class OwnershipPlugin(Plugin):
 
 
 def plugin(version: str) -> type[Plugin]:
-    """mypy's entry point."""
-    del version
+    """mypy's entry point: refuses a mypy on which the analysis would never run."""
+    if not mypy_supported(version):
+        message = (
+            f"ownership.static.plugin needs mypy {MIN_MYPY[0]}.{MIN_MYPY[1]} or newer (found {version}): "
+            "older versions never call the hook its analysis runs in, so it would find nothing"
+        )
+        # mypy shows an entry point's exception only with --show-traceback.
+        sys.stderr.write(message + "\n")
+        raise RuntimeError(message)
     return OwnershipPlugin
 

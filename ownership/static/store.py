@@ -20,9 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .summary import STORE_VERSION, ModuleRecord
+
+if TYPE_CHECKING:
+    from .shipped import Shipped
 
 __all__ = ["STORE_VERSION", "Store", "source_hash"]
 
@@ -42,11 +45,15 @@ class Store:
     Invariants: `directory` is None when mypy runs without a cache (then records live
     only for one build); `_raw` holds the newest JSON known for a module (None when
     there is none) and `_records` its parsed form; `_hashes` and `_stats` cache source
-    hashes and (mtime, size) for one build (a store lives as long as a build).
+    hashes and (mtime, size) for one build (a store lives as long as a build);
+    `_accepted` holds the modules whose shipped record (`ownership.static.shipped`)
+    describes the file mypy found: those records come first and are never stale.
     """
 
-    def __init__(self, directory: str | None) -> None:
+    def __init__(self, directory: str | None, shipped: Shipped | None = None) -> None:
         self.directory = directory
+        self.shipped = shipped
+        self._accepted: dict[str, bool] = {}
         self._raw: dict[str, dict[str, Any] | None] = {}
         self._records: dict[str, ModuleRecord | None] = {}
         self._hashes: dict[str, str] = {}
@@ -100,8 +107,23 @@ class Store:
         self._raw[module] = data
         return data
 
+    def accept_shipped(self, module: str, path: str) -> bool:
+        """Whether `module`, found by mypy at `path`, is described by a shipped record."""
+        res = self._accepted.get(module)
+        if res is None:
+            res = self.shipped is not None and self.shipped.matches(module, path)
+            self._accepted[module] = res
+        return res
+
+    def is_shipped(self, module: str) -> bool:
+        """Whether `module`'s shipped record was accepted in this build."""
+        return self._accepted.get(module, False)
+
     def get(self, module: str) -> ModuleRecord | None:
-        """The newest record of `module`, from memory or disk."""
+        """The newest record of `module`: its shipped one if accepted, else from memory
+        or disk."""
+        if self.shipped is not None and self._accepted.get(module):
+            return self.shipped.get(module)
         if module in self._records:
             return self._records[module]
         data = self.raw(module)
@@ -135,6 +157,8 @@ class Store:
 
     def is_current(self, module: str, path: str) -> bool:
         """Whether the stored record of `module` still describes the sources on disk."""
+        if self.accept_shipped(module, path):
+            return True
         data = self.raw(module)
         if data is None:
             return False

@@ -91,6 +91,7 @@ from .facts import (
     Finding,
     FunctionFacts,
     ModuleFacts,
+    NonSendCheck,
     Note,
     Region,
     State,
@@ -725,7 +726,7 @@ class FunctionWalker:
                     unsafe_ctx=ctx,
                     unsafe_block=block,
                     bound=bound,
-                    nonsend=self.nonsend_check,
+                    nonsend=self.nonsend_at_call(bound),
                 )
             )
         self.check_container_store(call)
@@ -785,43 +786,71 @@ class FunctionWalker:
     def gfp_locals(self) -> dict[Var, Expression]:
         return self.typer.locals
 
-    def nonsend_check(self, e: Expression) -> tuple[str, str | None, int]:
-        reason, origin = self.nonsend(e)
+    def nonsend_at_call(self, bound: dict[str, list[Expression]]) -> NonSendCheck:
+        """`nonsend_check` as of this point of the walk, for the arguments of one call.
+
+        The check runs after the whole module is walked, when `typer.locals` holds the
+        last assignment the walk saw: a name bound again later (in another branch, say)
+        would move where its value was made. The lines of the names the arguments use
+        (and that a local function they pass captures) are therefore taken now.
+        """
+        origins: dict[Var, int] = {}
+        for exprs in bound.values():
+            for e in exprs:
+                for x in iter_exprs(e):
+                    if not isinstance(x, NameExpr):
+                        continue
+                    self._note_origin(x, origins)
+                    fdef = self.local_defs.get(x.name)
+                    if fdef is not None:
+                        for y in _names_in(fdef.body):
+                            self._note_origin(y, origins)
+        return lambda e: self.nonsend_check(e, origins)
+
+    def _note_origin(self, x: NameExpr, origins: dict[Var, int]) -> None:
+        if isinstance(x.node, Var) and x.node in self.local_vars and x.node not in origins:
+            origins[x.node] = self.origin_line(x)
+
+    def nonsend_check(self, e: Expression, origins: dict[Var, int] | None = None) -> tuple[str, str | None, int]:
+        reason, origin = self.nonsend(e, origins or {})
         return self.src(e), reason, origin
 
-    def nonsend(self, e: Expression) -> tuple[str | None, int]:
-        """Why the value of `e` is `!Send` (and where it was made), if it is."""
+    def nonsend(self, e: Expression, origins: dict[Var, int]) -> tuple[str | None, int]:
+        """Why the value of `e` is `!Send` (and where it was made), if it is; `origins`
+        holds the lines where locals were made as of the call (`nonsend_at_call`)."""
         reason = not_send_reason(self.type_of(e), self.mod.classes)
         if reason is not None:
-            return reason, self.origin_line(e)
+            return reason, self.origin_line(e, origins)
         if isinstance(e, MemberExpr) and isinstance(self.type_of(e), (CallableType, Overloaded)):
             r = not_send_reason(self.type_of(e.expr), self.mod.classes)
             if r is not None:
-                return f"a bound method of a !Send object: {r}", self.origin_line(e.expr)
+                return f"a bound method of a !Send object: {r}", self.origin_line(e.expr, origins)
         body: Expression | None = None
         if isinstance(e, LambdaExpr):
             body = e
         elif isinstance(e, NameExpr) and e.name in self.local_defs:
-            return self.captured_in_def(self.local_defs[e.name])
+            return self.captured_in_def(self.local_defs[e.name], origins)
         if body is not None:
             for x in iter_exprs(body):
                 if isinstance(x, NameExpr) and isinstance(x.node, Var) and x.node in self.local_vars:
                     r = not_send_reason(x.node.type, self.mod.classes)
                     if r is not None:
-                        return f"the function captures `{x.name}`: {r}", self.origin_line(x)
+                        return f"the function captures `{x.name}`: {r}", self.origin_line(x, origins)
         return None, 0
 
-    def captured_in_def(self, fdef: FuncDef) -> tuple[str | None, int]:
+    def captured_in_def(self, fdef: FuncDef, origins: dict[Var, int]) -> tuple[str | None, int]:
         own = {a.variable for a in fdef.arguments}
         for x in _names_in(fdef.body):
             if isinstance(x.node, Var) and x.node in self.local_vars and x.node not in own:
                 r = not_send_reason(x.node.type, self.mod.classes)
                 if r is not None:
-                    return f"`{fdef.name}` captures `{x.name}`: {r}", self.origin_line(x)
+                    return f"`{fdef.name}` captures `{x.name}`: {r}", self.origin_line(x, origins)
         return None, 0
 
-    def origin_line(self, e: Expression) -> int:
+    def origin_line(self, e: Expression, origins: dict[Var, int] | None = None) -> int:
         if isinstance(e, NameExpr) and isinstance(e.node, Var) and e.node in self.local_vars:
+            if origins is not None and e.node in origins:
+                return origins[e.node]
             value = self.typer.locals.get(e.node)
             if value is not None:
                 return value.line

@@ -46,11 +46,6 @@ def write_config(directory: Path, with_plugin: bool) -> Path:
         parser.set("mypy", "plugins", ", ".join(plugins))
     elif parser.has_option("mypy", "plugins"):
         parser.remove_option("mypy", "plugins")
-    if not with_plugin:
-        # Without the plugin its error codes are unknown to mypy: drop their sections.
-        for section in parser.sections():
-            if parser.has_option(section, "disable_error_code"):
-                parser.remove_option(section, "disable_error_code")
     path = directory / ("with.ini" if with_plugin else "without.ini")
     with open(path, "w", encoding="utf-8") as f:
         parser.write(f)

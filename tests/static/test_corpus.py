@@ -139,3 +139,12 @@ def test_unsafe_call_names_the_contract(corpus_result: CheckResult) -> None:
     contract = r.related()[0]
     assert "`index` is below the ring's size." in contract.text
     assert contract.line == _line_of(f, "def slot_unchecked")
+
+
+def test_send_handoff_names_the_guard_of_its_own_branch(corpus_result: CheckResult) -> None:
+    # The name `g` is bound again in the `else` branch, which the walk sees later: the
+    # note must still name the assignment the hand-off in the `if` branch sees.
+    f = CorpusFile(BAD / "send_handoff" / "reused_name.py")
+    r = _one(corpus_result, "reused_name.py", _line_of(f, "spawn(bump, g)"))
+    assert r.related()[0].line == _line_of(f, "g = self.left.lock()")
+    assert r.related()[0].line != _line_of(f, "g = self.right.lock()")
