@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,17 @@ from .test_check_config import DRIVER
 
 pytestmark = pytest.mark.wheel
 
-DEPENDENCIES = ("mypy", "z3-solver", "typing_extensions")
+
+
+def _dependencies() -> tuple[str, ...]:
+    """The distribution names of the project's runtime dependencies (pyproject.toml)."""
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    return tuple(
+        m.group(0) for dep in project["dependencies"] if (m := re.match(r"[A-Za-z0-9_.-]+", dep))
+    )
+
+
+DEPENDENCIES = _dependencies()
 EXPECTED = (
     "drv.py:19: error: sleeping function called from atomic context: `KBox.new()` may sleep "
     "(with `GFP_KERNEL`, which allows direct reclaim)  [atomic-sleep]",
