@@ -62,7 +62,7 @@ from typing import Any, Generic, TypeVar
 
 from .config import STATE
 from .errors import SendError, SyncError
-from .site import Site, here, site_of_frame
+from .site import Site, here, is_model_type, site_of_frame
 
 __all__ = [
     "MarkerDecl",
@@ -503,7 +503,7 @@ def _name(v: object) -> str:
 
 
 def _internal(v: object) -> bool:
-    return type(v).__module__.split(".", 1)[0] == __name__.split(".", 1)[0]
+    return is_model_type(type(v))
 
 
 def _path_text(path: _Path) -> str:
