@@ -312,15 +312,15 @@ def _find(value: object, trait: str) -> _Path | None:
         return None
     if kind == _K_DECLARED:
         return None if k.declared else [("", value)]
-    seen: set[int] | None = getattr(_walk, trait)
+    walk = _walk.__dict__  # This thread's own dict: cheaper than attribute access.
+    seen: set[int] | None = walk.get(trait)
     if seen is not None:
         return _find_in(value, trait, table, k, seen, 0)
-    seen = set()
-    setattr(_walk, trait, seen)
+    seen = walk[trait] = set()
     try:
         return _find_in(value, trait, table, k, seen, 0)
     finally:
-        setattr(_walk, trait, None)
+        walk[trait] = None
 
 
 def _find_in(
@@ -343,7 +343,14 @@ def _find_in(
             return None
         return [("", value), *(_explain(value, trait, depth) or [])]
     if kind == _K_SEQ:
-        for i, v in enumerate(list(value)):  # type: ignore[call-overload]
+        assert isinstance(value, (tuple, list, set, frozenset, collections.deque))
+        items: tuple[object, ...] = tuple(value)
+        for v in items:
+            if type(v) not in _EXACT_SCALARS:
+                break
+        else:
+            return None  # All scalars: the common case of a list of numbers or names.
+        for i, v in enumerate(items):
             got = _find_part(v, trait, table, seen, depth)
             if got is not None:
                 return [(f"[{i}]", value), *got]
@@ -369,11 +376,12 @@ def _explain(value: object, trait: str, depth: int) -> _Path | None:
     marked every part as seen); a container that is Send iff its contents are Send and
     Sync (`Arc`) may object to a `!Sync` part, so that is looked for second.
     """
-    saved = getattr(_walk, trait)
+    walk = _walk.__dict__
+    saved = walk.get(trait)
     try:
         for t in (trait, "sync") if trait == "send" else (trait,):
             fresh: set[int] = set()
-            setattr(_walk, trait, fresh)
+            walk[trait] = fresh
             got = _find_fields(
                 value, t, _kinds[t], _classify_struct(type(value)), fresh, depth
             )
@@ -381,7 +389,7 @@ def _explain(value: object, trait: str, depth: int) -> _Path | None:
                 return got
         return None
     finally:
-        setattr(_walk, trait, saved)
+        walk[trait] = saved
 
 
 def _find_part(
