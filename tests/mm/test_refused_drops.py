@@ -232,3 +232,39 @@ def test_guard_released_on_another_thread_stays_held(proc: Task) -> None:
     assert isinstance(errors[0], SendError) and errors[0].rule == "send"
     assert guard.is_held()
     guard.drop()  # The owning thread releases it.
+
+
+def test_mmgrab_reference_dropped_in_atomic_is_refused_and_kept(proc: Task) -> None:
+    mm = current().mm()
+    assert mm is not None
+    grab = ARef.from_ref(mm.as_mm())
+    count = mm.as_raw().mm_count.read()
+    with SpinLock(0, name="mmgrab lock").lock():
+        taken = line() - 1
+        with pytest.raises(AtomicSleepError) as ei:
+            grab.drop()
+    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, lines=[taken], site="grab.drop()")
+    assert not grab.is_dropped() and mm.as_raw().mm_count.read() == count
+    grab.drop()  # `mmdrop` outside the spinlock.
+    assert mm.as_raw().mm_count.read() == count - 1
+
+
+def test_spinlock_guard_released_on_another_thread_stays_held() -> None:
+    lock = SpinLock(1, name="wrong-thread release")
+    guard = lock.lock()
+    errors: list[BaseException] = []
+
+    def release() -> None:
+        try:
+            guard.drop()
+        except SendError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=release)  # Bypasses spawn()'s Send check on purpose.
+    t.start()
+    t.join()
+    assert isinstance(errors[0], SendError)
+    assert guard.data == 1  # Still held by this thread, and usable.
+    guard.drop()
+    with lock.lock() as g:  # Released exactly once: the lock is free again.
+        assert g.data == 1
