@@ -16,7 +16,8 @@ Pinning is structural, and a pointer move is not a pointee move. A plain (driver
 class moves its fields and a tuple its elements; the model's own types hold what they
 own behind a pointer (a `KBox`/`KVec`/`VBox` allocation, an `Arc`, an `ARef`, a `Pin`,
 the lock a guard borrows), so moving one, or a struct holding one, moves the pointer
-and is legal; a `list`/`dict`/`set` is a heap container in the same way. A model type
+and is legal; a `list`/`dict`/`set` is a heap container in the same way, and types of the
+standard library and of installed packages hold no value of the model inline. A model type
 that does hold driver data inline may say so with `__ownership_inline__ = True`
 (`LockedBy` does not: its data is reached only through its owner's guard, a stated
 limit). Cloning a pinned pointee (`copy.deepcopy` of a struct with a `KBox[Mutex]`
@@ -33,6 +34,8 @@ does the same behind an `Arc` (all kernel `Arc`s are pinned).
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import threading
 import types
 import typing
@@ -143,7 +146,7 @@ def _classify(cls: type) -> _MoveKind:
         # a refcounted C object, the lock a guard borrows) unless they are pinned
         # themselves or say otherwise: moving a `KBox[Mutex]`, a `Pin`, an `Arc` or a
         # guard moves the pointer, and the pointee stays where it is.
-        inline = not is_model_type(cls)
+        inline = not is_model_type(cls) and not _installed(cls)
     if not inline:
         return _MoveKind(_P_FREE)
     k = _MoveKind(_P_STRUCT)
@@ -156,6 +159,23 @@ def _classify(cls: type) -> _MoveKind:
     k.has_dict = any("__dict__" in klass.__dict__ for klass in cls.__mro__)
     k.skip = _unpin_fields(cls)
     return k
+
+
+_INSTALLED = tuple(
+    {os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+)
+
+
+def _installed(cls: type) -> bool:
+    """Whether `cls` comes from the standard library or an installed package.
+
+    Those types hold no value of the model inline, and `copy.copy` of them (by pytest,
+    hypothesis, any library) must not walk their object graphs.
+    """
+    fn = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    if not isinstance(fn, str):
+        return cls.__module__ == "builtins"
+    return os.path.abspath(fn).startswith(_INSTALLED)
 
 
 def _unpin_fields(cls: type) -> dict[str, frozenset[type]]:
