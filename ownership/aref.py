@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .config import STATE
+from .drop import sleeps_when_called
 from .errors import RefcountError
 from .handle import DropRules, Handle
 from .marker import is_send, is_sync
@@ -140,6 +141,12 @@ class ARef(Handle, Generic[T]):
         return is_send(self._obj) and is_sync(self._obj)
 
     __ownership_is_sync__ = __ownership_is_send__
+
+    def __ownership_drop_sleeps__(self) -> str | None:
+        """Drop glue: a live `ARef` gives its count back with `dec_ref`, which may sleep."""
+        if self._dropped_at is None and sleeps_when_called(type(self._obj).dec_ref):
+            return f"{self.describe()} ({type(self._obj).__name__}.dec_ref may sleep)"
+        return None
 
     def describe(self) -> str:
         return f"ARef<{type(self._obj).__name__}>"

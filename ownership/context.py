@@ -57,6 +57,7 @@ __all__ = [
     "preempt_disabled",
     "preempt_enable",
     "rcu_read_lock",
+    "refuse_sleep_in_atomic",
 ]
 
 P = ParamSpec("P")
@@ -322,6 +323,20 @@ def might_sleep(
     hook = sched.preempt_hook
     if hook is not None:
         hook()
+
+
+def refuse_sleep_in_atomic(what: str) -> None:
+    """Raise the `might_sleep` report if the calling thread is in atomic context.
+
+    For an operation that may sleep only depending on its operands (a drop whose drop
+    glue reaches a sleeping destructor): it is refused before it takes effect, and it
+    is not itself a sleeping call (no preemption point; static analysis does not count
+    it as one).
+    """
+    if STATE.on:
+        c = ctx.st
+        if c.preempt_count or c.rcu_depth or c.irq_depth:
+            _atomic_sleep(c, 0, what)
 
 
 def _atomic_sleep(

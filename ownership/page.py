@@ -26,7 +26,7 @@ Lock order: the byte-range trackers' internal locks and `_shadow_lock` are leave
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, TypeVar, runtime_checkable
 
 from . import sched
@@ -85,6 +85,33 @@ def _tracker(sp: StructPage) -> BorrowTracker:
             if t is None:
                 t = sp.shadow = BorrowTracker(f"struct page pfn {sp.pfn:#x} (node {sp.nid})")
     return t
+
+
+# The live `kmap_local_page` mappings of each page (by id of its `struct page`): a page
+# (or the allocation owning it) must not be dropped while one lives.
+_mapped: dict[int, list[KmapLocal]] = {}
+
+
+def refuse_drop_while_mapped(pages: Iterable[StructPage], owner: str) -> None:
+    """Raise `LifetimeError` (`drop-while-borrowed`) if a page of `pages` is mapped.
+
+    Called by every drop of a page's owner before anything is torn down: a mapping
+    (`with_page_mapped`) borrows the page, and its owner, until its closure returns.
+    """
+    if not STATE.on or not _mapped:
+        return
+    for sp in pages:
+        live = _mapped.get(id(sp))
+        if live:
+            m = live[-1]
+            raise LifetimeError(
+                f"drop of {owner} while a kmap_local mapping of its page is live",
+                rule="drop-while-borrowed",
+                obj=sp.describe(),
+                site=here(),
+                origin=m.origin_site,
+                origin_label="the page was mapped, and the mapping's closure has not returned",
+            )
 
 
 def _bounds(offset: object, length: object) -> tuple[int, int]:
@@ -249,9 +276,16 @@ class Page(Handle):
         site = here()
         lt = Lifetime(f"kmap_local_page(pfn {sp.pfn:#x})", site)
         m = KmapLocal(sp, lt, site)
+        with _shadow_lock:
+            _mapped.setdefault(id(sp), []).append(m)
         try:
             return f(m)
         finally:
+            with _shadow_lock:
+                live = _mapped[id(sp)]
+                live.remove(m)
+                if not live:
+                    del _mapped[id(sp)]
             lt.end(here(), "the page was unmapped (kunmap_local)")
 
     def _access(self, use: str, exclusive: bool, offset: object, length: object) -> tuple[StructPage, int, int, Borrow | None]:
@@ -345,6 +379,7 @@ class Page(Handle):
     def drop(self) -> None:
         """Give the page back (`__free_pages(page, 0)`); never sleeps."""
         sp = self._live("drop")
+        refuse_drop_while_mapped((sp,), "a Page")
         self._dropped_at = here()
         # SAFETY: this handle owns one reference of `sp` (type invariant) and gives it up.
         sp.kernel.put_page(sp)
@@ -428,5 +463,6 @@ class BorrowedPage(Page):
 
     def drop(self) -> None:
         """End this borrow; the page stays with its owner (`ManuallyDrop`)."""
-        super()._live("drop")
+        sp = super()._live("drop")
+        refuse_drop_while_mapped((sp,), "a BorrowedPage")
         self._dropped_at = here()

@@ -89,6 +89,10 @@ RULES: tuple[Rule, ...] = (
        "an exclusive borrow while others live, or a shared one under an exclusive"),
     _r("current-task-expired", LifetimeError, "`&CurrentTask` borrowing from `current!()`",
        "a CurrentTask used outside the task context it came from"),
+    _r("drop-while-borrowed", LifetimeError,
+       "the borrow checker: E0505, move out of (drop) a value while it is borrowed",
+       "an owner dropped while a borrow of it lives (a page while it is kmapped, the "
+       "last mm reference while its mmap guard lives); refused before anything is freed"),
     # Refcounts.
     _r("refcount", RefcountError, "refcount_t debugging", "refcount misuse"),
     _r("refcount-underflow", RefcountError, "refcount_t: underflow; use-after-free",

@@ -29,7 +29,7 @@ import sys
 import threading
 from types import CodeType, FrameType
 
-__all__ = ["Site", "caller", "driver_module", "here", "site_of_frame"]
+__all__ = ["Site", "caller", "driver_module", "here", "is_model_type", "site_of_frame"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_BETWEEN = frozenset(
@@ -48,6 +48,16 @@ _pinned: dict[int, CodeType] = {}
 # atomically): the lock fast path checks it before the `id()`-keyed lookup, since a
 # driver usually takes and releases locks from one function in a row.
 last_code: list[tuple[CodeType | None, dict[int, Site]]] = [(None, {})]
+
+
+def is_model_type(cls: type) -> bool:
+    """Whether `cls` is one of the model's own types (not defined in driver code)."""
+    mod = sys.modules.get(cls.__module__)
+    fn = getattr(mod, "__file__", None)
+    if not isinstance(fn, str):
+        return False
+    fn = os.path.abspath(fn)
+    return fn.startswith(_PACKAGE_DIR) and fn not in _driver_files
 
 
 def driver_module(file: str) -> None:

@@ -47,6 +47,9 @@ from ..bindings.gfp import (
     fail_probability,
     injected_failures,
 )
+from ..config import STATE
+from ..context import in_atomic, refuse_sleep_in_atomic
+from ..drop import drop_sleeps
 from ..errors import EINVAL, KernelError
 from ..site import Site, here
 from .owned import _Owned
@@ -111,7 +114,20 @@ class KBox(_Owned, Generic[T]):
         self._drop()
         return v
 
+    def __ownership_drop_sleeps__(self) -> str | None:
+        """Drop glue: a live box drops its value."""
+        if self._dropped_at is not None:
+            return None
+        got = drop_sleeps(self._value)
+        return f"KBox<{type(self._value).__name__}> holding {got}" if got is not None else None
+
     def drop(self) -> None:
+        """Free the box, and (Rust's drop glue) the value in it: refused before any effect
+        in atomic context when that value's drop may sleep."""
+        if STATE.on and self._dropped_at is None and in_atomic():
+            why = self.__ownership_drop_sleeps__()
+            if why is not None:
+                refuse_sleep_in_atomic(f"dropping {why}")
         self._drop()
 
 
@@ -193,6 +209,18 @@ class KVec(_Owned, Generic[T]):
         self._alive("clear")
         self._items.clear()
 
+    def __ownership_drop_sleeps__(self) -> str | None:
+        """Drop glue: a live vector drops its items."""
+        if self._dropped_at is not None:
+            return None
+        got = drop_sleeps(self._items)
+        return f"KVec holding {got}" if got is not None else None
+
     def drop(self) -> None:
+        """Free the vector and (drop glue) its items; refused first like `KBox.drop`."""
+        if STATE.on and self._dropped_at is None and in_atomic():
+            why = self.__ownership_drop_sleeps__()
+            if why is not None:
+                refuse_sleep_in_atomic(f"dropping {why}")
         self._drop()
         self._items = []

@@ -23,7 +23,7 @@ from ..bindings.gfp import Flags, alloc_check
 from ..bindings.kernel import Kernel
 from ..borrow import Lifetime
 from ..errors import EINVAL, ENOMEM, KernelError
-from ..page import PAGE_SIZE, BorrowedPage
+from ..page import PAGE_SIZE, BorrowedPage, refuse_drop_while_mapped
 from ..prim import usize
 from ..site import Site, here
 from ..unsafe import unsafe
@@ -167,7 +167,13 @@ class VBox(_Owned):
         return self._area.page_iter("VBox")
 
     def drop(self) -> None:
-        """`vfree`: the pages go back; borrowed pages of this box die."""
+        """`vfree`: the pages go back; borrowed pages of this box die.
+
+        Refused (`drop-while-borrowed`) before anything is freed while a page of the box
+        is mapped (a `with_page_mapped` closure of one of its `BorrowedPage`s runs).
+        """
+        self._alive("drop")
+        refuse_drop_while_mapped(self._area.pages, "a VBox")
         self._drop()
         assert self._dropped_at is not None
         self._area.free(self._dropped_at, "the VBox was dropped")
@@ -246,6 +252,9 @@ class VVec(_Owned):
         return self._area.page_iter("VVec")
 
     def drop(self) -> None:
+        """`vfree`; refused like `VBox.drop` while a page of the vector is mapped."""
+        self._alive("drop")
+        refuse_drop_while_mapped(self._area.pages, "a VVec")
         self._drop()
         assert self._dropped_at is not None
         self._area.free(self._dropped_at, "the VVec was dropped")

@@ -31,6 +31,7 @@ kernel): mmap lock -> VMA lock. A VMA read lock taken under the mmap read lock i
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Protocol, Self, TypeVar
@@ -42,7 +43,7 @@ from ..bindings.mm_types import MmStruct, VmAreaStruct
 from ..borrow import Lifetime
 from ..config import STATE
 from ..context import may_sleep
-from ..errors import LockError, RefcountError, SendError, UnsafeError
+from ..errors import LifetimeError, LockError, RefcountError, SendError, UnsafeError
 from ..marker import NotThreadSafe, impl_send, impl_sync, not_send, not_sync
 from ..prim import usize
 from ..site import Site, here
@@ -210,9 +211,28 @@ class MmWithUser(Mm):
 
     @may_sleep
     def dec_ref(self) -> None:
-        """`mmput`; the last one tears the address space down, so it may sleep."""
+        """`mmput`; the last one tears the address space down, so it may sleep.
+
+        The last count while an mmap lock guard of this address space lives (it borrows
+        the reference) is refused (`drop-while-borrowed`) before the count changes: the
+        teardown would run under the lock it must take.
+        """
+        mm = self._live("mmput")
+        if STATE.on and mm.mm_users.read() == 1:
+            guards = _live_mmap_guards.get(id(mm))
+            if guards:
+                g = guards[-1]
+                raise LifetimeError(
+                    "drop of the last mm_users reference while an mmap lock guard borrowing "
+                    "it lives",
+                    rule="drop-while-borrowed",
+                    obj=f"ARef<{type(self).__name__}> of {mm.owner_comm}:{mm.owner_pid}",
+                    site=here(),
+                    origin=g.origin_site,
+                    origin_label=f"the {type(g).__name__} was taken, and is not released",
+                )
         # SAFETY: the caller owns the mmget reference it gives back.
-        _c.mmput(self._live("mmput"))
+        _c.mmput(mm)
 
     @staticmethod
     def into_mmput_async(me: ARef[MmWithUser]) -> ARef[MmWithUserAsync]:
@@ -359,6 +379,11 @@ class _GuardState:
             self.drop()
 
 
+# The unreleased mmap lock guards of each address space (by id of its mm_struct).
+_live_mmap_guards: dict[int, list[_MmapGuard]] = {}
+_live_mmap_guards_lock = threading.Lock()
+
+
 class _MmapGuard(NotThreadSafe, _GuardState):
     """What `MmapReadGuard` and `MmapWriteGuard` share (each declares its own Send/Sync).
 
@@ -374,6 +399,8 @@ class _MmapGuard(NotThreadSafe, _GuardState):
         self.origin_site = site
         self._start(token)
         c_mm = mm._mm
+        with _live_mmap_guards_lock:
+            _live_mmap_guards.setdefault(id(c_mm), []).append(self)
         self._lt = Lifetime(
             lambda: f"mmap {self._MODE} lock of {c_mm.owner_comm}:{c_mm.owner_pid}", site
         )
@@ -385,6 +412,16 @@ class _MmapGuard(NotThreadSafe, _GuardState):
 
     def mm(self) -> MmWithUser:
         return self._mm
+
+    def _forget(self) -> None:
+        """The guard was released: it no longer borrows its address space."""
+        key = id(self._mm._mm)
+        with _live_mmap_guards_lock:
+            live = _live_mmap_guards.get(key, [])
+            if self in live:
+                live.remove(self)
+            if not live:
+                _live_mmap_guards.pop(key, None)
 
     def describe(self) -> str:
         return f"{type(self).__name__} of {self._mm._mm.mmap_lock.describe()}"
@@ -420,6 +457,7 @@ class MmapReadGuard(_MmapGuard):
     def drop(self) -> None:
         """`mmap_read_unlock` (never sleeps); on another thread, a `SendError`."""
         self._release(self.describe, _c.mmap_read_unlock, self._mm._mm)
+        self._forget()
 
 
 @not_send("mmap_write_lock and mmap_write_unlock must be called on the same thread")
@@ -451,6 +489,7 @@ class MmapWriteGuard(_MmapGuard):
     def drop(self) -> None:
         """`mmap_write_unlock`, which also ends every VMA write lock."""
         self._release(self.describe, _c.mmap_write_unlock, self._mm._mm)
+        self._forget()
 
 
 @not_send("vma_end_read must be called on the same thread as where the lock was taken")

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ..alloc import GFP_KERNEL, Flags, alloc_check
 from ..borrow import Lifetime
 from ..config import STATE
-from ..context import might_sleep
+from ..context import in_atomic, might_sleep, refuse_sleep_in_atomic
+from ..drop import drop_sleeps, sleeps_when_called
 from ..errors import RefcountError
 from ..handle import DropRules, Handle
 from ..marker import is_send, is_sync
@@ -132,11 +133,15 @@ class Arc(Handle, Generic[T]):
             return
         inner = self._inner
         hook = getattr(inner.value, "drop_arc", None)
-        if inner.refcount.read() == 1 and hook is not None and STATE.on:
-            # The destructor runs on this thread: check its context before any effect.
-            may = getattr(hook, "__ownership_may_sleep__", None)
-            if may is True:
+        if STATE.on and inner.refcount.read() == 1:
+            # The destructor, and the drop glue of everything the value owns, run on this
+            # thread: check its context before any effect (no count has changed yet).
+            if hook is not None and sleeps_when_called(hook):
                 might_sleep()
+            elif in_atomic():
+                why = self.__ownership_drop_sleeps__()
+                if why is not None:
+                    refuse_sleep_in_atomic(f"dropping {why}")
         last = inner.refcount.dec_and_test()
         self._dropped_at = here()
         if self._lt is not None:
@@ -178,6 +183,18 @@ class Arc(Handle, Generic[T]):
         return is_send(v) and is_sync(v)
 
     __ownership_is_sync__ = __ownership_is_send__
+
+    def __ownership_drop_sleeps__(self) -> str | None:
+        """Drop glue: the last live handle drops the value (its `drop_arc`, then its fields)."""
+        inner = self._inner
+        if self._dropped_at is not None or inner.refcount.read() != 1:
+            return None
+        hook = getattr(inner.value, "drop_arc", None)
+        name = type(inner.value).__name__
+        if hook is not None and sleeps_when_called(hook):
+            return f"the last Arc<{name}> ({name}.drop_arc may sleep)"
+        got = drop_sleeps(inner.value)
+        return f"the last Arc<{name}>, which drops {got}" if got is not None else None
 
     def describe(self) -> str:
         return f"Arc<{type(self._inner.value).__name__}>"

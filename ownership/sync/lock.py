@@ -40,6 +40,7 @@ from .. import lockdep, sched
 from ..borrow import Lifetime, Ref
 from ..config import STATE
 from ..context import AtomicSection, ThreadState, ctx, exit_atomic, may_sleep
+from ..drop import drop_sleeps
 from ..errors import LifetimeError, LockError, SendError
 from ..lockdep import (
     _validated,  # lockdep's chain cache, read on the fast path.
@@ -198,6 +199,11 @@ class Lock(Pinned, Generic[T]):
 
     def __ownership_is_sync__(self) -> bool:
         return is_send(self._data)
+
+    def __ownership_drop_sleeps__(self) -> str | None:
+        """Drop glue: dropping a lock drops the data it protects."""
+        got = drop_sleeps(self._data)
+        return f"{self._what}'s data {got}" if got is not None else None
 
 
 def _close_section(st: ThreadState, sec: AtomicSection) -> None:

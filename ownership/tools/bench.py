@@ -7,7 +7,9 @@ neighbour slows all cases alike), best of the repeats:
   acquire + release;
 * `SpinLock` lock + unlock (`g = lock.lock(); g.drop()`, and the `with` form),
   a checked deref of a guard-derived reference (`ref.get()` while the guard lives),
-  `ARef` clone + drop, each with checks on and with checks off;
+  `ARef` clone + drop, the `Send` check a hand-off (`spawn`, `queue_work`) makes of a
+  driver struct (one with annotated fields, one without) and the pin check of a
+  `move()` of that struct, each with checks on and with checks off;
 * the explorer (`ownership.explore.bench`): a context switch against a plain greenlet
   switch, and schedules per second of a two-thread scenario.
 
@@ -39,8 +41,10 @@ from ..aref import ARef
 from ..borrow import Ref
 from ..config import checking
 from ..explore import bench as explore_bench
+from ..marker import check_send
+from ..pin import move
 from ..site import driver_module
-from ..sync import SpinLock
+from ..sync import Arc, Mutex, SpinLock
 
 driver_module(__file__)
 
@@ -68,6 +72,41 @@ class Counted:
 
     def dec_ref(self) -> None:
         self.count -= 1
+
+
+class Shared:
+    """The state a driver shares with its work items: a lock and a counter."""
+
+    def __init__(self, name: str) -> None:
+        self.lock = Mutex([0], name=name)
+        self.hits = 0
+
+
+class Annotated:
+    """A driver struct whose fields are declared (their types decide `Send` per class)."""
+
+    __slots__ = ("id", "name", "shared", "sizes")
+
+    id: int
+    name: str
+    shared: Arc[Shared]
+    sizes: list[int]
+
+    def __init__(self, shared: Arc[Shared]) -> None:
+        self.id = 1
+        self.name = "bench"
+        self.shared = shared
+        self.sizes = [1, 2, 3]
+
+
+class Unannotated:
+    """The same struct without declared fields (decided per instance)."""
+
+    def __init__(self, shared: Arc[Shared]) -> None:
+        self.id = 1
+        self.name = "bench"
+        self.shared = shared
+        self.sizes = [1, 2, 3]
 
 
 # Each case runs its operation `n` times in a loop written the way a driver writes it.
@@ -128,6 +167,22 @@ def make_aref_loop(a: ARef[Counted]) -> Callable[[int], None]:
     return loop_aref
 
 
+def make_send_loop(value: object) -> Callable[[int], None]:
+    def loop_send(n: int) -> None:
+        for _ in range(n):
+            check_send(value, "spawn()")
+
+    return loop_send
+
+
+def make_move_loop(value: object) -> Callable[[int], None]:
+    def loop_move(n: int) -> None:
+        for _ in range(n):
+            move(value)
+
+    return loop_move
+
+
 @dataclass
 class Case:
     name: str
@@ -160,6 +215,8 @@ def measure(iterations: int = 200_000, repeats: int = 7) -> Result:
     data_off = SpinLock([1], name="bench data (checks off)")
     obj = Counted()
     aref = ARef.from_ref(obj)
+    shared = Arc.new(Shared("bench shared"))
+    annotated, unannotated = Annotated(shared), Unannotated(shared)
     # Each case runs with no lock held: the deref loops take their guard (once per
     # repeat, outside the per-operation cost) and derive the reference from it.
     cases = [
@@ -174,6 +231,12 @@ def measure(iterations: int = 200_000, repeats: int = 7) -> Result:
         Case("Ref.get() of a guard-derived reference", make_deref_loop(data_off), False),
         Case("ARef clone+drop", make_aref_loop(aref), True),
         Case("ARef clone+drop", make_aref_loop(aref), False),
+        Case("Send check of a hand-off (annotated)", make_send_loop(annotated), True),
+        Case("Send check of a hand-off (annotated)", make_send_loop(annotated), False),
+        Case("Send check of a hand-off (unannotated)", make_send_loop(unannotated), True),
+        Case("Send check of a hand-off (unannotated)", make_send_loop(unannotated), False),
+        Case("move() of a driver struct", make_move_loop(unannotated), True),
+        Case("move() of a driver struct", make_move_loop(unannotated), False),
     ]
     gc_was = gc.isenabled()
     gc.disable()
@@ -192,6 +255,7 @@ def measure(iterations: int = 200_000, repeats: int = 7) -> Result:
         if gc_was:
             gc.enable()
         aref.drop()
+        shared.drop()
     raw = {_key(c): c.best for c in cases}
     empty = raw["empty loop"]
     net = {k: max(v - empty, 0.0) for k, v in raw.items()}
@@ -209,6 +273,9 @@ OPS = (
     ("SpinLock with-block", "spinlock_with_block"),
     ("Ref.get() of a guard-derived reference", "ref_deref"),
     ("ARef clone+drop", "aref_clone_drop"),
+    ("Send check of a hand-off (annotated)", "send_check_annotated"),
+    ("Send check of a hand-off (unannotated)", "send_check_unannotated"),
+    ("move() of a driver struct", "pin_check_move"),
 )
 
 
@@ -261,17 +328,17 @@ def render(r: Result) -> str:
         f"ownership bench: Python {j['python']}, {r.iterations} operations x {r.repeats} "
         f"repeats (best), ns/op with the empty loop ({base['empty_loop_ns']} ns) subtracted",
         "",
-        f"{'operation':42} {'checks on':>10} {'checks off':>11} {'on/off':>7} "
+        f"{'operation':44} {'checks on':>10} {'checks off':>11} {'on/off':>7} "
         f"{'on/call':>8} {'on/Lock':>8}",
-        f"{'plain function call':42} {base['plain_call_ns']:>10.1f}",
-        f"{'threading.Lock acquire+release':42} {base['threading_lock_ns']:>10.1f}",
+        f"{'plain function call':44} {base['plain_call_ns']:>10.1f}",
+        f"{'threading.Lock acquire+release':44} {base['threading_lock_ns']:>10.1f}",
     ]
     ops = j["ops"]
     assert isinstance(ops, dict)
     for name, key in OPS:
         o = ops[key]
         lines.append(
-            f"{name:42} {o['on_ns']:>10.1f} {o['off_ns']:>11.1f} {o['on_over_off']:>6.2f}x "
+            f"{name:44} {o['on_ns']:>10.1f} {o['off_ns']:>11.1f} {o['on_over_off']:>6.2f}x "
             f"{o['on_over_plain_call']:>7.2f}x {o['on_over_threading_lock']:>7.2f}x"
         )
     targets = j["targets"]

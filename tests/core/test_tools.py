@@ -225,6 +225,9 @@ def test_bench_output_shape(capsys: pytest.CaptureFixture[str]) -> None:
         "spinlock_with_block",
         "ref_deref",
         "aref_clone_drop",
+        "send_check_annotated",
+        "send_check_unannotated",
+        "pin_check_move",
     }
     for op in data["ops"].values():
         assert op["on_ns"] >= 0 and op["off_ns"] >= 0
