@@ -53,6 +53,12 @@ RULES: tuple[Rule, ...] = (
        "a may-sleep call (Mutex.lock, GFP_KERNEL, mmap_read_lock, mmput, ...) in atomic context"),
     _r("unbalanced-atomic", LockError, "preempt_count underflow warning",
        "closing an atomic section this thread did not open"),
+    _r("return-to-user-leak", LockError,
+       "lockdep_sys_exit: \"lock held when returning to user space!\"",
+       "a file operation returns to userspace holding a lock, atomic or inside RCU"),
+    _r("workqueue-leak", LockError,
+       "process_one_work: \"workqueue leaked atomic, lock or RCU\"",
+       "a work item returns holding a lock, with preemption disabled or inside RCU"),
     # Locks.
     _r("lock", LockError, "lockdep", "a locking bug"),
     _r("lock-order", LockError, "lockdep: possible circular locking dependency",

@@ -10,6 +10,15 @@ File operations are a vtable (`FileOperations`); the Rust side
 (`ownership.miscdevice`) builds one around a driver. The file operations run on the
 calling thread as the task that uses the file (`task.as_current()`), in process context.
 
+Every file operation is dispatched through `file_operation(file, op)`: the thread must
+return to userspace with the context it entered with. A lock still held, preemption
+still disabled or an RCU read section still open when `open`, `ioctl`, `mmap` or
+`release` returns is `LockError` (rule `return-to-user-leak`, lockdep's
+`lockdep_sys_exit`: "lock held when returning to user space!") at the userspace call,
+naming where the leaked context began; the thread is put back in a clean state. The
+model has no `read`, `write` or `poll` file operations; any added must dispatch through
+`file_operation` too.
+
 Lock order: `_lock` (the `f_count` word) is a leaf.
 """
 
@@ -20,8 +29,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import sched
-from ..context import ctx
-from ..errors import EBADF, EINVAL, ENOTTY, KernelError
+from ..context import check_context_returned, context_mark, ctx
+from ..errors import EBADF, EINVAL, ENOTTY, KernelError, SafetyViolation
 from ..site import Site, here
 from ._raw import locked
 from .consts import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
@@ -31,7 +40,36 @@ if TYPE_CHECKING:
     from .mm_types import VmAreaStruct
     from .task import Task
 
-__all__ = ["File", "FileOperations"]
+__all__ = ["File", "FileOperations", "file_operation"]
+
+RETURN_TO_USER = "lock held when returning to user space!"
+
+
+@contextlib.contextmanager
+def file_operation(file: File, op: str) -> Iterator[None]:
+    """Dispatch one file operation `op` of `file`: its return must leak no context.
+
+    Whatever the operation left open (a lock, preempt-disabled, RCU, IRQs off) is a
+    `LockError` (rule `return-to-user-leak`) at the userspace call, and the thread's
+    context is restored. If the operation failed with a violation of its own, that
+    report stands (the context is still restored); a `KernelError` it returned while
+    leaking context becomes the leak report.
+    """
+    mark = context_mark()
+    what = f"{op} of {file.describe()}"
+    try:
+        yield
+    except SafetyViolation:
+        check_context_returned(mark, RETURN_TO_USER, here(), what, rule="return-to-user-leak")
+        raise
+    except BaseException as e:
+        err = check_context_returned(mark, RETURN_TO_USER, here(), what, rule="return-to-user-leak")
+        if err is not None:
+            raise err from e
+        raise
+    err = check_context_returned(mark, RETURN_TO_USER, here(), what, rule="return-to-user-leak")
+    if err is not None:
+        raise err
 
 
 class FileOperations:
@@ -117,7 +155,8 @@ class File:
             if last:
                 self.released = True
         if last:
-            self.f_op.release(self)
+            with file_operation(self, "release"):
+                self.f_op.release(self)
 
     # --- the userspace side ----------------------------------------------------------
 
@@ -143,7 +182,7 @@ class File:
             raise KernelError(EINVAL, f"ioctl cmd {cmd:#x} is not an unsigned int")
         if not self.fd_open:
             raise KernelError(EBADF, f"ioctl on a closed fd of {self.describe()}")
-        with self._as_user():
+        with self._as_user(), file_operation(self, "ioctl"):
             return self.f_op.unlocked_ioctl(self, cmd, arg)
 
     def close(self) -> None:
