@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from ..bindings.consts import KMALLOC_MAX_SIZE
 from ..bindings.gfp import (
     __GFP_DIRECT_RECLAIM,
     __GFP_HIGH,
@@ -55,7 +56,6 @@ from ..bindings.gfp import (
     fail_probability,
     injected_failures,
 )
-from ..bindings.consts import KMALLOC_MAX_SIZE
 from ..errors import EINVAL, ENOMEM, KernelError
 from ..site import Site, here
 from .owned import _Owned
