@@ -101,6 +101,8 @@ RULES: tuple[Rule, ...] = (
        "an ARef or Arc handle dropped twice"),
     _r("aref-use-after-drop", RefcountError, "Rust's move semantics", "an ARef used after drop"),
     _r("arc-use-after-drop", RefcountError, "Rust's move semantics", "an Arc handle used after drop"),
+    _r("arc-use-after-free", LifetimeError, "KASAN use-after-free of an `ArcInner`",
+       "an Arc handle dereferenced after its allocation was freed (from_raw twice on one count)"),
     _r("page-refcount", RefcountError, "`put_page` on a zero refcount (VM_BUG_ON_PAGE)",
        "a struct page refcount underflow"),
     _r("mm-use-after-free", RefcountError, "KASAN on a freed mm_struct (mmdrop to zero)",

@@ -101,7 +101,9 @@ class File:
     """One open file (`struct file`), with the opener's fd.
 
     Invariants: `f_count` >= 1 until `release` has run (then `released` is set and the
-    file operations are never called again); `fd_open` while the opener's fd is open.
+    file operations are never called again); `released_at` is where the last reference
+    was put; `freed` once `release` returned (the struct file is gone: a driver that
+    kept it has a dangling pointer); `fd_open` while the opener's fd is open.
     `private_data` belongs to the driver.
     """
 
@@ -119,6 +121,8 @@ class File:
         self.f_count = 1
         self.fd_open = True
         self.released = False
+        self.released_at: Site | None = None
+        self.freed = False
         self.opened_at: Site = here()
         self.closed_at: Site | None = None
 
@@ -155,8 +159,13 @@ class File:
             if last:
                 self.released = True
         if last:
-            with file_operation(self, "release"):
-                self.f_op.release(self)
+            self.released_at = here()
+            try:
+                with file_operation(self, "release"):
+                    self.f_op.release(self)
+            finally:
+                # `__fput` frees the struct file once `f_op->release` returned.
+                self.freed = True
 
     # --- the userspace side ----------------------------------------------------------
 
