@@ -281,15 +281,23 @@ class Kernel:
             return []
         gc.collect()
         pages = self.pool.allocated_pages()
+        # The references every allocated page has in the loop below: the pool's pfn table,
+        # the list `pages`, the loop variable and getrefcount's argument. They are counted
+        # on a probe held the same way, so the count does not depend on the interpreter.
+        table: dict[int, object] = {0: object()}
+        probes = [table[0]]
+        for p in probes:
+            base = sys.getrefcount(p)
+        del p
+        wrapper_base = base - 1  # A wrapper: its page's table, the loop variable, the argument.
         out = []
         for page in pages:
-            # The references every allocated page has here: the pool's pfn table, the
-            # list `pages`, the loop variable and getrefcount's argument.
-            extra = sys.getrefcount(page) - 4
+            extra = sys.getrefcount(page) - base
             for w in page.wrappers.values():
-                # A wrapper view only the page's own table keeps (the table, the loop
-                # variable, the argument) is the page's, not a referrer of it.
-                if sys.getrefcount(w) <= 3 and any(r is page for r in gc.get_referents(w)):
+                # A wrapper view only the page's own table keeps is the page's, not a referrer.
+                if sys.getrefcount(w) <= wrapper_base and any(
+                    r is page for r in gc.get_referents(w)
+                ):
                     extra -= 1
             if extra <= 0:
                 out.append(page)
