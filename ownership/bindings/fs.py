@@ -10,7 +10,8 @@ File operations are a vtable (`FileOperations`); the Rust side
 (`ownership.miscdevice`) builds one around a driver. The file operations run on the
 calling thread as the task that uses the file (`task.as_current()`), in process context.
 
-Every file operation is dispatched through `file_operation(file, op)`: the thread must
+Every file operation is dispatched through `file_operation(file, op)` (in
+`ownership.bindings.fops`, which `mm` and `task` use too): the thread must
 return to userspace with the context it entered with. A lock still held, preemption
 still disabled or an RCU read section still open when `open`, `ioctl`, `mmap` or
 `release` returns is `LockError` (rule `return-to-user-leak`, lockdep's
@@ -29,47 +30,19 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import sched
-from ..context import check_context_returned, context_mark, ctx
-from ..errors import EBADF, EINVAL, ENOTTY, KernelError, SafetyViolation
+from ..context import ctx
+from ..errors import EBADF, EINVAL, ENOTTY, KernelError
 from ..site import Site, here
 from ._raw import locked
 from .consts import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
+from .fops import file_operation
 
 if TYPE_CHECKING:
     from .kernel import Kernel
     from .mm_types import VmAreaStruct
     from .task import Task
 
-__all__ = ["File", "FileOperations", "file_operation"]
-
-RETURN_TO_USER = "lock held when returning to user space!"
-
-
-@contextlib.contextmanager
-def file_operation(file: File, op: str) -> Iterator[None]:
-    """Dispatch one file operation `op` of `file`: its return must leak no context.
-
-    Whatever the operation left open (a lock, preempt-disabled, RCU, IRQs off) is a
-    `LockError` (rule `return-to-user-leak`) at the userspace call, and the thread's
-    context is restored. If the operation failed with a violation of its own, that
-    report stands (the context is still restored); a `KernelError` it returned while
-    leaking context becomes the leak report.
-    """
-    mark = context_mark()
-    what = f"{op} of {file.describe()}"
-    try:
-        yield
-    except SafetyViolation:
-        check_context_returned(mark, RETURN_TO_USER, here(), what, rule="return-to-user-leak")
-        raise
-    except BaseException as e:
-        err = check_context_returned(mark, RETURN_TO_USER, here(), what, rule="return-to-user-leak")
-        if err is not None:
-            raise err from e
-        raise
-    err = check_context_returned(mark, RETURN_TO_USER, here(), what, rule="return-to-user-leak")
-    if err is not None:
-        raise err
+__all__ = ["File", "FileOperations"]
 
 
 class FileOperations:

@@ -81,7 +81,7 @@ from .consts import (
     USIZE_MAX,
     user_ulong,
 )
-from .fs import file_operation
+from .fops import file_operation
 from .gfp import GFP_KERNEL, alloc_check
 from .mm_types import VMA_LOCK_CLASS, MmStruct, Pte, ShmemObject, VmAreaStruct
 from .page_alloc import StructPage

@@ -26,7 +26,8 @@ from ..refcount import Refcount
 from ..site import Site, here
 from . import mm as mmops
 from .consts import MAP_SHARED, O_RDWR
-from .fs import File, file_operation
+from .fops import file_operation
+from .fs import File
 from .mm_types import MmStruct
 
 if TYPE_CHECKING:
