@@ -10,6 +10,12 @@ The state lives in a plain per-thread `ThreadState` (`ctx.st`): a hot path pays 
 thread-local lookup and then plain attribute accesses; `ctx.preempt_count`, `ctx.held`
 and the other fields are the same state through properties.
 
+A boundary the kernel crosses with a clean context (the return to userspace from a file
+operation, the return of a work item to its worker) takes a `context_mark()` on the way
+in and calls `check_context_returned()` on the way out: whatever was opened in between
+and is still open is reported (lockdep's `lockdep_sys_exit`, the workqueue's "leaked
+atomic, lock or RCU") and the thread is put back as it was at the mark.
+
 `@may_sleep` is the single declaration that a function may sleep: the runtime wrapper
 makes the `might_sleep()` check on entry (inlined), and the static checker
 (`ownership.static`) reads the same decorator to find sleeping calls in atomic
@@ -43,9 +49,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AtomicSection",
+    "ContextMark",
     "ExecContext",
     "RcuReadGuard",
     "ThreadState",
+    "check_context_returned",
+    "context_mark",
     "ctx",
     "in_atomic",
     "irqs_disabled",
@@ -357,6 +366,78 @@ def _atomic_sleep(
         notes=notes[1:],
         details=_atomic_report(own),
     )
+
+
+# ---------------------------------------------------------------------------
+# Boundaries that must be crossed with the context they were entered with.
+
+ContextMark = tuple[int, int, int, int, int, int]
+"""The thread's context at a boundary: held-stack and section depths, chain key, counts."""
+
+
+def context_mark() -> ContextMark:
+    """The calling thread's context now, to compare with when the boundary returns."""
+    c = ctx.st
+    return (
+        len(c.held), len(c.sections), c.chain_key, c.preempt_count, c.rcu_depth, c.irq_depth
+    )
+
+
+def check_context_returned(
+    mark: ContextMark, message: str, site: Site, what: str, *, rule: str
+) -> LockError | None:
+    """The report if the thread returns from a boundary with more context than `mark`.
+
+    Every lock, preempt-disabled section, RCU read section or IRQs-off section opened
+    since `mark` and still open is named (the first one as the report's origin); the
+    thread's state is then put back as it was at `mark`, so the code that runs next on
+    this thread is not blamed for it. A leaked lock stays locked (nothing releases it in
+    the kernel either); only this thread's record of holding it is dropped. The caller
+    raises (or records) the report. With checks off nothing is compared.
+    """
+    if not STATE.on:
+        return None
+    c = ctx.st
+    n_held, n_secs, key, preempt, rcu, irq = mark
+    if (
+        len(c.held) == n_held
+        and len(c.sections) == n_secs
+        and c.chain_key == key
+        and c.preempt_count == preempt
+        and c.rcu_depth == rcu
+        and c.irq_depth == irq
+    ):
+        return None
+    leaked: list[AtomicSection] = list(c.held[n_held:])
+    leaked += [s for s in c.sections[n_secs:] if all(s is not x for x in leaked)]
+    first = leaked[0] if leaked else None
+    kinds = {"spinlock": "lock", "lock": "lock", "rcu": "RCU read section",
+             "preempt": "preemption disabled", "irq": "interrupts disabled"}
+    err = LockError(
+        message,
+        rule=rule,
+        obj=what,
+        site=site,
+        origin=first.site if first is not None else None,
+        origin_label=(
+            f"{kinds.get(first.kind, first.kind)} still open: {first.what}, taken"
+            if first is not None
+            else ""
+        ),
+        notes=[(f"also still open: {s.what}", s.site) for s in leaked[1:]],
+        details=[
+            f"leaving with {len(c.held) - n_held} more lock(s) held, preempt_count "
+            f"{c.preempt_count - preempt} above, rcu_read_lock depth {c.rcu_depth - rcu} "
+            f"above, irqs disabled {c.irq_depth - irq} more time(s) than on entry",
+        ],
+    )
+    del c.held[n_held:]
+    del c.sections[n_secs:]
+    c.chain_key = key
+    c.preempt_count = preempt
+    c.rcu_depth = rcu
+    c.irq_depth = irq
+    return err
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,9 @@ add no dependency (they cannot block) but are part of the chain, as in lockdep.
 Held-lock entries are `HeldLock`s; a spinlock's entry is also the atomic section its
 holder runs in (`ownership.context`), so one object sits on both per-thread stacks.
 
+`might_lock` validates an acquisition that a path only *may* make, as lockdep's
+`might_lock_read()` does for the mmap lock in `__might_fault()` (`ownership.uaccess`).
+
 The model's own ordering facts ("the VMA read lock nests inside the mmap lock",
 Documentation/mm/process_addrs.rst) are seeded with `declare_order`.
 """
@@ -41,6 +44,7 @@ __all__ = [
     "chain_key",
     "declare_order",
     "lock_class",
+    "might_lock",
     "release",
     "release_in",
     "validate_chain",
@@ -302,6 +306,19 @@ def acquire_in(
     held.append(entry)
     c.chain_key = key
     return entry
+
+
+def might_lock(cls: LockClass, instance: object, site: Site, *, read: bool = False) -> None:
+    """`might_lock()` / `might_lock_read()`: validate as if `instance` were taken here.
+
+    The acquisition is checked and its dependencies recorded exactly as a real one
+    (`acquire`), then released at once: code that only *may* take a lock (a user copy
+    may fault and take the mmap lock) is ordered against the locks its caller holds on
+    every run, not only on the runs where it does take it. Raises `LockError` before
+    any effect, as `acquire` does.
+    """
+    c = ctx.st
+    release_in(c, acquire_in(c, cls, instance, site, read))
 
 
 def validate_chain(

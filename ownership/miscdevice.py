@@ -10,6 +10,10 @@ handed to `mmap` becomes a `VmAreaNew` whose lifetime ends when the handler retu
 (seed 003, part 2: "rust: miscdevice: add mmap support"). A `KernelError` raised by a
 handler is the error the userspace call gets.
 
+A driver's `File` is valid only while the `struct file` is: one kept after its
+`release` returned (the last `fput`) is `file-use-after-fput` at its next use, naming
+where the last reference was put.
+
 `File` is split from the userspace handle (`ownership.bindings.fs.File`) because a driver
 must not act as userspace: it sees the file's state, not the fd operations.
 
@@ -24,7 +28,8 @@ from .bindings.fs import FileOperations as _CFileOperations
 from .bindings.kernel import Kernel
 from .bindings.mm_types import VmAreaStruct
 from .borrow import Lifetime
-from .errors import ENODEV, ENOTTY, KernelError
+from .config import STATE
+from .errors import ENODEV, ENOTTY, KernelError, LifetimeError
 from .marker import impl_send, impl_sync
 from .mm.virt import VmAreaNew
 from .site import here
@@ -38,7 +43,8 @@ __all__ = ["File", "MiscDevice", "MiscDeviceRegistration"]
 class File(CView[_CFile]):
     """An open file of a misc device, as its driver sees it (`kernel::fs::File`).
 
-    Invariants: `_file` is an open `struct file` of the device (not yet released).
+    Invariants: `_file` is a `struct file` of the device; every use checks it was not
+    freed yet.
     """
 
     __slots__ = ("_file",)
@@ -46,30 +52,45 @@ class File(CView[_CFile]):
     def __init__(self, raw: _CFile) -> None:
         self._file = raw
 
+    def _live(self, use: str) -> _CFile:
+        """The `struct file`, after checking it was not freed (its release returned)."""
+        f = self._file
+        if f.freed and STATE.on:
+            raise LifetimeError(
+                f"{use} of a File after its release (the struct file was freed)",
+                rule="file-use-after-fput",
+                obj=f.describe(),
+                site=here(),
+                origin=f.released_at,
+                origin_label="the last reference was put (fput), and release ran",
+                notes=[("the file was opened", f.opened_at)],
+            )
+        return f
+
     @property
     def private_data(self) -> object:
         """The driver's per-file data (`file->private_data`)."""
-        return self._file.private_data
+        return self._live("private_data").private_data
 
     @private_data.setter
     def private_data(self, value: object) -> None:
-        self._file.private_data = value
+        self._live("private_data").private_data = value
 
     def flags(self) -> int:
         """The open flags (`O_RDONLY`, `O_WRONLY`, `O_RDWR`)."""
-        return self._file.f_flags
+        return self._live("flags").f_flags
 
     def is_readable(self) -> bool:
-        return self._file.readable
+        return self._live("is_readable").readable
 
     def is_writable(self) -> bool:
-        return self._file.writable
+        return self._live("is_writable").writable
 
     def name(self) -> str:
-        return self._file.name
+        return self._live("name").name
 
     def as_ptr(self) -> _CFile:
-        return self._file
+        return self._live("as_ptr")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, File) and other._file is self._file

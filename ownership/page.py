@@ -126,17 +126,19 @@ class KmapLocal(NotThreadSafe):
     """A page mapped into the kernel with `kmap_local_page` for the duration of a closure.
 
     Invariants: valid only on the thread that mapped it, until the closure given to
-    `with_page_mapped` returns (`_lt`); every access is bounds-checked and borrows its
-    byte range for the access.
+    `with_page_mapped` returns (`_lt`), and only while the handle it was mapped through
+    (`_owner`: a `Page`, or a `BorrowedPage` and so its owner) can still reach the page:
+    every access checks both, is bounds-checked and borrows its byte range.
     """
 
-    __slots__ = ("_lt", "_page", "_tid", "origin_site")
+    __slots__ = ("_lt", "_owner", "_page", "_tid", "origin_site")
 
-    def __init__(self, page: StructPage, lt: Lifetime, site: Site) -> None:
+    def __init__(self, page: StructPage, lt: Lifetime, site: Site, owner: Page) -> None:
         self._page = page
         self._lt = lt
         self._tid = sched.current_id()
         self.origin_site = site
+        self._owner = owner
 
     def _check(self, use: str) -> StructPage:
         if STATE.on:
@@ -151,6 +153,8 @@ class KmapLocal(NotThreadSafe):
                     origin=self.origin_site,
                     origin_label="the page was mapped",
                 )
+            # The page (and, for a borrowed page, its owner) must outlive the mapping.
+            self._owner._live(f"{use} through a kmap_local mapping")
         return self._page
 
     def read(self, offset: int, length: int) -> bytes:
@@ -275,7 +279,7 @@ class Page(Handle):
         sp = self._live("with_page_mapped")
         site = here()
         lt = Lifetime(f"kmap_local_page(pfn {sp.pfn:#x})", site)
-        m = KmapLocal(sp, lt, site)
+        m = KmapLocal(sp, lt, site, self)
         with _shadow_lock:
             _mapped.setdefault(id(sp), []).append(m)
         try:

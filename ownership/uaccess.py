@@ -3,25 +3,51 @@
 A `UserSlice` is a `(ptr, len)` range of the *current* task's address space. Reading or
 writing it copies through the simulated page tables of that task (`copy_from_user` /
 `copy_to_user`): pages fault in through the VMA's `vm_ops->fault` or as anonymous
-memory, and an unmapped or inaccessible address is `EFAULT`. Every copy may sleep (a
-page fault takes the mmap or VMA lock), so it is an `AtomicSleepError` under a spinlock.
+memory, and an unmapped or inaccessible address is `EFAULT`.
+
+Every copy starts with `might_fault()`, as the kernel's `copy_{from,to}_user` do
+(`__might_fault` in mm/memory.c): it may sleep, so it is an `AtomicSleepError` under a
+spinlock, and it tells lockdep `might_lock_read(&current->mm->mmap_lock)`, so copying
+while holding a lock that nests inside the mmap lock (one a driver's `mmap` handler
+takes) is a `lock-order` report at the copy, on every run, whether or not the copy
+faults. Copying with the current mm's mmap lock held is `recursive-lock`, as in lockdep.
 
 The reader and writer consume the slice from the front, as upstream: `read(n)` returns
 the next `n` bytes and advances; asking for more than is left is `EFAULT`.
 
 Lock order: none taken here; the fault path takes the mmap/VMA locks (see
-`ownership.bindings.mm`).
+`ownership.bindings.mm`), so a copy is ordered after every lock its caller holds and
+before the mmap lock.
 """
 
 from __future__ import annotations
 
+from . import lockdep
 from .bindings import mm as mmops
 from .bindings.task import Task
+from .config import STATE
 from .context import ctx, may_sleep
 from .errors import EFAULT, KernelError
 from .prim import usize
+from .site import here
 
-__all__ = ["UserSlice", "UserSliceReader", "UserSliceWriter"]
+__all__ = ["UserSlice", "UserSliceReader", "UserSliceWriter", "might_fault"]
+
+
+def might_fault() -> None:
+    """`__might_fault()`: the lockdep half of every user copy (the sleep half is the
+    callers' `@may_sleep`).
+
+    A copy may fault, and the fault path takes the current mm's mmap lock for read, so
+    lockdep validates that read acquisition against the locks held now, even when no
+    fault will happen (`might_lock_read`). A kernel thread has no mm: nothing to check.
+    """
+    if not STATE.on:
+        return
+    t = ctx.st.task
+    if isinstance(t, Task) and t.mm is not None:
+        sem = t.mm.mmap_lock
+        lockdep.might_lock(sem.cls, sem, here(), read=True)
 
 
 def _current_mm_access(addr: int, n: int, data: bytes | None) -> bytes:
@@ -101,6 +127,7 @@ class UserSliceReader(_UserSliceCursor):
     def read_raw(self, n: int) -> bytes:
         """The next `n` bytes of the slice; may sleep (user page faults)."""
         k = usize(n, "n")
+        might_fault()
         data = _current_mm_access(self._front(k, f"read of {k} bytes"), k, None) if k else b""
         self._advance(k)
         return data
@@ -127,6 +154,7 @@ class UserSliceWriter(_UserSliceCursor):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"write_slice takes bytes, got {type(data).__name__}")
         k = len(data)
+        might_fault()
         at = self._front(k, f"write of {k} bytes")
         if k:
             _current_mm_access(at, k, bytes(data))

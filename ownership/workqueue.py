@@ -8,8 +8,9 @@ value queued is a `SendError` at the `queue_work` call, naming both sites.
 As in the kernel, a work item is queued at most once at a time: queueing one that is
 already pending returns False and does nothing. `flush()` waits until everything
 queued so far has run (for tests and teardown; it may sleep); an exception raised by a
-work item is kept and re-raised by the next `flush()`. Queueing never sleeps, so it is
-allowed in atomic context.
+work item is kept and re-raised by the next `flush()`. A `run` that returns holding a
+lock, atomic or inside RCU is a `workqueue-leak` report for that item (see the C
+queue). Queueing never sleeps, so it is allowed in atomic context.
 
 The queue itself (worker thread, lock, wait queues, the pending set) is the C
 `workqueue_struct` of `ownership.bindings.workqueue`; `system_wq` wraps the C
@@ -80,7 +81,13 @@ class Workqueue:
         run = getattr(type(value), "run", None)
         if run is None:
             raise TypeError(f"{type(value).__name__} is not a WorkItem (no run(me))")
-        queued = self.enqueue(lambda: run(item), value, site)
+
+        def work() -> None:
+            run(item)
+
+        # The name the worker's reports give the item (`workfn=`, as `%ps` prints it).
+        work.__qualname__ = f"{type(value).__qualname__}.run"
+        queued = self.enqueue(work, value, site)
         if not queued:
             item.drop()
         return queued

@@ -19,6 +19,14 @@ are C facilities (`ownership.bindings.gfp`, which the simulated kernel's own all
 use too) and are re-exported here. `VBox`/`VVec` (vmalloc, page-backed) live in
 `ownership.alloc.vmalloc` and are re-exported here.
 
+Sizes the kernel refuses are refused here, with the real limits: kmalloc gives nothing
+larger than `KMALLOC_MAX_SIZE` (4 MiB: 2**MAX_PAGE_ORDER pages), so a `KBox` of more bytes
+or a `KVec` whose new capacity is more bytes fails with `KernelError(ENOMEM)`, before
+the allocation's sleep check, as the page allocator returns NULL for an order above
+`MAX_PAGE_ORDER` first. Python values have no `size_of`: a `KBox` of bytes counts its
+length (other values are small structs), and a `KVec` counts one byte per element, the
+least any non-zero-sized `T` takes, so what is refused here is refused for every `T`.
+
 Lock order: no lock of its own; the injector's lock (in `ownership.bindings.gfp`) is a leaf.
 """
 
@@ -27,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from ..bindings.consts import KMALLOC_MAX_SIZE
 from ..bindings.gfp import (
     __GFP_DIRECT_RECLAIM,
     __GFP_HIGH,
@@ -50,7 +59,7 @@ from ..bindings.gfp import (
 from ..config import STATE
 from ..context import in_atomic, refuse_sleep_in_atomic
 from ..drop import drop_sleeps
-from ..errors import EINVAL, KernelError
+from ..errors import EINVAL, ENOMEM, KernelError
 from ..site import Site, here
 from .owned import _Owned
 from .vmalloc import VBox, VVec
@@ -83,6 +92,15 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _kmalloc_size(size: int, what: str) -> None:
+    """`ENOMEM` for a kmalloc of more than `KMALLOC_MAX_SIZE` bytes (the kernel's NULL)."""
+    if size > KMALLOC_MAX_SIZE:
+        raise KernelError(
+            ENOMEM, f"{what}: {size} bytes is more than kmalloc gives (KMALLOC_MAX_SIZE "
+            f"{KMALLOC_MAX_SIZE})"
+        )
+
+
 class KBox(_Owned, Generic[T]):
     """`KBox<T>`: a kmalloc'd, owned value.
 
@@ -97,7 +115,12 @@ class KBox(_Owned, Generic[T]):
 
     @classmethod
     def new(cls, value: T, gfp: Flags) -> KBox[T]:
-        """Allocate; may sleep with `GFP_KERNEL`; `KernelError(ENOMEM)` on failure."""
+        """Allocate; may sleep with `GFP_KERNEL`; `KernelError(ENOMEM)` on failure.
+
+        A bytes-like value of more than `KMALLOC_MAX_SIZE` bytes is `ENOMEM`.
+        """
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            _kmalloc_size(len(value), "KBox::new")
         alloc_check(gfp, "KBox::new")
         return cls(value, here())
 
@@ -174,8 +197,11 @@ class KVec(_Owned, Generic[T]):
             raise KernelError(EINVAL, f"KVec::reserve({additional!r}): capacity overflow")
         need = len(self._items) + additional
         if need > self._cap:
+            # The new capacity as upstream's `reserve` computes it: at least double.
+            cap = max(need, 2 * self._cap)
+            _kmalloc_size(cap, "KVec::reserve")
             alloc_check(gfp, "KVec::reserve")
-            self._cap = max(need, 2 * self._cap)
+            self._cap = cap
 
     def push(self, item: T, gfp: Flags) -> None:
         self.reserve(1, gfp)

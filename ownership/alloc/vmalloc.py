@@ -10,7 +10,10 @@ e.g. a vmalloc allocation").
 Both hold bytes: `VBox.new(data, gfp)` / `VBox.new_zeroed(size, gfp)` make a fixed-size
 buffer, `VVec` grows (`extend_from_slice`, `push`) with fallible reallocation. Every
 allocation goes through `alloc_check` (may sleep with `GFP_KERNEL`, failure injection ->
-`ENOMEM`) and takes its pages from `Kernel.current()`.
+`ENOMEM`) and takes its pages from `Kernel.current()`. A size vmalloc cannot give is
+`ENOMEM` before anything is allocated: more than the vmalloc space (`VMALLOC_SIZE`, 32 TiB
+on x86-64, checked before the sleep check) or more pages than the machine has
+(`__vmalloc_node_range` checks `totalram_pages()`).
 
 Lock order: none taken here (the page allocator's zone lock is a leaf).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..bindings.consts import VMALLOC_SIZE
 from ..bindings.gfp import Flags, alloc_check
 from ..bindings.kernel import Kernel
 from ..borrow import Lifetime
@@ -46,6 +50,11 @@ class _VmallocArea:
     __slots__ = ("kernel", "lt", "pages", "size")
 
     def __init__(self, size: int, gfp: Flags, what: str, site: Site) -> None:
+        # The area and its guard page must fit in the vmalloc space (`get_vm_area`).
+        if size + PAGE_SIZE > VMALLOC_SIZE:
+            raise KernelError(
+                ENOMEM, f"{what}: {size} bytes is more than the vmalloc space ({VMALLOC_SIZE})"
+            )
         alloc_check(gfp, what)
         kernel = Kernel.current()
         n = _nr_pages(size)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..errors import EINVAL, KernelError
 
 __all__ = [
+    "KMALLOC_MAX_SIZE",
     "MADV_DODUMP",
     "MADV_DOFORK",
     "MADV_DONTDUMP",
@@ -28,6 +29,7 @@ __all__ = [
     "MAP_SHARED",
     "MAP_SHARED_VALIDATE",
     "MAP_TYPE",
+    "MAX_PAGE_ORDER",
     "MMAP_BASE",
     "MMAP_MIN_ADDR",
     "O_ACCMODE",
@@ -44,6 +46,7 @@ __all__ = [
     "PROT_WRITE",
     "TASK_SIZE",
     "USIZE_MAX",
+    "VMALLOC_SIZE",
     "user_ulong",
 ]
 
@@ -51,6 +54,13 @@ USIZE_MAX = (1 << 64) - 1
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
+# The largest buddy allocation is 2**MAX_PAGE_ORDER pages (include/linux/mmzone.h), and
+# kmalloc serves nothing larger (KMALLOC_SHIFT_MAX in include/linux/slab.h): 4 MiB.
+MAX_PAGE_ORDER = 10
+KMALLOC_MAX_SIZE = 1 << (MAX_PAGE_ORDER + PAGE_SHIFT)
+# The vmalloc space of x86-64 with 4-level paging (VMALLOC_SIZE_TB_L4 = 32 TiB,
+# Documentation/arch/x86/x86_64/mm.rst): no vmalloc area can be larger.
+VMALLOC_SIZE = 32 << 40
 PAGE_MASK = USIZE_MAX ^ (PAGE_SIZE - 1)
 PMD_SHIFT = 21  # One page-table page maps 2 MiB.
 

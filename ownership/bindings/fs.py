@@ -10,6 +10,16 @@ File operations are a vtable (`FileOperations`); the Rust side
 (`ownership.miscdevice`) builds one around a driver. The file operations run on the
 calling thread as the task that uses the file (`task.as_current()`), in process context.
 
+Every file operation is dispatched through `file_operation(file, op)` (in
+`ownership.bindings.fops`, which `mm` and `task` use too): the thread must
+return to userspace with the context it entered with. A lock still held, preemption
+still disabled or an RCU read section still open when `open`, `ioctl`, `mmap` or
+`release` returns is `LockError` (rule `return-to-user-leak`, lockdep's
+`lockdep_sys_exit`: "lock held when returning to user space!") at the userspace call,
+naming where the leaked context began; the thread is put back in a clean state. The
+model has no `read`, `write` or `poll` file operations; any added must dispatch through
+`file_operation` too.
+
 Lock order: `_lock` (the `f_count` word) is a leaf.
 """
 
@@ -25,6 +35,7 @@ from ..errors import EBADF, EINVAL, ENOTTY, KernelError
 from ..site import Site, here
 from ._raw import locked
 from .consts import O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
+from .fops import file_operation
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -63,7 +74,9 @@ class File:
     """One open file (`struct file`), with the opener's fd.
 
     Invariants: `f_count` >= 1 until `release` has run (then `released` is set and the
-    file operations are never called again); `fd_open` while the opener's fd is open.
+    file operations are never called again); `released_at` is where the last reference
+    was put; `freed` once `release` returned (the struct file is gone: a driver that
+    kept it has a dangling pointer); `fd_open` while the opener's fd is open.
     `private_data` belongs to the driver.
     """
 
@@ -81,6 +94,8 @@ class File:
         self.f_count = 1
         self.fd_open = True
         self.released = False
+        self.released_at: Site | None = None
+        self.freed = False
         self.opened_at: Site = here()
         self.closed_at: Site | None = None
 
@@ -117,7 +132,13 @@ class File:
             if last:
                 self.released = True
         if last:
-            self.f_op.release(self)
+            self.released_at = here()
+            try:
+                with file_operation(self, "release"):
+                    self.f_op.release(self)
+            finally:
+                # `__fput` frees the struct file once `f_op->release` returned.
+                self.freed = True
 
     # --- the userspace side ----------------------------------------------------------
 
@@ -143,7 +164,7 @@ class File:
             raise KernelError(EINVAL, f"ioctl cmd {cmd:#x} is not an unsigned int")
         if not self.fd_open:
             raise KernelError(EBADF, f"ioctl on a closed fd of {self.describe()}")
-        with self._as_user():
+        with self._as_user(), file_operation(self, "ioctl"):
             return self.f_op.unlocked_ioctl(self, cmd, arg)
 
     def close(self) -> None:

@@ -80,6 +80,7 @@ from .consts import (
     USIZE_MAX,
     user_ulong,
 )
+from .fops import file_operation
 from .gfp import GFP_KERNEL, alloc_check
 from .mm_types import VMA_LOCK_CLASS, MmStruct, Pte, ShmemObject, VmAreaStruct
 from .page_alloc import StructPage
@@ -699,7 +700,8 @@ def do_mmap(
             file.get_file()
             vma.vm_file = file
             try:
-                file.f_op.mmap(file, vma)
+                with file_operation(file, "mmap"):
+                    file.f_op.mmap(file, vma)
                 vma_rules.check_state(vma.vm_flags, "f_op->mmap()")
             except BaseException:
                 # mmap_region() error path: unmap what the handler installed, drop the file.

@@ -26,6 +26,7 @@ from ..refcount import Refcount
 from ..site import Site, here
 from . import mm as mmops
 from .consts import MAP_SHARED, O_RDWR
+from .fops import file_operation
 from .fs import File
 from .mm_types import MmStruct
 
@@ -159,11 +160,13 @@ class Task:
         if fops is None:
             raise KernelError(ENOENT, f"open: no device '{name}'")
         file = File(self.kernel, name.removeprefix("/dev/"), fops, flags, self)
-        with self.as_current():
+        with self.as_current(), file_operation(file, "open"):
             fops.open(file)
-        fd = self._next_fd
-        self._next_fd += 1
-        self.files[fd] = file
+            # The fd is installed before a context leak is reported (on the way out): the
+            # file is open (the driver's open ran), so the task's exit releases it.
+            fd = self._next_fd
+            self._next_fd += 1
+            self.files[fd] = file
         return file
 
     def _forget_file(self, file: File) -> None:

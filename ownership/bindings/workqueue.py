@@ -5,6 +5,11 @@ The C side of `kernel::workqueue`. A work item here is a plain callable with a k
 already pending, a worker thread runs it in process context (it may sleep, and holds no
 locks of the queuer), and `flush_workqueue` waits until everything queued so far has
 run. An exception raised by a work item is kept and re-raised by the next `flush()`.
+A work item must return with the context it was started with, as `process_one_work`
+checks: one that returns holding a lock, with preemption disabled or inside an RCU read
+section is a `LockError` (rule `workqueue-leak`, "workqueue leaked atomic, lock or RCU")
+naming that item and where it was queued, kept for `flush()` like its other errors; the
+worker's context is then restored, so the next item is not blamed for it.
 Queueing never sleeps, so it is allowed in atomic context. The simulated kernel queues
 on `system_wq` itself (`mmput_async`); the Rust side (`ownership.workqueue`) wraps these
 queues with the `Arc`-based `WorkItem` API and its Send check.
@@ -24,7 +29,8 @@ from collections import deque
 from collections.abc import Callable
 
 from .. import sched
-from ..context import may_sleep
+from ..context import ContextMark, check_context_returned, context_mark, may_sleep
+from ..errors import LockError, SafetyViolation
 from ..site import Site
 
 __all__ = ["WorkqueueStruct", "alloc_ordered_workqueue", "system_wq"]
@@ -67,15 +73,24 @@ class WorkqueueStruct:
                 w.wait(None)
                 self._more.cancel(w)
                 lock.acquire()
-            fn, _site, key = self._queue.popleft()
+            fn, site, key = self._queue.popleft()
             self._pending.discard(id(key))
             self._running += 1
             lock.release()
+            mark = context_mark()
+            error: BaseException | None = None
             try:
                 fn()
             except BaseException as e:
+                error = e
+            leak = self._leak(mark, fn, site)
+            if leak is not None and not isinstance(error, SafetyViolation):
+                # A work item's own violation stands; a plain error is the leak's cause.
+                leak.__cause__ = error
+                error = leak
+            if error is not None:
                 lock.acquire()
-                self._errors.append(e)
+                self._errors.append(error)
                 lock.release()
             lock.acquire()
             self._running -= 1
@@ -83,6 +98,17 @@ class WorkqueueStruct:
             lock.release()
             if idle:
                 self._idle.wake_all()
+
+    def _leak(self, mark: ContextMark, fn: Callable[[], None], site: Site) -> LockError | None:
+        """The `process_one_work` check after `fn` returned (the context is restored)."""
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        return check_context_returned(
+            mark,
+            f"workqueue leaked atomic, lock or RCU: {self.name} (workfn={name})",
+            site,
+            f"work item {name} queued on workqueue '{self.name}'",
+            rule="workqueue-leak",
+        )
 
     def enqueue(self, fn: Callable[[], None], key: object, site: Site) -> bool:
         """Queue `fn` unless `key` is already pending (the model's `queue_work_on`)."""

@@ -85,6 +85,21 @@ class Verdict:
     fwd: list[str] = field(default_factory=list)
 
 
+_UNKNOWN_GFP = "which may allow direct reclaim (not known statically)"
+"""The verdict's detail for GFP flags the checker cannot evaluate (assumed to sleep)."""
+
+_LIMIT_UNKNOWN_GFP = (
+    "limit: the checker cannot evaluate these GFP flags statically (an attribute, a call's "
+    "result) and assumes they allow direct reclaim; pass `GFP_ATOMIC`/`GFP_NOWAIT` literally, "
+    "or through a GFP parameter, to make the verdict exact"
+)
+_LIMIT_ARC_DROP = (
+    "limit: `Arc.drop()` runs `drop_arc()` only when it drops the last reference; the checker "
+    "cannot tell statically whether this one is and reports it as if it were (the runtime "
+    "refuses only a last drop)"
+)
+
+
 class Analyzer:
     """The build-wide state: summaries by module, the pool being solved, the store.
 
@@ -253,9 +268,7 @@ class Analyzer:
                 if cls == "sleep":
                     return Verdict(True, callee, f"with {text}, which allows direct reclaim")
                 if cls != "nosleep":
-                    return Verdict(
-                        True, callee, f"with {text}, which may allow direct reclaim (not known statically)"
-                    )
+                    return Verdict(True, callee, f"with {text}, {_UNKNOWN_GFP}")
         return out
 
     def _summarize(self, ff: FunctionFacts) -> FuncSummary:
@@ -428,7 +441,27 @@ class Analyzer:
             notes.append(Note(f"{r.what} {verb} here{maybe}", path, r.line))
         notes.extend(self._chain(v.callee, v.detail))
         notes.append(Note("which is called from here"))
+        notes.extend(Note(limit) for limit in self._limits(v))
         return Finding("atomic-sleep", c.line, c.column, f"sleeping function called from atomic context: {what}", notes)
+
+    def _limits(self, v: Verdict) -> list[str]:
+        """The checker's known imprecisions behind a verdict, stated in the finding."""
+        callees, details = [v.callee], [v.detail]
+        cur, seen = v.callee, set()
+        while len(callees) < _MAX_CHAIN and cur not in seen:
+            seen.add(cur)
+            s = self.summary(cur)
+            if s is None or s.reason is None or s.reason.kind == "declared":
+                break
+            cur = s.reason.callee
+            callees.append(cur)
+            details.append(s.reason.detail)
+        out = []
+        if any(_UNKNOWN_GFP in d for d in details):
+            out.append(_LIMIT_UNKNOWN_GFP)
+        if any(c.endswith(".drop_arc") for c in callees):
+            out.append(_LIMIT_ARC_DROP)
+        return out
 
     def _chain(self, callee: str, detail: str) -> list[Note]:
         """From the declaration that sleeps back to the call: "which is called from ..."."""

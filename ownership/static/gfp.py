@@ -14,8 +14,9 @@ allow direct reclaim. At each call the checker evaluates the argument statically
 
 Anything else (an attribute, a call's result) is "unknown", and the checker is
 conservative: an unknown GFP value is assumed to allow reclaim, so such a call in
-atomic context is reported. Use a literal `GFP_ATOMIC`/`GFP_NOWAIT` (or a parameter)
-to make the intent visible.
+atomic context is reported, and the finding's note says that this is the checker's
+limit. Use a literal `GFP_ATOMIC`/`GFP_NOWAIT` (or a parameter) to make the intent
+visible.
 """
 
 from __future__ import annotations

@@ -8,9 +8,12 @@ contents never move (`Arc.pin_init`).
 
 Each `Arc` object is one handle that owns one count: `clone()` makes another,
 `drop()` gives the count back, and a handle used after its `drop()` is a
-`RefcountError`. When the last count goes, the value's `drop_arc()` hook (the model of
-`Drop`/`PinnedDrop`) runs on the dropping thread, so a destructor that may sleep makes
-the last `drop()` a may-sleep call, as in the kernel.
+`RefcountError`. A handle whose allocation was freed under it (two handles made by
+`from_raw` from one count: the first drop frees the value) is a `LifetimeError` at its
+next dereference (rule `arc-use-after-free`, KASAN). When the last count goes, the
+value's `drop_arc()` hook (the model of `Drop`/`PinnedDrop`) runs on the dropping
+thread, so a destructor that may sleep makes the last `drop()` a may-sleep call, as in
+the kernel.
 
 `ArcBorrow` is `&Arc<T>` without a count: valid while the handle it came from lives.
 `Arc[T]` is Send and Sync iff `T` is Send and Sync.
@@ -27,7 +30,7 @@ from ..borrow import Lifetime
 from ..config import STATE
 from ..context import in_atomic, might_sleep, refuse_sleep_in_atomic
 from ..drop import drop_sleeps, sleeps_when_called
-from ..errors import RefcountError
+from ..errors import LifetimeError, RefcountError
 from ..handle import DropRules, Handle
 from ..marker import is_send, is_sync
 from ..pin import Pinned
@@ -50,13 +53,14 @@ def live_arcs() -> dict[str, int]:
 
 
 class _ArcInner(Generic[T]):
-    __slots__ = ("freed", "refcount", "site", "value")
+    __slots__ = ("freed", "freed_at", "refcount", "site", "value")
 
     def __init__(self, value: T, site: Site) -> None:
         self.value = value
         self.site = site
         self.refcount = Refcount(f"Arc<{type(value).__name__}>", 1)
         self.freed = False
+        self.freed_at: Site | None = None
 
 
 class Arc(Handle, Generic[T]):
@@ -106,10 +110,24 @@ class Arc(Handle, Generic[T]):
         return self._inner.site
 
     def get(self) -> T:
-        """`&*arc`."""
+        """`&*arc`; a `LifetimeError` if the allocation was freed under this handle."""
         if self._dropped_at is not None:
             self._check("dereference")
-        return self._inner.value
+        inner = self._inner
+        if inner.freed and STATE.on:
+            raise LifetimeError(
+                "dereference of an Arc whose allocation was already freed",
+                rule="arc-use-after-free",
+                obj=f"Arc<{type(inner.value).__name__}>",
+                site=here(),
+                origin=inner.freed_at,
+                origin_label="the last count was dropped and the value freed",
+                notes=[
+                    ("this handle was made", self.origin_site),
+                    ("the Arc was allocated", inner.site),
+                ],
+            )
+        return inner.value
 
     def clone(self) -> Arc[T]:
         self._check("clone")
@@ -148,6 +166,7 @@ class Arc(Handle, Generic[T]):
             self._lt.end(self._dropped_at, "the Arc handle was dropped")
         if last:
             inner.freed = True
+            inner.freed_at = self._dropped_at
             with _live_lock:
                 _live[type(inner.value).__name__] -= 1
             if hook is not None:

@@ -148,3 +148,26 @@ def test_send_handoff_names_the_guard_of_its_own_branch(corpus_result: CheckResu
     r = _one(corpus_result, "reused_name.py", _line_of(f, "spawn(bump, g)"))
     assert r.related()[0].line == _line_of(f, "g = self.left.lock()")
     assert r.related()[0].line != _line_of(f, "g = self.right.lock()")
+
+
+def test_an_arc_drop_that_may_not_be_the_last_states_the_limit(corpus_result: CheckResult) -> None:
+    f = CorpusFile(BAD / "atomic_sleep" / "arc_drop_not_last.py")
+    r = _one(corpus_result, "atomic_sleep/arc_drop_not_last.py", _line_of(f, "old.drop()"))
+    assert "runs `Session.drop_arc()`" in r.message
+    texts = [n.text for n in r.notes]
+    limit = "limit: `Arc.drop()` runs `drop_arc()` only when it drops the last"
+    assert any(t.startswith(limit) for t in texts)
+
+
+def test_unknown_gfp_flags_state_the_limit(corpus_result: CheckResult) -> None:
+    f = CorpusFile(BAD / "atomic_sleep" / "gfp_unknown.py")
+    r = _one(corpus_result, "atomic_sleep/gfp_unknown.py", _line_of(f, "KBox.new(1, self.gfp)"))
+    assert "not known statically" in r.message
+    texts = [n.text for n in r.notes]
+    limit = "limit: the checker cannot evaluate these GFP flags statically"
+    assert any(t.startswith(limit) for t in texts)
+    # A finding whose flags are known states no limit.
+    g = CorpusFile(BAD / "atomic_sleep" / "get_thread.py")
+    at = _line_of(g, "Arc.new(Thread(id), GFP_KERNEL)")
+    known = _one(corpus_result, "atomic_sleep/get_thread.py", at)
+    assert not any(n.text.startswith("limit:") for n in known.notes)
