@@ -220,7 +220,7 @@ class TreeRangeAllocator(Generic[T]):
         best = self.free_tree.cursor_lower_bound((size, 0))
         if best is None:
             raise KernelError(ENOSPC, f"no free range of {size} bytes")
-        found_size, found_off = best[0]
+        found_size, found_off = best.current()[0]
         desc = self.tree.get(found_off)
         assert desc is not None, "free_tree entry without a descriptor"
         # The rest of the free range, in case it has to be split.
