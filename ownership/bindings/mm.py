@@ -49,6 +49,7 @@ from ..include import vm_flags as F
 from ..include import vma_ops, vma_rules
 from ..include.vma_expr import evaluate
 from ..site import Site, here
+from . import workqueue as _wq
 from ._raw import locked
 from .consts import (
     MADV_DODUMP,
@@ -83,7 +84,6 @@ from .gfp import GFP_KERNEL, alloc_check
 from .mm_types import VMA_LOCK_CLASS, MmStruct, Pte, ShmemObject, VmAreaStruct
 from .page_alloc import StructPage
 from .rwsem import HUNG_TASK_TIMEOUT
-from . import workqueue as _wq
 
 if TYPE_CHECKING:
     from .fs import File

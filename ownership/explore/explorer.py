@@ -32,11 +32,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .. import workqueue
+from .. import lockdep, workqueue
 from ..bindings import workqueue as c_workqueue
 from ..errors import SafetyViolation
 from ..site import Site
-from .. import lockdep
 from .schedule import Choice, decode, encode
 from .scheduler import GreenletScheduler, Strategy
 from .strategies import DfsRun, DfsSearch, PctStrategy, RandomStrategy, ReplayStrategy
