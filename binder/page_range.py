@@ -408,7 +408,7 @@ class ShrinkablePageRange(Pinned):
             return
         vma = self.check_vma(unchecked)
         if vma is not None:
-            vma.zap_page_range_single(vma_addr + (page_index << PAGE_SHIFT), PAGE_SIZE)
+            vma.zap_vma_range(vma_addr + (page_index << PAGE_SHIFT), PAGE_SIZE)
 
     # --- setup ---------------------------------------------------------------------------
 

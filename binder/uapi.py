@@ -30,6 +30,19 @@ from dataclasses import dataclass, fields
 from typing import ClassVar, Self
 
 from ownership.errors import EFAULT, KernelError
+from ownership.ioctl import (
+    _IO,
+    _IOC_DIR,
+    _IOC_NONE,
+    _IOC_NR,
+    _IOC_READ,
+    _IOC_SIZE,
+    _IOC_TYPE,
+    _IOC_WRITE,
+    _IOR,
+    _IOW,
+    _IOWR,
+)
 
 __all__ = [
     "BC_ACQUIRE",
@@ -139,58 +152,20 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------
-# ioctl number encoding (include/uapi/asm-generic/ioctl.h).
+# ioctl number encoding (include/uapi/asm-generic/ioctl.h): the kernel crate's
+# `kernel::ioctl` (`ownership.ioctl`), under the names this module always had.
 
-_IOC_NRBITS = 8
-_IOC_TYPEBITS = 8
-_IOC_SIZEBITS = 14
-_IOC_NRSHIFT = 0
-_IOC_TYPESHIFT = _IOC_NRSHIFT + _IOC_NRBITS
-_IOC_SIZESHIFT = _IOC_TYPESHIFT + _IOC_TYPEBITS
-_IOC_DIRSHIFT = _IOC_SIZESHIFT + _IOC_SIZEBITS
-IOC_NONE = 0
-IOC_WRITE = 1
-IOC_READ = 2
-
-
-def _ioc(direction: int, typ: str, nr: int, size: int) -> int:
-    return (direction << _IOC_DIRSHIFT) | (ord(typ) << _IOC_TYPESHIFT) | (nr << _IOC_NRSHIFT) | (
-        size << _IOC_SIZESHIFT
-    )
-
-
-def _io(typ: str, nr: int) -> int:
-    return _ioc(IOC_NONE, typ, nr, 0)
-
-
-def _ior(typ: str, nr: int, size: int) -> int:
-    return _ioc(IOC_READ, typ, nr, size)
-
-
-def _iow(typ: str, nr: int, size: int) -> int:
-    return _ioc(IOC_WRITE, typ, nr, size)
-
-
-def _iowr(typ: str, nr: int, size: int) -> int:
-    return _ioc(IOC_READ | IOC_WRITE, typ, nr, size)
-
-
-def ioc_dir(cmd: int) -> int:
-    """`_IOC_DIR(cmd)`."""
-    return (cmd >> _IOC_DIRSHIFT) & 0x3
-
-
-def ioc_size(cmd: int) -> int:
-    """`_IOC_SIZE(cmd)`: the size of the argument (or of a command's payload)."""
-    return (cmd >> _IOC_SIZESHIFT) & ((1 << _IOC_SIZEBITS) - 1)
-
-
-def ioc_type(cmd: int) -> int:
-    return (cmd >> _IOC_TYPESHIFT) & 0xFF
-
-
-def ioc_nr(cmd: int) -> int:
-    return (cmd >> _IOC_NRSHIFT) & 0xFF
+IOC_NONE = _IOC_NONE
+IOC_WRITE = _IOC_WRITE
+IOC_READ = _IOC_READ
+_io = _IO
+_ior = _IOR
+_iow = _IOW
+_iowr = _IOWR
+ioc_dir = _IOC_DIR
+ioc_size = _IOC_SIZE
+ioc_type = _IOC_TYPE
+ioc_nr = _IOC_NR
 
 
 # ---------------------------------------------------------------------------

@@ -9,6 +9,15 @@ its owner ended. Checking is one attribute load per use.
 `BorrowTracker` keeps Rust's aliasing rule for one object, or for byte ranges of it:
 any number of shared borrows, or exactly one exclusive borrow. A conflicting borrow
 raises `BorrowError` naming the live borrow's site.
+
+`BorrowStack` keeps the same rule the way Miri's Stacked Borrows does, for borrows whose
+end Python cannot see (a cursor is dead after its last use, not when it is dropped):
+taking or using a borrow never conflicts at once, but an access to the owner through
+another path invalidates the borrows it conflicts with (a write every borrow, a read the
+exclusive ones), and the next use of an invalidated borrow is a `BorrowError` naming
+the use, the access that invalidated it and where the borrow was taken. A borrow may
+also hang from a `Lifetime` (the guard of the lock around the owner): used after that
+lifetime ended, it is a `LifetimeError`.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from .config import STATE
 from .errors import BorrowError, LifetimeError
 from .site import UNKNOWN, Site, here, site_of_frame
 
-__all__ = ["Borrow", "BorrowTracker", "Lifetime", "Ref"]
+__all__ = ["Borrow", "BorrowStack", "BorrowTracker", "Lifetime", "Ref", "Tag"]
 
 T = TypeVar("T")
 
@@ -237,3 +246,128 @@ class BorrowTracker:
 
     def exclusive(self, site: Site | None = None) -> Borrow:
         return self.acquire(True, site=site)
+
+
+class Tag:
+    """One borrow in a `BorrowStack`: valid until an access through another path pops it.
+
+    Invariants: `invalidated_at` is None while the borrow is valid; once set (by the
+    owner's `BorrowStack.access`) it never changes back. `parent`, if any, is the
+    lifetime the borrow may not outlive (the guard of the lock around the owner).
+    """
+
+    __slots__ = ("exclusive", "invalidated_at", "invalidated_how", "owner", "parent", "site", "what")
+
+    def __init__(
+        self,
+        owner: BorrowStack,
+        what: str,
+        exclusive: bool,
+        site: Site,
+        parent: Lifetime | None,
+    ) -> None:
+        self.owner = owner
+        self.what = what
+        self.exclusive = exclusive
+        self.site = site
+        self.parent = parent
+        self.invalidated_at: Site | None = None
+        self.invalidated_how = ""
+
+    def use(self, use: str) -> None:
+        """Check the borrow before `use`: `BorrowError` if invalidated, `LifetimeError` if
+        it outlived its parent lifetime."""
+        if not STATE.on:
+            return
+        parent = self.parent
+        if parent is not None and not parent.fast:
+            lt: Lifetime | None = parent
+            while lt is not None:
+                if not lt.alive:
+                    raise LifetimeError(
+                        f"{use} of {self.what} after its lifetime ended",
+                        obj=lt.what,
+                        site=here(),
+                        origin=lt.end_site,
+                        origin_label=lt.end_label,
+                        notes=[(f"{self.what} was made", self.site)],
+                    )
+                lt = lt.parent
+        if self.invalidated_at is not None:
+            raise BorrowError(
+                f"{use} of {self.what} after the {self.owner.what} was {self.invalidated_how} "
+                "through another path",
+                rule="borrow-invalidated",
+                obj=self.owner.what,
+                site=here(),
+                origin=self.invalidated_at,
+                origin_label=f"the {self.owner.what} was {self.invalidated_how} here",
+                notes=[(f"{self.what} was made", self.site)],
+            )
+
+    def is_valid(self) -> bool:
+        return self.invalidated_at is None
+
+    def release(self) -> None:
+        """End the borrow early (its last use); later accesses no longer concern it."""
+        self.owner.release(self)
+
+
+class BorrowStack:
+    """Borrows of one owner checked the Stacked Borrows way (see the module docstring).
+
+    Invariants: `_tags` holds the borrows not yet invalidated nor released; a write
+    access leaves only the tag it was made through, a read access no exclusive tag but
+    that one.
+    """
+
+    __slots__ = ("_lock", "_tags", "what")
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._tags: list[Tag] = []
+        self._lock = threading.Lock()
+
+    def borrow(
+        self,
+        what: str,
+        exclusive: bool,
+        site: Site | None = None,
+        parent: Lifetime | None = None,
+    ) -> Tag:
+        """Take a borrow; taking it is an access (a write for an exclusive one)."""
+        s = site if site is not None else here()
+        self.access(exclusive, s)
+        t = Tag(self, what, exclusive, s, parent)
+        if STATE.on:
+            with self._lock:
+                self._tags.append(t)
+        return t
+
+    def access(self, write: bool, site: Site | None = None, through: Tag | None = None) -> None:
+        """An access to the owner (through `through`, or directly): invalidate the
+        borrows it conflicts with."""
+        if not self._tags or not STATE.on:
+            return
+        s = site if site is not None else here()
+        how = "changed" if write else "read"
+        with self._lock:
+            keep: list[Tag] = []
+            for t in self._tags:
+                if t is through or (not write and not t.exclusive):
+                    keep.append(t)
+                else:
+                    t.invalidated_at = s
+                    t.invalidated_how = how
+            self._tags = keep
+
+    def release(self, tag: Tag) -> None:
+        with self._lock:
+            try:
+                self._tags.remove(tag)
+            except ValueError:
+                pass
+
+    def live(self) -> int:
+        """How many borrows are neither invalidated nor released."""
+        return len(self._tags)

@@ -118,6 +118,31 @@ class Refcount:
                 return True
             return False
 
+    def dec_not_one(self) -> bool:
+        """`refcount_dec_not_one`: -1 unless the count is 1; False (untouched) if it is 1."""
+        hook = sched.atomic_hook
+        if hook is not None:
+            # An atomic operation is a preemption point under an explorer.
+            hook(self)
+        with self._lock:
+            if self.saturated:
+                return True
+            if self.value == 1:
+                return False
+            if self.value == 0:
+                if STATE.on:
+                    raise RefcountError(
+                        "refcount_t: underflow; use-after-free",
+                        rule="refcount-underflow",
+                        obj=self.what,
+                        site=here(),
+                        origin=self.zero_site,
+                        origin_label="the count already reached zero",
+                    )
+                return False
+            self.value -= 1
+            return True
+
     def read(self) -> int:
         return self.value
 

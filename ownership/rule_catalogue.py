@@ -93,6 +93,9 @@ RULES: tuple[Rule, ...] = (
        "a reference used after its guard, owner or borrow ended"),
     _r("borrow", BorrowError, "the borrow checker (aliasing XOR mutation); Miri",
        "an exclusive borrow while others live, or a shared one under an exclusive"),
+    _r("borrow-invalidated", BorrowError, "Miri's Stacked Borrows; the borrow checker's NLL",
+       "a cursor, iterator or &mut V of an RBTree used after the tree was changed (or, "
+       "under a CursorMut, read) through another path"),
     _r("current-task-expired", LifetimeError, "`&CurrentTask` borrowing from `current!()`",
        "a CurrentTask used outside the task context it came from"),
     _r("drop-while-borrowed", LifetimeError,

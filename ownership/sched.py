@@ -4,7 +4,8 @@ Every place where a thread of the model may block, wake another thread or be
 preempted goes through the `Scheduler` installed here:
 
 * lock acquisition and release (`SpinLock`, `Mutex`, the mmap rwsem): `raw_lock()`;
-* condition-variable waits and notifications (`CondVar`, rwsem waiters):
+* condition-variable waits and notifications (`CondVar`, rwsem waiters), and the
+  wake-up of an interruptible waiter by a signal (`WaitQueue.wake(waiter)`):
   `wait_queue()`;
 * hand-off to another thread (`task.spawn`, the workqueue workers): `spawn()`;
 * preemption points (`might_sleep()`, every lock release): `preempt_point()`.
@@ -102,6 +103,10 @@ class WaitQueue(Protocol):
 
     def wake_all(self) -> int: ...
 
+    def wake(self, waiter: Waiter) -> bool:
+        """Wake one particular waiter, if it is still registered (a signal's wake-up)."""
+        ...
+
 
 class ThreadHandle(Protocol):
     def join(self, timeout: float | None = None) -> None: ...
@@ -167,6 +172,16 @@ class _ThreadWaitQueue:
         for w in ws:
             w.set()
         return len(ws)
+
+    def wake(self, waiter: Waiter) -> bool:
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)  # type: ignore[arg-type]
+            except ValueError:
+                return False
+        assert isinstance(waiter, _EventWaiter)
+        waiter.set()
+        return True
 
 
 class ThreadScheduler:

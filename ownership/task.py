@@ -124,6 +124,10 @@ class Task(CView[_CTask]):
     def as_ptr(self) -> _CTask:
         return self._task
 
+    def signal_pending(self) -> bool:
+        """Whether a signal is pending for this task (`Task::signal_pending`)."""
+        return self._task.signal_pending()
+
     def inc_ref(self) -> None:
         """`get_task_struct`."""
         self._task.usage.inc()
@@ -212,6 +216,10 @@ class CurrentTask(NotThreadSafe):
             return None
         # SAFETY: the current task holds an mm_users count of its mm while it runs.
         return MmWithUser._view(mm)
+
+    def signal_pending(self) -> bool:
+        """Whether a signal is pending for the current task (`signal_pending(current)`)."""
+        return self._check("signal_pending").signal_pending()
 
     def group_leader(self) -> Task:
         """The thread-group leader (the process); in the model, the task itself."""

@@ -225,13 +225,13 @@ class TreeRangeAllocator(Generic[T]):
             size,
             is_oneway,
             pid,
-            None if best is None else best[0][1],
+            None if best is None else best.current()[0][1],
             held,
         )
         if isinstance(decided, str):
             raise KernelError(ENOSPC, f"{decided} for {size} bytes")
         assert best is not None
-        found_size, found_off = best[0]
+        found_size, found_off = best.current()[0]
         desc = self.tree.get(found_off)
         assert desc is not None, "free_tree entry without a descriptor"
         # The rest of the free range, in case it has to be split.

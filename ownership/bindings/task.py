@@ -10,18 +10,27 @@ The syscalls (`mmap`, `munmap`, `mprotect`, `madvise`, `read_user`, `write_user`
 while holding a spinlock is a sleep in atomic context, as a real page fault would be.
 Their errors are `KernelError`s with the errno the real syscall returns.
 
-Lock order: none taken here; see `ownership.bindings.mm`.
+Signals: `send_signal(sig)` (`kill(pid, sig)` from another process) marks the signal
+pending and wakes the task's threads that sleep interruptibly (`TASK_INTERRUPTIBLE`, a
+`CondVar.wait_interruptible`), through the scheduling seam's `WaitQueue.wake`, so the
+explorer orders the wake-up against the wait. `signal_pending()` is the C
+`signal_pending(current)`; `flush_signals()` takes every pending signal away (the
+signal delivered on the way back to userspace). The model does not run handlers.
+
+Lock order: `_sig_lock` (the task's `siglock`) is a leaf, held for a few instructions,
+never across a seam call.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .. import sched
 from ..context import TaskLike, ctx, might_sleep
-from ..errors import EBADF, ENOENT, ESRCH, KernelError
+from ..errors import EBADF, EINVAL, ENOENT, ESRCH, KernelError
 from ..refcount import Refcount
 from ..site import Site, here
 from . import mm as mmops
@@ -33,7 +42,14 @@ from .mm_types import MmStruct
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-__all__ = ["Task"]
+__all__ = ["NSIG", "SIGINT", "SIGKILL", "SIGTERM", "SIGUSR1", "Task"]
+
+NSIG = 64
+"""Signals are numbered 1..NSIG (`_NSIG` on x86-64)."""
+SIGINT = 2
+SIGKILL = 9
+SIGUSR1 = 10
+SIGTERM = 15
 
 
 class Task:
@@ -60,6 +76,11 @@ class Task:
         # The threads of the process: each Python thread that runs as the task is one
         # thread of it, with its own thread id (the first one's is the pid).
         self._tids: dict[int, int] = {}
+        # The pending signals and the interruptible sleepers they wake; `_sig_lock` guards
+        # both (`sighand->siglock`).
+        self._sig_lock = threading.Lock()
+        self._sigpending: set[int] = set()
+        self._sig_waiters: list[tuple[sched.WaitQueue, sched.Waiter]] = []
 
     def describe(self) -> str:
         return f"task {self.comm}:{self.pid}"
@@ -84,6 +105,46 @@ class Task:
             yield self
         finally:
             ctx.task = prev
+
+    # --- signals ----------------------------------------------------------------------
+
+    def send_signal(self, sig: int) -> None:
+        """`kill(pid, sig)`: make `sig` pending and wake the task's interruptible sleepers."""
+        if type(sig) is not int:
+            raise TypeError(f"a signal is an int, got {type(sig).__name__}")
+        if not 1 <= sig <= NSIG:
+            raise KernelError(EINVAL, f"kill: invalid signal {sig}")
+        if self.exited:
+            raise KernelError(ESRCH, f"kill: {self.describe()} has exited")
+        with self._sig_lock:
+            self._sigpending.add(sig)
+            waiters = list(self._sig_waiters)
+        for wq, w in waiters:
+            wq.wake(w)
+
+    def signal_pending(self) -> bool:
+        """`signal_pending(task)`: whether a signal waits to be delivered."""
+        return bool(self._sigpending)
+
+    def pending_signals(self) -> frozenset[int]:
+        with self._sig_lock:
+            return frozenset(self._sigpending)
+
+    def flush_signals(self) -> None:
+        """Take every pending signal away (delivered on the way back to userspace)."""
+        with self._sig_lock:
+            self._sigpending.clear()
+
+    def add_signal_waiter(self, wq: sched.WaitQueue, w: sched.Waiter) -> bool:
+        """Register an interruptible sleeper; False if a signal is already pending (then
+        the sleeper must not sleep), as `schedule()` in `TASK_INTERRUPTIBLE` returns."""
+        with self._sig_lock:
+            self._sig_waiters.append((wq, w))
+            return not self._sigpending
+
+    def remove_signal_waiter(self, w: sched.Waiter) -> None:
+        with self._sig_lock:
+            self._sig_waiters = [(q, x) for q, x in self._sig_waiters if x is not w]
 
     def _alive_mm(self, what: str) -> MmStruct:
         if self.exited:

@@ -307,6 +307,16 @@ class XWaitQueue:
         ws.clear()
         return n
 
+    def wake(self, waiter: sched.Waiter) -> bool:
+        self.s.point("wake", self)
+        try:
+            self.waiters.remove(waiter)  # type: ignore[arg-type]
+        except ValueError:
+            return False
+        assert isinstance(waiter, XWaiter)
+        waiter.flag = True
+        return True
+
     def describe(self) -> str:
         return f"wait queue of {describe(self.owner_obj)}"
 

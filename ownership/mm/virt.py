@@ -25,6 +25,15 @@ it with `VmAreaNew.set_vm_ops` and recognise their own VMAs by comparing `vm_ops
 
 `flags` is `ownership.include.vm_flags`, the `VM_*` bits with their real x86-64 values.
 
+Upstream names: `VmaRef`, `VmaMixedMap` and `VmaNew` are upstream's names of
+`VmAreaRef`, `VmAreaMixedMap` and `VmAreaNew` (the seeds' v6 names), and are the same
+classes. `zap_vma_range` is the 2026 upstream name of the zap (the documented one here);
+`zap_page_range_single` is kept as its older alias. What the model has and upstream
+lacks: `VmAreaMut` and its `set_flags` (the v6 API, kept so that the seeds' flag rules
+can be broken on purpose), `VmaNew.set_pfnmap`, `vm_ops()`/`vm_private_data()` and
+`set_vm_ops`/`set_private_data` (upstream drivers reach these through raw bindings),
+`mm()` returning `MmWithUser`, and the `from_raw` constructors' runtime checks.
+
 Lock order: no lock is taken here; the views rely on the lock their guard holds
 (`ownership.mm`), and `MmapWriteGuard.vma_lookup` write-locks the VMA under the mmap
 write lock (mmap lock -> VMA lock).
@@ -63,6 +72,9 @@ __all__ = [
     "VmAreaNew",
     "VmAreaRef",
     "VmOperations",
+    "VmaMixedMap",
+    "VmaNew",
+    "VmaRef",
     "flags",
 ]
 
@@ -240,7 +252,9 @@ class VmAreaRef:
         return self._raw("vm_pgoff").vm_pgoff
 
     def vm_ops(self) -> VmOperations | None:
-        """The driver's `VmOperations` installed on this VMA, if any (`vma->vm_ops`)."""
+        """The driver's `VmOperations` installed on this VMA, if any (`vma->vm_ops`).
+
+        Not in upstream (a model departure): upstream drivers read `vm_ops` raw."""
         ops = self._raw("vm_ops").vm_ops
         return ops.rust_ops if isinstance(ops, _VmOpsVtable) else None
 
@@ -249,20 +263,21 @@ class VmAreaRef:
         return self._raw("vm_private_data").vm_private_data
 
     @may_sleep
-    def zap_page_range_single(self, address: int, size: int) -> None:
-        """Clear the PTEs of `[address, address + size)`.
+    def zap_vma_range(self, address: int, size: int) -> None:
+        """Clear the PTEs of `[address, address + size)` (`zap_page_range_single` before
+        the 2026 rename, which is kept as an alias).
 
         A range that wraps or is not inside the VMA does nothing (upstream returns
         silently; C would hit a `BUG_ON`) and records a `zap-out-of-range` warning.
         """
-        vma = self._raw("zap_page_range_single")
+        vma = self._raw("zap_vma_range")
         a = usize(address, "address")
         s = usize(size, "size")
         end = a + s
         if end > USIZE_MAX or a < vma.vm_start or vma.vm_end < end:
             warn(
                 "zap-out-of-range",
-                f"zap_page_range_single({a:#x}, {s:#x}) outside "
+                f"zap_vma_range({a:#x}, {s:#x}) outside "
                 f"[{vma.vm_start:#x}, {vma.vm_end:#x}){' (wraps)' if end > USIZE_MAX else ''}: ignored",
                 here(),
             )
@@ -271,7 +286,8 @@ class VmAreaRef:
         # checked to be inside the VMA.
         _c.zap_page_range_single(vma, a, s)
 
-    zap_vma_range = zap_page_range_single
+    zap_page_range_single = zap_vma_range
+    """The older name of `zap_vma_range`."""
 
     def as_mixedmap_vma(self) -> VmAreaMixedMap | None:
         """A `VmAreaMixedMap` view if `VM_MIXEDMAP` is set, else None."""
@@ -360,6 +376,9 @@ class _ThreadBound:
 class VmAreaMut(VmAreaRef, _ThreadBound):
     """A `vm_area_struct` with write access (the v6 `VmAreaMut`, made safe).
 
+    Not in upstream (a model departure): upstream has no write-locked view nor a raw
+    `set_flags`; it is kept so that the seeds' flag rules can be exercised.
+
     Invariants: those of `VmAreaRef`, and for `_lt` the mmap write lock is held and the
     VMA is write-locked (`vma_start_write`); only the thread `_tid` uses it.
     """
@@ -394,6 +413,9 @@ class VmAreaMut(VmAreaRef, _ThreadBound):
 
     def set_flags(self, value: int) -> None:
         """Set `vm_flags` to `value`, checked against every flag rule (`VmaFlagError`).
+
+        Not in upstream (a model departure, the v6 API): upstream sets flags only through
+        `VmaNew`'s named setters.
 
         Only the bits a driver may touch can change (MIXEDMAP, PFNMAP, IO, DONTEXPAND,
         DONTCOPY, DONTDUMP set; MAYREAD/MAYWRITE/MAYEXEC cleared), and not the access bits
@@ -476,7 +498,9 @@ class VmAreaNew(VmAreaRef, _ThreadBound):
         return VmAreaMixedMap(vma, self._lt, here())
 
     def set_pfnmap(self) -> None:
-        """Set `VM_PFNMAP` (only valid without VM_MIXEDMAP and before any PTE is installed)."""
+        """Set `VM_PFNMAP` (only valid without VM_MIXEDMAP and before any PTE is installed).
+
+        Not in upstream's `VmaNew` (a model departure, kept for the PFNMAP flag rules)."""
         self._update("set_pfnmap", pfn=True)
 
     def set_io(self) -> None:
@@ -607,3 +631,11 @@ class _VmOpsVtable:
         # The fault path consumes one reference (`vmf->page`); the driver keeps its own.
         sp.kernel.pool.get_page(sp)
         return sp
+
+
+VmaRef = VmAreaRef
+"""Upstream's `kernel::mm::virt::VmaRef`: the same class as `VmAreaRef`."""
+VmaMixedMap = VmAreaMixedMap
+"""Upstream's `VmaMixedMap`: the same class as `VmAreaMixedMap`."""
+VmaNew = VmAreaNew
+"""Upstream's `VmaNew`: the same class as `VmAreaNew`."""

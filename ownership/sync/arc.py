@@ -16,7 +16,20 @@ thread, so a destructor that may sleep makes the last `drop()` a may-sleep call,
 the kernel.
 
 `ArcBorrow` is `&Arc<T>` without a count: valid while the handle it came from lives.
-`Arc[T]` is Send and Sync iff `T` is Send and Sync.
+It is also how a method takes `self: ArcBorrow<'_, Self>` (or `self: &Arc<Self>`):
+Python has no custom receivers, so such a method is a static method
+`def f(this: ArcBorrow[Example])`, called `Example.f(arc.as_arc_borrow())`; `self:
+Arc<Self>` is `def f(this: Arc[Example])`, which takes over the caller's handle. `Arc[T]` is Send and Sync iff `T` is Send and Sync.
+
+`UniqueArc` is an `Arc` known to hold the only count: its contents may be changed
+(`set`, or through `get()`), and `into_arc()` (upstream's `From<UniqueArc<T>> for
+Arc<T>`, `x.into()`) shares it. `UniqueArc.new_uninit(gfp)` allocates now and is filled
+later with `write(value)`, which never allocates (allocate where sleeping is allowed,
+initialise under a spinlock); Python cannot say `UniqueArc<MaybeUninit<T>>`, so the
+not-yet-written form is its own class, `UniqueArcUninit`, whose contents cannot be read.
+`Arc.into_unique_or_drop()` gives back the `UniqueArc` if this handle held the last
+count, and otherwise drops the handle's count and returns None (atomically:
+`refcount_dec_not_one`).
 """
 
 from __future__ import annotations
@@ -38,7 +51,7 @@ from ..refcount import Refcount
 from ..site import Site, here
 from ..unsafe import unsafe_fn
 
-__all__ = ["Arc", "ArcBorrow", "live_arcs"]
+__all__ = ["Arc", "ArcBorrow", "UniqueArc", "UniqueArcUninit", "live_arcs"]
 
 T = TypeVar("T")
 
@@ -93,7 +106,11 @@ class Arc(Handle, Generic[T]):
     def new(cls, value: T, gfp: Flags = GFP_KERNEL) -> Arc[T]:
         """Allocate an `Arc` (may sleep with `GFP_KERNEL`; `ENOMEM` on failure)."""
         alloc_check(gfp, "Arc::new")
-        site = here()
+        return cls._fill(value, here())
+
+    @classmethod
+    def _fill(cls, value: T, site: Site) -> Arc[T]:
+        """Put `value` into memory already allocated: the new handle owns the one count."""
         if isinstance(value, Pinned) and value.__ownership_pinned_at__ is None:
             # INVARIANT: every kernel Arc is pinned; its contents never move.
             value._pin_here(site)
@@ -197,6 +214,21 @@ class Arc(Handle, Generic[T]):
     def refcount(self) -> int:
         return self._inner.refcount.read()
 
+    def into_unique_or_drop(self) -> UniqueArc[T] | None:
+        """The `UniqueArc` if this handle held the last count; else drop it and return None."""
+        self._check("into_unique_or_drop")
+        if self._inner.refcount.dec_not_one():
+            self._dropped_at = here()
+            if self._lt is not None:
+                self._lt.end(self._dropped_at, "the Arc handle was dropped")
+            return None
+        # INVARIANT: the count is 1 and this handle owns it: it passes to the UniqueArc.
+        site = here()
+        self._dropped_at = site
+        if self._lt is not None:
+            self._lt.end(site, "the Arc handle became a UniqueArc")
+        return UniqueArc(Arc(self._inner, site), site)
+
     def __ownership_is_send__(self) -> bool:
         v = self._inner.value
         return is_send(v) and is_sync(v)
@@ -258,3 +290,130 @@ class ArcBorrow(Generic[T]):
             if name.startswith("__"):
                 raise AttributeError(name)
             return getattr(self.get(), name)
+
+
+class UniqueArc(Handle, Generic[T]):
+    """`UniqueArc<T>`: an `Arc` known to hold the only count, so its contents may change.
+
+    Invariants: until consumed (`into_arc`, `drop`), `_arc` is a live handle whose count
+    is 1, and no other handle of its allocation exists.
+    """
+
+    __slots__ = ("_arc", "origin_site")
+
+    _drop_rules = DropRules(
+        RefcountError,
+        rule="arc-use-after-drop",
+        use_message="{use} of a UniqueArc after it was consumed",
+        dropped_label="the UniqueArc was consumed (into_arc or drop)",
+        made_label="the UniqueArc was allocated",
+        double_message="double drop of a UniqueArc",
+        already_label="the UniqueArc was already consumed",
+        double_notes=False,
+    )
+
+    def __init__(self, arc: Arc[T], site: Site) -> None:
+        self._arc = arc
+        self._dropped_at = None
+        self.origin_site = site
+
+    @classmethod
+    def new(cls, value: T, gfp: Flags = GFP_KERNEL) -> UniqueArc[T]:
+        """Allocate a `UniqueArc` (may sleep with `GFP_KERNEL`; `ENOMEM` on failure)."""
+        alloc_check(gfp, "UniqueArc::new")
+        site = here()
+        return cls(Arc._fill(value, site), site)
+
+    @staticmethod
+    def new_uninit(gfp: Flags = GFP_KERNEL) -> UniqueArcUninit[Any]:
+        """Allocate the memory now; `write(value)` fills it later without allocating."""
+        alloc_check(gfp, "UniqueArc::new_uninit")
+        return UniqueArcUninit(here())
+
+    def _handle_obj(self) -> str:
+        return f"UniqueArc<{type(self._arc._inner.value).__name__}>"
+
+    def _made_at(self) -> Site:
+        return self.origin_site
+
+    def get(self) -> T:
+        """`&*x` / `&mut *x`: the contents (change them in place)."""
+        if self._dropped_at is not None:
+            self._check("dereference")
+        return self._arc._inner.value
+
+    def set(self, value: T) -> None:
+        """`*x = value`: replace the contents (the old ones are dropped)."""
+        self._check("write")
+        self._arc._inner.value = value
+
+    def into_arc(self) -> Arc[T]:
+        """Share it: `Arc::from(unique)` (`unique.into()`), which cannot fail."""
+        self._check("into_arc")
+        self._dropped_at = here()
+        return self._arc
+
+    def drop(self) -> None:
+        """Free the allocation, running the contents' `drop_arc` hook."""
+        if self._dropped_at is not None:
+            self._double_drop()
+            return
+        self._dropped_at = here()
+        self._arc.drop()
+
+    def __ownership_is_send__(self) -> bool:
+        return self._arc.__ownership_is_send__()
+
+    __ownership_is_sync__ = __ownership_is_send__
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Deref: `x.field` reaches the contents (typed code uses `.get()`).
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(self.get(), name)
+
+
+class UniqueArcUninit(Handle, Generic[T]):
+    """`UniqueArc<MaybeUninit<T>>`: allocated, not yet written; its contents cannot be read.
+
+    Invariants: until consumed (`write`, `drop`), the allocation is reserved for one `T`.
+    """
+
+    __slots__ = ("origin_site",)
+
+    _drop_rules = DropRules(
+        RefcountError,
+        rule="arc-use-after-drop",
+        use_message="{use} of an uninitialised UniqueArc after it was consumed",
+        dropped_label="it was consumed (write or drop)",
+        made_label="the UniqueArc was allocated",
+        double_message="double drop of an uninitialised UniqueArc",
+        already_label="it was already consumed",
+        double_notes=False,
+    )
+
+    def __init__(self, site: Site) -> None:
+        self._dropped_at = None
+        self.origin_site = site
+
+    def _handle_obj(self) -> str:
+        return "UniqueArc<MaybeUninit<T>>"
+
+    def _made_at(self) -> Site:
+        return self.origin_site
+
+    def write(self, value: T) -> UniqueArc[T]:
+        """Initialise the reserved memory with `value`; never allocates, never sleeps."""
+        self._check("write")
+        site = here()
+        self._dropped_at = site
+        return UniqueArc(Arc._fill(value, site), site)
+
+    def drop(self) -> None:
+        """Free the memory without ever writing it."""
+        if self._dropped_at is not None:
+            self._double_drop()
+            return
+        self._dropped_at = here()

@@ -6,6 +6,17 @@ sleep, so it is an `AtomicSleepError` when the thread is in atomic context for a
 reason *other than* the guard's own spinlock (which the wait releases): waiting while
 holding another spinlock, or under `rcu_read_lock()`, is a sleep in atomic context.
 Spurious wakeups are allowed, as in the kernel: callers wait in a loop.
+
+`wait_interruptible(guard)` sleeps in `TASK_INTERRUPTIBLE`: a signal sent to the
+current task (`task.send_signal(sig)`, the simulated `kill`) ends the wait too, and, as
+upstream, it returns whether a signal is pending, so the caller returns `EINTR`
+(`ERESTARTSYS`). A signal already pending when it is called ends it at once, after the
+lock was released and re-taken. A thread that runs as no task (a kernel thread) is
+never signalled. The signal's wake-up goes through the scheduling seam's wait queue
+(`WaitQueue.wake`), so the explorer orders it against the wait and the notifications.
+
+Lock order: the wait queue's internal lock is a leaf; the guard's lock is released
+while the thread sleeps.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from typing import Any
 
 from .. import sched
 from ..config import STATE
-from ..context import might_sleep
+from ..context import ctx, might_sleep
 from ..errors import LifetimeError
 from ..pin import Pinned
 from ..site import here
@@ -43,8 +54,23 @@ class CondVar(Pinned):
         """Release `guard`'s lock, sleep until notified, re-take it."""
         self.wait_timeout(guard, None)
 
+    def wait_interruptible(self, guard: Guard[Any]) -> bool:
+        """As `wait`, but a signal ends the wait too; returns whether a signal is pending."""
+        task = ctx.task
+        pending = getattr(task, "signal_pending", None)
+        if pending is None:
+            # A thread that runs as no task of the simulated kernel has no signals.
+            self.wait_timeout(guard, None)
+            return False
+        self._wait(guard, None, task)
+        return bool(pending())
+
     def wait_timeout(self, guard: Guard[Any], timeout: float | None) -> bool:
         """As `wait`, giving up after `timeout` seconds; False if it timed out."""
+        return self._wait(guard, timeout, None)
+
+    def _wait(self, guard: Guard[Any], timeout: float | None, task: Any) -> bool:
+        """The wait; `task`, if given, is the current task and the sleep interruptible."""
         if not isinstance(guard, Guard):
             raise TypeError(f"CondVar.wait takes a lock guard, got {type(guard).__name__}")
         if not guard.is_held() and STATE.on:
@@ -60,11 +86,16 @@ class CondVar(Pinned):
         might_sleep(what="CondVar.wait()", exclude=guard._sec)
         site = here()
         w = self._wq.prepare()
+        # Registered before the lock drops, so a signal sent in between is not lost; with
+        # a signal already pending the thread does not sleep (`schedule()` returns).
+        sleep = task is None or task.add_signal_waiter(self._wq, w)
         guard._unlock_for_wait()
         try:
-            woken = w.wait(timeout)
+            woken = w.wait(timeout) if sleep else True
         finally:
             self._wq.cancel(w)
+            if task is not None:
+                task.remove_signal_waiter(w)
             guard._relock_after_wait(site)
         return woken
 

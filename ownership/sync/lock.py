@@ -68,7 +68,16 @@ class Lock(Pinned, Generic[T]):
     _guard_type: type[Guard[Any]]
     _atomic = False
 
-    __slots__ = ("__ownership_pinned_at__", "_cls", "_data", "_entry", "_name", "_raw", "_what")
+    __slots__ = (
+        "__ownership_pinned_at__",
+        "_cls",
+        "_data",
+        "_entry",
+        "_guard",
+        "_name",
+        "_raw",
+        "_what",
+    )
 
     def __init__(self, data: T, name: str | None = None) -> None:
         site = here()
@@ -96,6 +105,13 @@ class Lock(Pinned, Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
+
+    def held_guard(self) -> Guard[T] | None:
+        """The checked guard through which the calling thread holds this lock, if any."""
+        g: Guard[T] | None = getattr(self, "_guard", None)
+        if g is None or not g.is_held() or g._st is not ctx.st:
+            return None
+        return g
 
     def _acquire(self, f: FrameType, nested: int, trylock: bool) -> Guard[T] | None:
         """Take the lock for a caller whose frame is `f`; None if a trylock failed.
@@ -167,6 +183,9 @@ class Lock(Pinned, Generic[T]):
         g.origin_site = site
         g._held = e
         g._st = st
+        # The checked guard in force, so that borrows of the data made under it (an
+        # rbtree cursor) can hang from its lifetime (`held_guard`).
+        self._guard = g
         return g
 
     def _order_key(self, st: ThreadState, site: Site) -> tuple[int, int]:

@@ -188,7 +188,8 @@ def test_insert_under_a_spinlock_with_a_reservation_allocates_nothing() -> None:
     with lock.lock() as g:
         t = g.data
         assert t.keys() == [1, 3, 4, 5]
-        assert t.cursor_lower_bound(2) == (3, "v3") and t.floor(2) == (1, "v1")
+        c = t.cursor_lower_bound(2)
+        assert c is not None and c.current() == (3, "v3") and t.floor(2) == (1, "v1")
         assert t.prev(3) == (1, "v1") and t.next(3) == (4, "v4")
         assert t.first() == (1, "v1") and t.last() == (5, "v5")
         assert t.remove(3) == "v3" and 3 not in t and t.remove(3) is None
