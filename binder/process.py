@@ -177,7 +177,8 @@ class ProcessInner:
             thread = ready.get()
             # Pushed while holding the process lock, so the thread cannot give up meanwhile.
             back = thread.push_work(work)
-            # The thread keeps a count of its own until it is released: not the last one.
+            # The thread keeps a count of its own until its process gives it back after
+            # releasing it (`discard`): not the last one.
             ready.drop()
             return (BinderError.new_dead(), back) if back is not None else None
         if self.is_dead:
@@ -457,11 +458,17 @@ class Process:
                 raise KernelError(EINTR, "binder process is being released")
             # INVARIANT: the thread is pushed to its own process's ready list only.
             la = thread.list_arc()
-            if la is not None:
+            if isinstance(la, ListArc):
                 g.data.ready_threads.push_front(la)
+                refused = None
             else:
+                refused = la
                 warn("binder-ready-twice", "Same thread registered with `ready_threads` twice.")
-            return Registration(thread)
+        if refused is not None:
+            # Given back with the lock released: the thread's drop may sleep (the thread
+            # holds a count of its own while it runs, so this is not the last one).
+            refused.drop()
+        return Registration(thread)
 
     @may_sleep
     def push_work(self, work: DLArc) -> None:
@@ -516,6 +523,8 @@ class Process:
         with self.inner.lock() as g:
             g.data.threads.remove(thread.id)
         thread.release()
+        # The tree's `Arc<Thread>` goes: the last count drops the work left on its list.
+        thread.discard()
 
     def set_max_threads(self, max_threads: int) -> None:
         with self.inner.lock() as g:
@@ -842,7 +851,7 @@ class Process:
             threads = list(g.data.threads.values())
             g.data.threads.clear()
             ready = g.data.ready_threads.take("deferred_release ready threads")
-        # Each thread keeps a count of its own until `release`: these are not the last.
+        # Each thread keeps a count of its own until `discard`: these are not the last.
         ready.drop()
         for t in threads:
             t.release()
@@ -887,6 +896,10 @@ class Process:
             delivered.drop()
         # Buffers still allocated: their destructors release what they hold.
         self.deferred_release_memory()
+        # Last, the threads' counts (upstream `drop(threads)`): a released thread still
+        # holds the deferred work `release` left on its list, which goes with it.
+        for t in threads:
+            t.discard()
 
     def drop_outstanding_txn(self) -> None:
         with self.inner.lock() as g:

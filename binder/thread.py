@@ -402,8 +402,10 @@ class Thread(HasListLinks):
     Invariants: `id` is the thread's pid and unique in `process.threads`; the thread
     is on `process.ready_threads` only while it waits for process work, and never on
     any other list (`links`, id 0, tracked by `links_track`). It lives in an `Arc` of
-    which it keeps one count until `release` (the stand-in for the process's
-    `RBTree<i32, Arc<Thread>>` and the ioctl's counts).
+    which it keeps one count, the stand-in for the process's `RBTree<i32, Arc<Thread>>`
+    (and the counts of the holders the model does not track), until its process gives
+    it back (`discard`, after `release`). The last count runs `drop_arc`, the model of
+    dropping the `Thread`: the work still on its list and its error items go with it.
     """
 
     __slots__ = ("id", "inner", "links", "links_track", "process", "self_arc", "task", "work_condvar")
@@ -432,15 +434,16 @@ class Thread(HasListLinks):
         arc.drop()
         return thread
 
-    def list_arc(self) -> ListArc[Thread] | None:
-        """`ListArc::try_from_arc(self.clone())`: None if already on the ready list."""
+    def list_arc(self) -> ListArc[Thread] | Arc[Thread]:
+        """`ListArc::try_from_arc(self.clone())`: the new count as a `ListArc`, or, if
+        the thread is already on the ready list, as the `Arc` given back (the `Err`),
+        for the caller to drop once it holds no lock (the thread's `drop_arc` may sleep).
+        """
         sa = self.self_arc
         assert sa is not None
         arc = sa.clone()
         la = ListArc.try_from_arc(arc)
-        if la is None:
-            arc.drop()
-        return la
+        return arc if la is None else la
 
     def __repr__(self) -> str:
         return f"Thread({self.process.pid()}:{self.id})"
@@ -1085,7 +1088,14 @@ class Thread(HasListLinks):
 
     @may_sleep
     def release(self) -> None:
-        """The thread exits (BINDER_THREAD_EXIT or process death)."""
+        """The thread exits (BINDER_THREAD_EXIT or process death): `Thread::release`.
+
+        As upstream, only the work `get_work_local` can see is cancelled: deferred
+        items behind the last real one (a node's refcount work, a
+        `BR_TRANSACTION_COMPLETE`) stay on the list, and so does deferred work pushed
+        after this (`push_work_deferred` does not look at `is_dead`); they are dropped
+        with the thread (`drop_arc`), once its process gave back its count (`discard`).
+        """
         with self.inner.lock() as g:
             g.data.is_dead = True
         # A thread still sleeping in the driver wakes up as if killed.
@@ -1099,16 +1109,37 @@ class Thread(HasListLinks):
             if work is None:
                 break
             cancel_work(work)
-        # The thread's own count goes, and its error items': it is dead, so none of them
-        # is queued again (`push_*` check `is_dead` under the thread's lock).
+
+    def discard(self) -> None:
+        """Give back the thread's own count (its process's `Arc<Thread>`, after `release`).
+
+        The last count frees the thread (`drop_arc`), which may sleep.
+        """
+        sa = self.self_arc
+        assert sa is not None
+        sa.release_kept()
+
+    @may_sleep
+    def drop_arc(self) -> None:
+        """The last `Arc<Thread>` went: drop the thread's fields (`InnerThread`'s `Drop`).
+
+        Its `work_list` is dropped as upstream's `List` `Drop` drops it: every item
+        still on it (deferred work that `release` could not see) is dropped undelivered,
+        giving back its list right and count. Then its two `DArc<ThreadError>` go. The
+        thread is dead and nobody holds it, so nothing is queued on it any more.
+        """
+        while True:
+            with self.inner.lock() as g:
+                work = g.data.work_list.pop_front()
+            if work is None:
+                break
+            # Dropped with the lock released: an item's destructor may take locks.
+            drop_work(work)
         with self.inner.lock() as g:
             errors = (g.data.reply_work, g.data.return_work)
         for err in errors:
             if err.self_arc is not None:
                 err.self_arc.release_kept()
-        sa = self.self_arc
-        if sa is not None:
-            sa.release_kept()
 
 
 class Registration:

@@ -4,7 +4,8 @@
 a `Process` subclass, to run an unfixed variant of the driver), the tasks started in
 it, the driver's `Process` behind an open binder file, and the end of the test: every
 task exited, the deferred work run, the device unregistered, and nothing leaked (the
-machine consistent, no `Process` left alive, every page of the pool back).
+machine consistent, no `Process`, `Thread`, `Node` or `NodeDeath` left alive, every page
+of the pool back).
 
 Two views of it:
 
@@ -35,6 +36,7 @@ from ownership.sync import live_arcs
 from ownership.workqueue import flush
 
 __all__ = [
+    "DRIVER_ARCS",
     "JOIN_TIMEOUT",
     "KUNIT_MMAP_SIZE",
     "BinderWorld",
@@ -42,6 +44,7 @@ __all__ = [
     "Opened",
     "World",
     "assert_released",
+    "driver_arcs",
     "process_of",
     "task_of",
     "world",
@@ -49,6 +52,15 @@ __all__ = [
 
 KUNIT_MMAP_SIZE = 128 * 1024
 JOIN_TIMEOUT = 10.0
+# The driver objects that live in `Arc`s and must all be freed once every process of a
+# machine is released (`live_arcs` counts them by type name).
+DRIVER_ARCS = ("Process", "Thread", "Node", "NodeDeath")
+
+
+def driver_arcs() -> dict[str, int]:
+    """How many of each `DRIVER_ARCS` type are alive now."""
+    live = live_arcs()
+    return {name: live.get(name, 0) for name in DRIVER_ARCS}
 
 
 def process_of(file: CFile) -> Process:
@@ -86,7 +98,7 @@ class Machine:
     ) -> None:
         self.kernel = Kernel(pages_per_node=pages_per_node, per_vma_lock=per_vma_lock)
         self.baseline_pages = self.kernel.nr_used_pages()
-        self.baseline_processes = live_arcs().get("Process", 0)
+        self.baseline_arcs = driver_arcs()
         self.reg: BinderRegistration = register(self.kernel, process_type=process_type)
         self.tasks: list[Task] = []
 
@@ -108,7 +120,10 @@ class Machine:
         self.reg.unregister()
         problems = self.kernel.check_consistency()
         assert not problems, problems
-        assert live_arcs().get("Process", 0) == self.baseline_processes, "a Process was leaked"
+        now = driver_arcs()
+        before = self.baseline_arcs
+        leaked = {k: now[k] - before[k] for k in DRIVER_ARCS if now[k] != before[k]}
+        assert not leaked, f"driver objects leaked (live Arcs more than before): {leaked}"
         assert self.kernel.nr_used_pages() == self.baseline_pages, (
             f"{self.kernel.nr_used_pages() - self.baseline_pages} pages leaked"
         )

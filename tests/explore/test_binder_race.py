@@ -60,7 +60,12 @@ def _two_senders(process_type: type[Process]) -> None:
     def handle(client: BinderClient, t: Transaction) -> Parcel:
         t.parcel.rewind()
         obj = t.parcel.read_object()
-        handles.append(getattr(obj, "handle", -1))
+        handle = getattr(obj, "handle", -1)
+        # Hold the handle (as a service manager does), so that its number is not reused
+        # for another node once this transaction's buffer is freed.
+        if handle >= 0:
+            client.acquire(handle)
+        handles.append(handle)
         return Parcel().write_i32(0)
 
     mgr.add_object(0, handle)
