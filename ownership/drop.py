@@ -19,11 +19,49 @@ Lock order: no locks.
 
 from __future__ import annotations
 
+import weakref
+from contextvars import ContextVar
+from typing import Any
+
 from .site import is_model_type
 
-__all__ = ["drop_sleeps", "sleeps_when_called"]
+__all__ = ["drop_sleeps", "shared", "sleeps_when_called", "unshared"]
 
 _MAX_DEPTH = 8
+
+# The walk in progress on this thread of control (a ContextVar: greenlets, the explorer's
+# model threads, each have their own): a handle's `__ownership_drop_sleeps__` that asks
+# `drop_sleeps` about what it owns continues the same walk, with its depth and the values
+# already seen, so a cycle through a lock's data or an Arc's value ends.
+_walk: ContextVar[tuple[set[int], int] | None] = ContextVar("drop_walk", default=None)
+
+
+# The values that live inside an `Arc`, while they do: id -> a weak reference to the Arc's
+# allocation, which names the value (so an id reused by another object after a leaked
+# Arc was collected is not mistaken for it). A plain reference to one of these values,
+# met while walking another value, is a borrow of shared data (Rust's `&T` or an
+# `ArcBorrow`, or a back-reference standing in for an `Arc` that is not the last):
+# dropping the walked value does not drop it. Only the Arc's own drop glue (its last
+# handle) walks the value, with `owned=True`.
+_shared: dict[int, weakref.ref[Any]] = {}
+
+
+def shared(value: object, allocation: object) -> None:
+    """`value` was put into the `Arc` allocation `allocation` (called by `Arc`)."""
+    _shared[id(value)] = weakref.ref(allocation)
+
+
+def unshared(value: object) -> None:
+    """The last `Arc` of `value` was dropped (called by `Arc`)."""
+    _shared.pop(id(value), None)
+
+
+def _is_shared(value: object) -> bool:
+    r = _shared.get(id(value))
+    if r is None:
+        return False
+    alloc = r()
+    return alloc is not None and getattr(alloc, "value", None) is value
 
 
 def sleeps_when_called(fn: object) -> bool:
@@ -31,18 +69,34 @@ def sleeps_when_called(fn: object) -> bool:
     return getattr(fn, "__ownership_may_sleep__", None) is True
 
 
-def drop_sleeps(value: object, _seen: set[int] | None = None, _depth: int = 0) -> str | None:
-    """How dropping `value` reaches a destructor that may sleep, or None."""
-    hook = getattr(type(value), "__ownership_drop_sleeps__", None)
-    if hook is not None:
-        got = hook(value)
-        return got if isinstance(got, str) else None
+def drop_sleeps(
+    value: object, _seen: set[int] | None = None, _depth: int = 0, *, owned: bool = False
+) -> str | None:
+    """How dropping `value` reaches a destructor that may sleep, or None.
+
+    `owned` says the caller owns `value` even if it lives in an `Arc` (the Arc's own
+    drop glue); otherwise a value inside an Arc is borrowed, and dropping it is nothing.
+    """
+    if not owned and _is_shared(value):
+        return None
+    if _seen is None:
+        outer = _walk.get()
+        if outer is not None:
+            _seen, _depth = outer
     if isinstance(value, (str, bytes, int, float, type(None))) or _depth > _MAX_DEPTH:
         return None
     seen = _seen if _seen is not None else set()
     if id(value) in seen:
         return None
     seen.add(id(value))
+    hook = getattr(type(value), "__ownership_drop_sleeps__", None)
+    if hook is not None:
+        token = _walk.set((seen, _depth + 1))
+        try:
+            got = hook(value)
+        finally:
+            _walk.reset(token)
+        return got if isinstance(got, str) else None
     parts: list[tuple[str, object]]
     if isinstance(value, (tuple, list, set, frozenset)):
         parts = [(f"[{i}]", v) for i, v in enumerate(list(value))]

@@ -42,7 +42,7 @@ from ..alloc import GFP_KERNEL, Flags, alloc_check
 from ..borrow import Lifetime
 from ..config import STATE
 from ..context import in_atomic, might_sleep, refuse_sleep_in_atomic
-from ..drop import drop_sleeps, sleeps_when_called
+from ..drop import drop_sleeps, shared, sleeps_when_called, unshared
 from ..errors import LifetimeError, RefcountError
 from ..handle import DropRules, Handle
 from ..marker import is_send, is_sync
@@ -66,7 +66,7 @@ def live_arcs() -> dict[str, int]:
 
 
 class _ArcInner(Generic[T]):
-    __slots__ = ("freed", "freed_at", "refcount", "site", "value")
+    __slots__ = ("__weakref__", "freed", "freed_at", "refcount", "site", "value")
 
     def __init__(self, value: T, site: Site) -> None:
         self.value = value
@@ -116,7 +116,9 @@ class Arc(Handle, Generic[T]):
             value._pin_here(site)
         with _live_lock:
             _live[type(value).__name__] += 1
-        return cls(_ArcInner(value, site), site)
+        inner = _ArcInner(value, site)
+        shared(value, inner)
+        return cls(inner, site)
 
     pin_init = new
 
@@ -186,6 +188,7 @@ class Arc(Handle, Generic[T]):
             inner.freed_at = self._dropped_at
             with _live_lock:
                 _live[type(inner.value).__name__] -= 1
+            unshared(inner.value)
             if hook is not None:
                 hook()
 
@@ -244,7 +247,7 @@ class Arc(Handle, Generic[T]):
         name = type(inner.value).__name__
         if hook is not None and sleeps_when_called(hook):
             return f"the last Arc<{name}> ({name}.drop_arc may sleep)"
-        got = drop_sleeps(inner.value)
+        got = drop_sleeps(inner.value, owned=True)
         return f"the last Arc<{name}>, which drops {got}" if got is not None else None
 
     def describe(self) -> str:

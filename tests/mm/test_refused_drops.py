@@ -88,6 +88,28 @@ def test_an_arc_that_is_not_the_last_drops_fine_in_atomic(proc: Task) -> None:
     a.drop()
 
 
+class Child:
+    """A driver object that refers to its parent, which lives in its own `Arc` (as a
+    Binder node refers to its process): a plain reference, not ownership."""
+
+    def __init__(self, parent: Ctx) -> None:
+        self.parent = parent
+
+
+def test_a_plain_reference_into_another_arc_is_not_dropped_with_its_holder(proc: Task) -> None:
+    # The child's last Arc goes under a spinlock; the parent (whose drop would put an mm
+    # reference, and may sleep) lives in an Arc of its own, so nothing sleeping runs.
+    parent = Arc.new(Ctx(_mm_ref()))
+    child = Arc.new(Child(parent.get()))
+    with SpinLock(0, name="child lock").lock():
+        child.drop()
+    # The parent is still owned by its own Arc, whose last drop is what would sleep.
+    with SpinLock(0, name="parent lock").lock(), pytest.raises(AtomicSleepError) as ei:
+        parent.drop()
+    assert_splat(ei, "atomic-sleep", mentions=["the last Arc<Ctx>, which drops Ctx.mm"])
+    parent.drop()
+
+
 def test_aref_of_mm_dropped_in_atomic_is_refused_and_kept(proc: Task) -> None:
     mm = _mm_ref()
     users = _users(mm)
