@@ -91,7 +91,8 @@ class ThreadState:
     ("spinlock", "preempt")])` while checks are on; `held` lists the locks held by this
     thread in acquisition order, each with its site; `chain_key` hashes the classes
     in `held` (lockdep's chain key); `unsafe_blocks` are the open `unsafe` blocks,
-    innermost last (`unsafe_depth` of them); `tid` is the owning thread's ident.
+    innermost last (`unsafe_depth` of them); `tid` is the owning thread's ident and
+    `thread_name` its name when the state was made (for reports).
     """
 
     __slots__ = (
@@ -102,6 +103,7 @@ class ThreadState:
         "rcu_depth",
         "sections",
         "task",
+        "thread_name",
         "tid",
         "unsafe_blocks",
         "unsafe_depth",
@@ -118,6 +120,7 @@ class ThreadState:
         self.unsafe_blocks: list[unsafe] = []
         self.task: TaskLike | None = None
         self.tid = threading.get_ident()
+        self.thread_name = threading.current_thread().name
 
 
 class ExecContext(threading.local):

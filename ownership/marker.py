@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from . import rules as _rules  # noqa: F401  (installs each rule's fix hint in reports)
 from .config import STATE
 from .errors import SendError, SyncError
 from .site import Site, here, site_of_frame
