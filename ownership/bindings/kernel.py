@@ -247,10 +247,11 @@ class Kernel:
 
 
     def leaks(self) -> list[str]:
-        """References still held once every task has exited (`kmemleak`, for teardown).
+        """What is still held once every task has exited (`kmemleak`, for teardown).
 
         An `mm_struct` that is not freed after its task exited is held by a leaked `mmget`
-        or `mmgrab` reference (an `ARef` never dropped).
+        or `mmgrab` reference (an `ARef` never dropped); a page still allocated was never
+        given back (a `Page`, `KBox` or `VBox` never dropped, a `get_page` never put).
         """
         out = []
         if any(not t.exited for t in self.tasks.values()):
@@ -258,6 +259,9 @@ class Kernel:
         for mm in self.mms:
             if not mm.freed:
                 out.append(f"leaked reference: {mm.describe()}")
+        for page in self.pool.allocated_pages():
+            where = f", allocated at {page.alloc_site}" if page.alloc_site is not None else ""
+            out.append(f"leaked page: {page.describe()}{where}")
         return out
 
 
