@@ -21,7 +21,7 @@ source scan saw them), unsafe blocks that actually ran, marker declarations.
 
 `--strict` exits 1 when a block lacks its justification (string or comment), unless a
 comment right above it starts with "Deliberately undocumented" (the demo's bug, kept
-on purpose and reported as such). SARIF output is written by `ownership.static.sarif`
+on purpose and reported as such), or when a file cannot be parsed (named on stderr). SARIF output is written by `ownership.static.sarif`
 (imported only for `--format sarif`).
 """
 
@@ -632,4 +632,8 @@ def main(argv: list[str]) -> int:
         text = render_md(r)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     incomplete = any(b.status not in ("ok", "deliberately undocumented") for b in r.blocks)
-    return 1 if args.strict and incomplete else 0
+    unparsed = [e for e in r.errors if ": cannot parse: " in e]
+    for e in unparsed:
+        print(f"contracts: {e}", file=sys.stderr)
+    # Under --strict, a file that could not be read is a file whose blocks went unchecked.
+    return 1 if args.strict and (incomplete or unparsed) else 0
