@@ -632,8 +632,8 @@ def main(argv: list[str]) -> int:
         text = render_md(r)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     incomplete = any(b.status not in ("ok", "deliberately undocumented") for b in r.blocks)
-    unparsed = [e for e in r.errors if ": cannot parse: " in e]
-    for e in unparsed:
-        print(f"contracts: {e}", file=sys.stderr)
+    unparsed = [msg for msg in r.errors if ": cannot parse: " in msg]
+    for msg in unparsed:
+        print(f"contracts: {msg}", file=sys.stderr)
     # Under --strict, a file that could not be read is a file whose blocks went unchecked.
     return 1 if args.strict and (incomplete or unparsed) else 0
