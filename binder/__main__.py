@@ -45,6 +45,15 @@ commands:
 # The counters a worker process adds its runs and failures to (set by `_init_worker`):
 # the parent reads them for the progress bar and for a partial result after Ctrl-C.
 _shared: tuple[Synchronized[int], Synchronized[int]] | None = None
+# Set by Ctrl-C during an in-process run: the run stops between two cases (a
+# KeyboardInterrupt raised inside the model, mid-case, would leave a half-done case).
+_stop = [False]
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    if _stop[0]:
+        raise KeyboardInterrupt
+    _stop[0] = True
 
 
 def _init_worker(runs: Synchronized[int], failures: Synchronized[int]) -> None:
@@ -70,6 +79,8 @@ def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
         last = [0, 0]
 
         def tick(done: int, failures: int) -> None:
+            if _stop[0]:
+                raise KeyboardInterrupt
             if _shared is not None:
                 with _shared[0].get_lock():
                     _shared[0].value += done - last[0]
@@ -113,9 +124,12 @@ def _run_exhaustive(checks: bool, jobs: int, sample: int, bar: bool | None) -> d
                 _shared = (runs_done, failures_done)
                 stop = threading.Event()
                 poller = _poll(pbar, runs_done, stop)
+                _stop[0] = False
+                prev = signal.signal(signal.SIGINT, _on_sigint)
                 try:
                     parts = [_exhaustive_worker(work[0])]
                 finally:
+                    signal.signal(signal.SIGINT, prev)
                     stop.set()
                     poller.join()
                     _shared = None
