@@ -1,15 +1,13 @@
-"""`python -m binder <command>`: run the driver in a simulated machine.
-
-    alloc-exhaustive   the 750,000-run port of binder_alloc_kunit.c's exhaustive test
-    demo               a service manager, an echo service and a client exchanging messages
-    bench              a binderThroughputTest-like workload: transactions/s, latency p50/p90/p99
-
-Further commands (`demo`, `bench`) are added by the IPC layer: each is a function
-taking the argument list and returning the exit status, registered in `COMMANDS`.
+"""`python -m binder <command>` (or `rust-binder <command>`): the driver in a simulated machine.
 
 This module is the machine, not the driver: it boots a simulated kernel through the
 KUnit-style harness (`ownership.kunit`), registers binder in it and acts as userspace.
-Like every module of the package it never imports the simulated C side itself.
+Like every module of the package it never imports the simulated C side itself. Each
+command is a function taking the argument list and returning the exit status,
+registered in `COMMANDS`; `USAGE` is what `--help` prints.
+
+`alloc-exhaustive` shows a progress bar with an ETA on stderr (on a terminal, or with
+`--progress`); Ctrl-C stops it and prints the partial result (exit status 130).
 """
 
 from __future__ import annotations
@@ -18,21 +16,54 @@ import argparse
 import importlib
 import json
 import multiprocessing
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
+from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from ownership.config import checking
 from ownership.kunit import MAP_NORESERVE, MAP_PRIVATE, PROT_READ, Kernel
 from ownership.miscdevice import File
+from ownership.tools.cli import INTERRUPTED, dispatch, progress
 
 from . import alloc_kunit
 from .bench import run_bench
 from .demo import run_demo
 from .rust_binder_main import BinderDevice, register
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "USAGE", "main"]
+
+USAGE = """usage: rust-binder [--version] [-h] COMMAND [ARGS...]
+
+commands:
+  alloc-exhaustive   the 750,000-run port of binder_alloc_kunit.c's exhaustive test
+  demo               a service manager, an echo service and a client exchanging messages
+  bench              a binderThroughputTest-like workload: transactions/s, latency p50/p90/p99
+
+`rust-binder COMMAND --help` (or `python -m binder COMMAND --help`) describes a command."""
+
+# The counters a worker process adds its runs and failures to (set by `_init_worker`):
+# the parent reads them for the progress bar and for a partial result after Ctrl-C.
+_shared: tuple[Synchronized[int], Synchronized[int]] | None = None
+# Set by Ctrl-C during an in-process run: the run stops between two cases (a
+# KeyboardInterrupt raised inside the model, mid-case, would leave a half-done case).
+_stop = [False]
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    if _stop[0]:
+        raise KeyboardInterrupt
+    _stop[0] = True
+
+
+def _init_worker(runs: Synchronized[int], failures: Synchronized[int]) -> None:
+    """A pool worker's set-up: share the counters; leave Ctrl-C to the parent."""
+    global _shared
+    _shared = (runs, failures)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
@@ -46,10 +77,24 @@ def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
         task.mmap(f, alloc_kunit.BINDER_MMAP_SIZE, PROT_READ, MAP_PRIVATE | MAP_NORESERVE)
         proc = BinderDevice.process_of(File._view(f))
         t0, c0 = time.perf_counter(), time.process_time()
+        last = [0, 0]
+
+        def tick(done: int, failures: int) -> None:
+            if _stop[0]:
+                raise KeyboardInterrupt
+            if _shared is not None:
+                with _shared[0].get_lock():
+                    _shared[0].value += done - last[0]
+                with _shared[1].get_lock():
+                    _shared[1].value += failures - last[1]
+            last[:] = [done, failures]
+
         result = alloc_kunit.run_exhaustive(
             proc,
             task.pid,
             select=lambda i: i % stride == k and i % sample == 0,
+            progress=tick,
+            progress_every=1,
         )
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     task.exit()
@@ -63,21 +108,57 @@ def _exhaustive_worker(job: tuple[bool, int, int, int]) -> dict[str, Any]:
     }
 
 
-def _run_exhaustive(checks: bool, jobs: int, sample: int) -> dict[str, Any]:
+def _run_exhaustive(checks: bool, jobs: int, sample: int, bar: bool | None) -> dict[str, Any]:
+    """Run the cases in `jobs` processes (or this one); the result, partial after Ctrl-C."""
+    global _shared
     work = [(checks, jobs, k, sample) for k in range(jobs)]
-    t0 = time.perf_counter()
-    if jobs == 1:
-        parts = [_exhaustive_worker(work[0])]
-    else:
-        # The workers are fresh interpreters: they import the worker by its module name
-        # (this file runs as `__main__`, which they could not import).
-        worker = importlib.import_module("binder.__main__")._exhaustive_worker
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            parts = pool.map(worker, work)
-    wall = time.perf_counter() - t0
-    runs = sum(p["runs"] for p in parts)
     expected = len(range(0, alloc_kunit.TOTAL_EXHAUSTIVE_CASES, sample))
-    failures = sum(p["failures"] for p in parts)
+    runs_done = multiprocessing.Value("q", 0)
+    failures_done = multiprocessing.Value("q", 0)
+    parts: list[dict[str, Any]] = []
+    interrupted = False
+    t0 = time.perf_counter()
+    label = f"alloc-exhaustive checks {'on' if checks else 'off'}"
+    with progress(expected, label, bar, unit="case") as pbar:
+        try:
+            if jobs == 1:
+                _shared = (runs_done, failures_done)
+                stop = threading.Event()
+                poller = _poll(pbar, runs_done, stop)
+                _stop[0] = False
+                prev = signal.signal(signal.SIGINT, _on_sigint)
+                try:
+                    parts = [_exhaustive_worker(work[0])]
+                finally:
+                    signal.signal(signal.SIGINT, prev)
+                    stop.set()
+                    poller.join()
+                    _shared = None
+            else:
+                # The workers are fresh interpreters: they import the worker by its module
+                # name (this file runs as `__main__`, which they could not import).
+                worker = importlib.import_module("binder.__main__")._exhaustive_worker
+                ctx = multiprocessing.get_context("spawn")
+                runs_done = ctx.Value("q", 0)
+                failures_done = ctx.Value("q", 0)
+                with ctx.Pool(jobs, _init_worker, (runs_done, failures_done)) as pool:
+                    pending = pool.map_async(worker, work)
+                    while not pending.ready():
+                        pending.wait(0.2)
+                        pbar.update(runs_done.value - pbar.n)
+                    parts = pending.get()
+            pbar.update(runs_done.value - pbar.n)
+        except KeyboardInterrupt:
+            interrupted = True
+    wall = time.perf_counter() - t0
+    if interrupted or not parts:
+        runs, failures = runs_done.value, failures_done.value
+        cpu, failed_cases = 0.0, []
+    else:
+        runs = sum(p["runs"] for p in parts)
+        failures = sum(p["failures"] for p in parts)
+        cpu = sum(p["cpu_seconds"] for p in parts)
+        failed_cases = [c for p in parts for c in p["failed_cases"]][:20]
     return {
         "checks": "on" if checks else "off",
         "jobs": jobs,
@@ -85,12 +166,25 @@ def _run_exhaustive(checks: bool, jobs: int, sample: int) -> dict[str, Any]:
         "runs": runs,
         "expected_runs": expected,
         "failures": failures,
-        "failed_cases": [c for p in parts for c in p["failed_cases"]][:20],
+        "failed_cases": failed_cases,
         "seconds": round(wall, 2),
-        "cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 2),
+        "cpu_seconds": round(cpu, 2),
         "runs_per_second": round(runs / wall, 1) if wall else 0.0,
-        "ok": failures == 0 and runs == expected,
+        "ok": not interrupted and failures == 0 and runs == expected,
+        "interrupted": interrupted,
     }
+
+
+def _poll(pbar: Any, counter: Synchronized[int], stop: threading.Event) -> threading.Thread:
+    """A thread moving the bar to `counter` every 0.2 s until `stop` (the in-process run)."""
+
+    def run() -> None:
+        while not stop.wait(0.2):
+            pbar.update(counter.value - pbar.n)
+
+    t = threading.Thread(target=run, name="alloc-exhaustive-progress", daemon=True)
+    t.start()
+    return t
 
 
 def cmd_alloc_exhaustive(argv: list[str]) -> int:
@@ -102,16 +196,22 @@ def cmd_alloc_exhaustive(argv: list[str]) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes, each with its own machine")
     ap.add_argument("--sample", type=int, default=1, help="run only every N-th case (default: all)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar with ETA on stderr (default: when stderr is a terminal)",
+    )
     args = ap.parse_args(argv)
     if args.jobs < 1 or args.sample < 1:
         ap.error("--jobs and --sample must be >= 1")
     modes = [True, False] if args.checks == "both" else [args.checks == "on"]
     results = []
     for checks in modes:
-        r = _run_exhaustive(checks, args.jobs, args.sample)
+        r = _run_exhaustive(checks, args.jobs, args.sample, args.progress)
         results.append(r)
         if not args.json:
-            status = "PASSED" if r["ok"] else "FAILED"
+            status = "INTERRUPTED" if r["interrupted"] else "PASSED" if r["ok"] else "FAILED"
             print(
                 f"binder_alloc_exhaustive_test [{status}] checks {r['checks']}: {r['runs']}/{r['expected_runs']} runs, "
                 f"{r['failures']} failures, {r['seconds']} s wall, {r['cpu_seconds']} s CPU "
@@ -119,8 +219,14 @@ def cmd_alloc_exhaustive(argv: list[str]) -> int:
             )
             for c in r["failed_cases"]:
                 print(f"  {c}")
+        if r["interrupted"]:
+            break
+    interrupted = any(r["interrupted"] for r in results)
     if args.json:
-        print(json.dumps({"results": results, "ok": all(r["ok"] for r in results)}))
+        doc = {"results": results, "ok": all(r["ok"] for r in results), "interrupted": interrupted}
+        print(json.dumps(doc))
+    if interrupted:
+        return INTERRUPTED
     return 0 if all(r["ok"] for r in results) else 1
 
 
@@ -191,11 +297,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        print(__doc__)
-        return 0 if not args or args[0] in ("-h", "--help") else 2
-    return COMMANDS[args[0]](args[1:])
+    return dispatch("rust-binder", USAGE, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -224,11 +224,12 @@ def run_exhaustive(
     select: Callable[[int], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
     max_reported: int = 20,
+    progress_every: int = 10_000,
 ) -> ExhaustiveResult:
     """Run every case (or those whose index `select` accepts) against `proc`'s mapping.
 
     The calling thread must run as the process (`task.as_current()`). `progress(done,
-    failures)` is called every 10,000 runs.
+    failures)` is called every `progress_every` runs.
     """
     runner = _Runner(proc, pid)
     result = ExhaustiveResult()
@@ -237,7 +238,8 @@ def run_exhaustive(
         for seq in FREE_SEQUENCES:
             index += 1
             if select is None or select(index):
-                _one(runner, result, index, TestCase(sizes, front_pages, seq, aligns, end), progress, max_reported)
+                tc = TestCase(sizes, front_pages, seq, aligns, end)
+                _one(runner, result, index, tc, progress, max_reported, progress_every)
     return result
 
 
@@ -248,6 +250,7 @@ def _one(
     tc: TestCase,
     progress: Callable[[int, int], None] | None,
     max_reported: int,
+    progress_every: int = 10_000,
 ) -> None:
     """Run case `index` and account for it in `result`."""
     runner.errors.clear()
@@ -257,5 +260,5 @@ def _one(
         result.failures += 1
         if len(result.failed_cases) < max_reported:
             result.failed_cases.append(f"case {index}: [FAILED] | {tc.describe()}: {'; '.join(runner.errors)}")
-    if progress is not None and result.runs % 10_000 == 0:
+    if progress is not None and result.runs % progress_every == 0:
         progress(result.runs, result.failures)

@@ -1,17 +1,27 @@
-"""`python -m ownership <command>`: the model's command-line tools.
+"""`python -m ownership <command>` (or `ownership <command>`): the model's tools.
 
-    contracts   the safety-contract review (every unsafe fn and unsafe block)
-    demo        one buggy and one correct driver snippet per rule, with the splats
-    bench       the cost of the checks, as ratios measured in one run
-    explore     explore the interleavings of a scenario (MODULE:FUNCTION)
-    check       static checks of driver code (mypy with the project's plugin)
-    rules       the catalogue of rule ids, what each models, and its error class
+The usage text below is what `--help` prints; each command is a module with a
+`main(argv) -> int`, imported only when it runs.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+
+from .tools.cli import dispatch
+
+USAGE = """usage: ownership [--version] [-h] COMMAND [ARGS...]
+
+commands:
+  contracts   the safety-contract review (every unsafe fn and unsafe block)
+  demo        one buggy and one correct driver snippet per rule, with the splats
+  bench       the cost of the checks, as ratios measured in one run
+  check       static checks of driver code (mypy with the project's plugin)
+  rules       the catalogue of rule ids, what each models, its error class and fix
+
+`ownership COMMAND --help` describes a command."""
 
 COMMANDS = {
     "contracts": "ownership.tools.contracts",
@@ -23,14 +33,16 @@ COMMANDS = {
 }
 
 
+def _runner(module: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        rc: int = importlib.import_module(module).main(argv)
+        return rc
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        print(__doc__)
-        return 0 if not args or args[0] in ("-h", "--help") else 2
-    mod = importlib.import_module(COMMANDS[args[0]])
-    rc: int = mod.main(args[1:])
-    return rc
+    return dispatch("ownership", USAGE, {n: _runner(m) for n, m in COMMANDS.items()}, argv)
 
 
 if __name__ == "__main__":

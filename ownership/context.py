@@ -107,7 +107,8 @@ class ThreadState:
     ("spinlock", "preempt")])` while checks are on; `held` lists the locks held by this
     thread in acquisition order, each with its site; `chain_key` hashes the classes
     in `held` (lockdep's chain key); `unsafe_blocks` are the open `unsafe` blocks,
-    innermost last (`unsafe_depth` of them); `tid` is the owning thread's ident.
+    innermost last (`unsafe_depth` of them); `tid` is the owning thread's ident and
+    `thread_name` its name when the state was made (for reports).
     """
 
     __slots__ = (
@@ -118,6 +119,7 @@ class ThreadState:
         "rcu_depth",
         "sections",
         "task",
+        "thread_name",
         "tid",
         "unsafe_blocks",
         "unsafe_depth",
@@ -134,6 +136,7 @@ class ThreadState:
         self.unsafe_blocks: list[unsafe] = []
         self.task: TaskLike | None = None
         self.tid = sched.current_id()
+        self.thread_name = sched.current_name()
 
 
 class ExecContext(threading.local):

@@ -18,6 +18,7 @@ A violation is raised before the offending operation takes effect.
 from __future__ import annotations
 
 import errno as _errno
+import os as _os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
@@ -54,6 +55,7 @@ __all__ = [
     "UnsafeError",
     "VmaFlagError",
     "install_context_hooks",
+    "install_fix_hints",
 ]
 
 # The errno values of Linux on x86-64 (identical to the host's on Linux).
@@ -76,19 +78,26 @@ ENOSPC = _errno.ENOSPC
 _NAMES = {v: k for k, v in globals().items() if k.startswith("E") and isinstance(v, int)}
 
 
-class KernelError(Exception):
+class KernelError(OSError):
     """An errno returned by a kernel function: Rust's `Err(Error)`.
+
+    It is an `OSError`, as Python's own errno-carrying errors are: `.errno` is the errno,
+    `.strerror` the C library's text for it (`os.strerror`), `.detail` what the model
+    adds (which call failed and why). `str(e)` is `ENOMEM: detail`. Two errors are equal
+    when their errnos are (`Error` is a plain errno in Rust). A `KernelError` (and any
+    subclass) pickles with its attributes, so it crosses process boundaries.
 
     Invariants: `errno` is a positive errno value.
     """
 
+    errno: int
+    strerror: str
+
     def __init__(self, errno: int, detail: str = "") -> None:
         if not isinstance(errno, int) or isinstance(errno, bool) or errno <= 0:
             raise TypeError(f"KernelError needs a positive errno, got {errno!r}")
-        self.errno = errno
+        super().__init__(errno, _os.strerror(errno))
         self.detail = detail
-        name = _NAMES.get(errno, f"errno {errno}")
-        super().__init__(f"{name}: {detail}" if detail else name)
 
     @property
     def name(self) -> str:
@@ -98,11 +107,32 @@ class KernelError(Exception):
         """The negative value a C caller sees (`Error::to_errno`)."""
         return -self.errno
 
+    def __str__(self) -> str:
+        return f"{self.name}: {self.detail}" if self.detail else self.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name}, {self.detail!r})"
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KernelError) and other.errno == self.errno
 
     def __hash__(self) -> int:
         return hash(("KernelError", self.errno))
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # OSError pickles as `cls(*args)`, which a subclass with another signature
+        # (`BinderError(reply, source)`) cannot take: rebuild from the state instead.
+        return (_restore_kernel_error, (type(self), self.errno, dict(self.__dict__)))
+
+
+def _restore_kernel_error(
+    cls: type[KernelError], errno: int, state: dict[str, object]
+) -> KernelError:
+    """The unpickling side of `KernelError.__reduce__`."""
+    e = cls.__new__(cls)
+    KernelError.__init__(e, errno, str(state.get("detail", "")))
+    e.__dict__.update(state)
+    return e
 
 
 class KernelBug(Exception):
@@ -112,7 +142,11 @@ class KernelBug(Exception):
 
     def __init__(self, rule: str, message: str) -> None:
         self.rule = rule
+        self.message = message
         super().__init__(f"kernel BUG [{rule}]: {message}")
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (type(self), (self.rule, self.message))
 
 
 def _no_held_locks() -> list[str]:
@@ -142,6 +176,16 @@ _thread_name: Callable[[], str] = _os_thread_name
 _raised: Callable[[SafetyViolation], None] = _no_failure_hook
 
 
+def _no_fix(rule: str) -> str | None:
+    return None
+
+
+# How a report learns the correct pattern for its rule: the rule catalogue (the one
+# place the hints are written) installs its lookup when it is imported, which the
+# package's `__init__` does (`install_fix_hints`). The catalogue sits above this module.
+_fix_for: Callable[[str], str | None] = _no_fix
+
+
 def install_context_hooks(
     held_locks: Callable[[], list[str]],
     task_name: Callable[[], str | None],
@@ -154,17 +198,47 @@ def install_context_hooks(
     _held_locks, _task_name, _thread_name, _raised = held_locks, task_name, thread_name, raised
 
 
+def install_fix_hints(fix_for: Callable[[str], str | None]) -> None:
+    """Called once by the rule catalogue: where a report finds its rule's correct pattern."""
+    global _fix_for
+    _fix_for = fix_for
+
+
 def _thread_line() -> str:
+    """`thread 'NAME'` (with its target when it runs one, and its task when it has one)."""
     task = _task_name()
-    who = f"thread '{_thread_name()}'"
+    name = _thread_name()
+    who = f"thread '{name}'"
+    t = threading.current_thread()
+    # A plain `threading.Thread` keeps its target in `_target` (until `run` returns):
+    # naming it says what the thread was running when no driver frame is on its stack.
+    target = getattr(t, "_target", None) if t.name == name else None
+    qualname = getattr(target, "__qualname__", None)
+    if isinstance(qualname, str):
+        who += f" (target {qualname})"
     return f"{who}, task {task}" if task else who
 
 
 class SafetyViolation(Exception):
     """A bug that Rust's compiler, Miri or a kernel debug option would reject.
 
+    `str(e)` is one headline, then the full report (the splat), then one line with the
+    correct pattern:
+
+        atomic-sleep: sleeping function called from invalid context at drv.py:19
+        ==================================================================
+        BUG: sleeping function called from invalid context: ... [atomic-sleep]
+        ...
+        ==================================================================
+        fix: drop the spinlock before the call, or allocate with GFP_ATOMIC/GFP_NOWAIT
+
+    so that pytest's summary line and `repr(e)` read as one sentence. A violation pickles
+    (its sites become plain file/function/line records), so it survives pytest-xdist and
+    `multiprocessing`.
+
     Invariants: `rule` is a short stable id; `site` is where the violation happened;
-    `origin` (when known) is where the conflicting lock, guard, borrow or free came from.
+    `origin` (when known) is where the conflicting lock, guard, borrow or free came from;
+    `fix` is the rule catalogue's hint for the rule (None if it has none).
     """
 
     default_rule: ClassVar[str] = "safety"
@@ -195,10 +269,30 @@ class SafetyViolation(Exception):
             held_locks = _held_locks()
         self.held_locks = tuple(held_locks)
         self.thread = _thread_line()
-        super().__init__(self.report())
+        self.fix = _fix_for(self.rule)
+        super().__init__(self._text())
         _raised(self)
 
+    def headline(self) -> str:
+        """The first line: `rule: what happened at file.py:LINE`."""
+        what = self.message.split(": ", 1)[0]
+        where = f" at {self.site.short()}" if self.site is not None else ""
+        return f"{self.rule}: {what}{where}"
+
+    def _text(self) -> str:
+        text = f"{self.headline()}\n{self.report()}"
+        return f"{text}\nfix: {self.fix}" if self.fix else text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.headline()!r})"
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # The default (`cls(*args)`) would re-run `__init__` on the formatted text, and
+        # the state holds `Site`s, which pickle as plain records (`Site.__reduce__`).
+        return (_restore_violation, (type(self), dict(self.__dict__), self.args))
+
     def report(self) -> str:
+        """The splat: the rule, the object, where, the conflicting origin, held locks."""
         bar = "=" * 66
         lines = [
             bar,
@@ -225,6 +319,16 @@ class SafetyViolation(Exception):
             lines.append("no locks held by this thread.")
         lines.append(bar)
         return "\n".join(lines)
+
+
+def _restore_violation(
+    cls: type[SafetyViolation], state: dict[str, object], args: tuple[object, ...]
+) -> SafetyViolation:
+    """The unpickling side of `SafetyViolation.__reduce__`."""
+    e = cls.__new__(cls)
+    e.__dict__.update(state)
+    e.args = args
+    return e
 
 
 class LifetimeError(SafetyViolation):

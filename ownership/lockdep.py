@@ -21,6 +21,11 @@ holder runs in (`ownership.context`), so one object sits on both per-thread stac
 `might_lock` validates an acquisition that a path only *may* make, as lockdep's
 `might_lock_read()` does for the mmap lock in `__might_fault()` (`ownership.uaccess`).
 
+The graph lives as long as the process, as lockdep's lives as long as the boot: two code
+paths that take A then B and B then A are an inversion even when they never run at once
+(the pytest plugin keeps it for the whole session). `private_graph()` runs code that
+breaks lock order on purpose against an empty graph and puts the previous one back.
+
 The model's own ordering facts ("the VMA read lock nests inside the mmap lock",
 Documentation/mm/process_addrs.rst) are seeded with `declare_order`.
 """
@@ -29,6 +34,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import sched
@@ -43,10 +50,14 @@ __all__ = [
     "acquire_in",
     "chain_key",
     "declare_order",
+    "dependency_count",
     "lock_class",
     "might_lock",
+    "private_graph",
     "release",
     "release_in",
+    "reset_for_tests",
+    "set_label",
     "validate_chain",
     "validate_plain",
 ]
@@ -365,6 +376,9 @@ def _validate(
     """Check the acquisition against the graph, add its dependencies and cache its chain,
     all under the graph lock (so a concurrent reset cannot leave a stale cache entry)."""
     thread = sched.current_name()
+    label = _label[0]
+    if label is not None:
+        thread = f"{thread}, in {label}"
     with _glock:
         for h in held:
             if h.cls is cls:
@@ -423,3 +437,44 @@ def reset_for_tests() -> None:
         _forget_chains()
         for (a, b), reason in _declared.items():
             _after.setdefault(a, {})[b] = _Edge(None, None, "(declared)", declared=reason)
+
+
+# What the code running now is, for the record of each new dependency (the pytest
+# plugin sets the test's id, so a report names the test that recorded the first order).
+_label: list[str | None] = [None]
+
+
+def set_label(label: str | None) -> None:
+    """Name the code running from now on in every dependency it records (None: none)."""
+    _label[0] = label
+
+
+@contextmanager
+def private_graph() -> Iterator[None]:
+    """Run the body against an empty dependency graph, then put the previous one back.
+
+    For code that breaks lock order on purpose (a test of the inversion report): what it
+    records is forgotten afterwards, and it sees nothing recorded before. Declared
+    orders hold in both (they are facts about the code); an order declared inside the
+    body is kept afterwards. Every cached chain is forgotten on entry and exit.
+    """
+    with _glock:
+        saved = {a: dict(bs) for a, bs in _after.items()}
+    reset_for_tests()
+    try:
+        yield
+    finally:
+        with _glock:
+            _after.clear()
+            _after.update(saved)
+            for (a, b), reason in _declared.items():
+                _after.setdefault(a, {}).setdefault(
+                    b, _Edge(None, None, "(declared)", declared=reason)
+                )
+            _forget_chains()
+
+
+def dependency_count() -> int:
+    """How many dependencies the graph holds (declared ones included)."""
+    with _glock:
+        return sum(len(bs) for bs in _after.values())

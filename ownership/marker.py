@@ -60,6 +60,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from . import rule_catalogue as _rules  # noqa: F401  (installs each rule's fix hint in reports)
 from . import sched
 from .config import STATE
 from .errors import SendError, SyncError

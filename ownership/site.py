@@ -29,7 +29,15 @@ import sys
 import threading
 from types import CodeType, FrameType
 
-__all__ = ["Site", "caller", "driver_module", "here", "is_model_type", "site_of_frame"]
+__all__ = [
+    "PlainSite",
+    "Site",
+    "caller",
+    "driver_module",
+    "here",
+    "is_model_type",
+    "site_of_frame",
+]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_BETWEEN = frozenset(
@@ -129,12 +137,69 @@ class Site:
     def __hash__(self) -> int:
         return hash((id(self.code), self.lineno))
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # A code object cannot be pickled: a site crosses a process boundary (xdist,
+        # multiprocessing) as the plain record a report needs.
+        return (PlainSite, (self.filename, self.function, self.lineno))
+
+
+class PlainSite(Site):
+    """A site known by file, function and line only: an unpickled `Site`.
+
+    Invariants: `code` is None; `filename`, `function` and `lineno` are those of the
+    site it was made from. Two plain sites are equal when all three are.
+    """
+
+    __slots__ = ("_filename", "_function")
+
+    def __init__(self, filename: str, function: str, lineno: int) -> None:
+        super().__init__(None, lineno)
+        self._filename = filename
+        self._function = function
+
+    @property
+    def filename(self) -> str:
+        return self._filename
+
+    @property
+    def function(self) -> str:
+        return self._function
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Site)
+            and other.filename == self._filename
+            and other.function == self._function
+            and other.lineno == self.lineno
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._filename, self._function, self.lineno))
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (PlainSite, (self._filename, self._function, self.lineno))
+
 
 UNKNOWN = Site(None, 0)
 
 
+def _outermost_entry(f: FrameType | None) -> Site:
+    """The site for a stack with no driver frame at all (a model function run directly as
+    a `threading.Thread` target): the first frame outside the package (the thread's `run`
+    calling its target), else the outermost frame. Not interned: this is the rare case."""
+    last: FrameType | None = None
+    while f is not None:
+        fn = os.path.abspath(f.f_code.co_filename)
+        if not fn.startswith(_PACKAGE_DIR) or fn in _driver_files:
+            return Site(f.f_code, f.f_lineno)
+        last = f
+        f = f.f_back
+    return Site(last.f_code, last.f_lineno) if last is not None else UNKNOWN
+
+
 def site_of_frame(f: FrameType | None) -> Site:
     """The first non-internal frame from `f` outwards, as an interned `Site`."""
+    start = f
     by_code = _by_code
     while f is not None:
         code = f.f_code
@@ -151,7 +216,7 @@ def site_of_frame(f: FrameType | None) -> Site:
                 s = sites[lasti] = Site(code, f.f_lineno)
             return s
         f = f.f_back
-    return UNKNOWN
+    return _outermost_entry(start)
 
 
 def here() -> Site:
@@ -173,7 +238,7 @@ def here() -> Site:
                 s = sites[lasti] = Site(code, f.f_lineno)
             return s
         f = f.f_back
-    return UNKNOWN
+    return _outermost_entry(_getframe(1))
 
 
 def caller(depth: int = 1) -> Site:

@@ -1,7 +1,8 @@
 """`python -m proofs`: the invariant solver runs.
 
     python -m proofs [--json] [--only NAME]... [--list] [--verbose]
-    python -m proofs --bench [--repeat N] [--bits 4,8,12] [--json]
+    python -m proofs --bench [--repeat N] [--bits 4,8,12] [--json] [--progress]
+    python -m proofs --version
 
 One line per claim: name, expectation, verdict, time, and for a counterexample the
 flag names and the operation sequence that reaches it. Exit status 0 iff every claim
@@ -15,9 +16,11 @@ import argparse
 import json
 import sys
 import time
+from importlib import metadata
 
 from . import CLAIMS, Claim, Result
 from .bench import main as bench_main
+from .bench import stop_at_steps
 
 __all__ = ["main"]
 
@@ -30,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
             "and the counterexamples of the v6 API and of Binder's historical bugs."
         ),
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--only",
@@ -47,7 +51,20 @@ def _parser() -> argparse.ArgumentParser:
         default="4,6,8,10,12",
         help="bench: cross-check domain sizes in bits (default 4,6,8,10,12)",
     )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bench: a progress bar with ETA on stderr (default: when stderr is a terminal)",
+    )
     return p
+
+
+def _version() -> str:
+    try:
+        return metadata.version("rust-mm-model")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def _select(names: list[str]) -> list[Claim] | str:
@@ -74,7 +91,7 @@ def _line(r: Result, width: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.bench:
-        return bench_main(args.repeat, args.bits, args.json)
+        return bench_main(args.repeat, args.bits, args.json, args.progress)
     sel = _select(args.only)
     if isinstance(sel, str):
         print(f"python -m proofs: {sel}", file=sys.stderr)
@@ -105,17 +122,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     results: list[Result] = []
-    for c in sel:
-        r = c.run()
-        results.append(r)
-        if not args.json:
-            print(_line(r, width), flush=True)
-            if args.verbose and r.detail:
-                print(f"    {r.detail}")
+    interrupted = False
+    try:
+        with stop_at_steps() as check:
+            for c in sel:
+                check()
+                r = c.run()
+                results.append(r)
+                if not args.json:
+                    print(_line(r, width), flush=True)
+                    if args.verbose and r.detail:
+                        print(f"    {r.detail}")
+            check()
+    except KeyboardInterrupt:
+        # Ctrl-C: report the claims that finished, not a traceback.
+        interrupted = True
     total = time.perf_counter() - t0
-    ok = all(r.ok for r in results)
+    ok = not interrupted and all(r.ok for r in results)
     if args.json:
-        print(json.dumps({"claims": [r.as_json() for r in results], "ok": ok}, indent=2))
+        doc: dict[str, object] = {"claims": [r.as_json() for r in results], "ok": ok}
+        if interrupted:
+            doc["interrupted"] = True
+        print(json.dumps(doc, indent=2))
     else:
         proved = sum(r.verdict == "proved" for r in results)
         cex = sum(r.verdict == "counterexample" for r in results)
@@ -124,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{len(results)} claims in {total:.2f}s: {proved} proved, {cex} counterexamples, "
             f"{unknown} unknown; {met}/{len(results)} as expected -> {'OK' if ok else 'FAILED'}"
+            + (f" (interrupted after {len(results)} of {len(sel)} claims)" if interrupted else "")
         )
+    if interrupted:
+        return 130
     return 0 if ok else 1
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "iff",
     "implies",
     "index_bit",
+    "leave_ctrl_c_to_python",
     "lookup_bit",
     "not_",
     "or_",
@@ -62,6 +63,13 @@ Bool = NewType("Bool", object)
 """A Z3 boolean formula."""
 
 Verdict = Literal["sat", "unsat", "unknown"]
+
+
+def leave_ctrl_c_to_python() -> None:
+    """Stop Z3 from catching SIGINT itself (its `ctrl_c` parameter): by default a check
+    in progress swallows a Ctrl-C and returns `unknown`, so a command line could neither
+    stop nor report honestly. Afterwards Ctrl-C reaches Python's handler."""
+    z3.set_param("ctrl_c", False)
 
 
 def _z(x: object) -> Any:

@@ -1,15 +1,23 @@
-"""Test isolation: every test starts with a clean execution context and lock graph."""
+"""Test isolation comes from the package's pytest plugin (`ownership.pytest_plugin`).
+
+The plugin (registered by the `pytest11` entry point, so installing the package loads
+it) switches the checks on for every test, clears the warning log, puts the thread's
+execution context back after each test and fails a passing test that left a lock, an
+atomic section or an `unsafe` block open. This suite breaks lock orders on purpose in
+many tests, so pyproject.toml sets `ownership_lockdep = "private"`: every test gets an
+empty lockdep graph (what the plugin's `lockdep_private` marker gives one test).
+
+Left here: the hypothesis profiles, and `pytester` for the plugin's own tests
+(tests/plugin): pytest accepts `pytest_plugins` only in this top-level conftest.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, settings
 
-from ownership import config, lockdep, warn
-from ownership.context import ctx
+pytest_plugins = ["pytester"]
 
 # Property tests explore at random during development; CI (which sets CI=true) replays a
 # fixed derivation so a landing is judged on the code, not on the draw. Neither imposes a
@@ -19,30 +27,3 @@ settings.register_profile(
     "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
-
-
-@pytest.fixture(autouse=True)
-def clean_runtime() -> Iterator[None]:
-    """Reset lockdep's dependency graph and the warning log; check the thread is clean.
-
-    A test that leaves this thread in atomic context or holding a lock fails: a
-    violation must never leave the model corrupted.
-    """
-    lockdep.reset_for_tests()
-    warn.clear()
-    prev = config.STATE.on
-    config.STATE.on = True
-    yield
-    config.STATE.on = prev
-    leftover = [h.describe() for h in ctx.held]
-    sections = [s.describe() for s in ctx.sections]
-    unsafe_depth = ctx.unsafe_depth
-    # Clean up before failing so the next test starts clean regardless.
-    ctx.held.clear()
-    ctx.sections.clear()
-    ctx.preempt_count = ctx.rcu_depth = ctx.irq_depth = 0
-    ctx.chain_key = 0
-    ctx.unsafe_depth = 0
-    assert not leftover, f"test left locks held: {leftover}"
-    assert not sections, f"test left atomic sections open: {sections}"
-    assert unsafe_depth == 0, "test left an unsafe block open"

@@ -249,7 +249,7 @@ class Kernel:
 
 
     def leaks(self) -> list[str]:
-        """References still held once every task has exited (`kmemleak`, for teardown).
+        """What is still held once every task has exited (`kmemleak`, for teardown).
 
         An `mm_struct` that is not freed after its task exited is held by a leaked `mmget`
         or `mmgrab` reference (an `ARef` never dropped). A page still allocated that

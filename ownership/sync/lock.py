@@ -371,7 +371,11 @@ class Guard(NotThreadSafe, Generic[T]):
                 obj=self._lock.describe(),
                 site=site,
                 origin=self.origin_site,
-                origin_label=f"the lock was taken on thread {self._st.tid if self._st else '?'}",
+                origin_label=(
+                    f"the lock was taken on thread '{self._st.thread_name}'"
+                    if self._st
+                    else "the lock was taken on another thread"
+                ),
             )
         hs = st.held
         if hs and hs[-1] is held:

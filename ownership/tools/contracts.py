@@ -21,8 +21,8 @@ source scan saw them), unsafe blocks that actually ran, marker declarations.
 
 `--strict` exits 1 when a block lacks its justification string, unless a comment right
 above it starts with "Deliberately undocumented" (the demo's bug, kept on purpose and
-reported as such). SARIF output is written by `ownership.static.sarif` (imported only
-for `--format sarif`).
+reported as such), or when a file cannot be parsed (named on stderr). SARIF output is
+written by `ownership.static.sarif` (imported only for `--format sarif`).
 """
 
 from __future__ import annotations
@@ -628,4 +628,8 @@ def main(argv: list[str]) -> int:
         text = render_md(r)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     incomplete = any(b.status not in ("ok", "deliberately undocumented") for b in r.blocks)
-    return 1 if args.strict and incomplete else 0
+    unparsed = [msg for msg in r.errors if ": cannot parse: " in msg]
+    for msg in unparsed:
+        print(f"contracts: {msg}", file=sys.stderr)
+    # Under --strict, a file that could not be read is a file whose blocks went unchecked.
+    return 1 if args.strict and (incomplete or unparsed) else 0

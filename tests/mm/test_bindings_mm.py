@@ -57,7 +57,8 @@ def test_mmap_computes_the_kernels_flags(proc: Task) -> None:
 
 
 def test_read_only_file_mappings(kernel: Kernel, proc: Task) -> None:
-    kernel.register_miscdevice("lazy", FaultingDevice(1, refuse_writable=False))
+    dev = FaultingDevice(1, refuse_writable=False)
+    kernel.register_miscdevice("lazy", dev)
     f = proc.open("lazy", O_RDONLY)
     with raises_errno(EACCES):
         proc.mmap(f, PAGE_SIZE, RW, MAP_SHARED)
@@ -68,6 +69,7 @@ def test_read_only_file_mappings(kernel: Kernel, proc: Task) -> None:
         proc.mprotect(addr, PAGE_SIZE, RW)
     proc.munmap(addr, PAGE_SIZE)
     f.close()
+    dev.drop_pages()
 
 
 def test_munmap_splits_and_calls_open_and_close(kernel: Kernel, proc: Task) -> None:

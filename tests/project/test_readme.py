@@ -43,3 +43,22 @@ def test_readme_bug_is_an_atomic_sleep() -> None:
     with pytest.raises(AtomicSleepError) as ei:
         ns["Registry"]().get_or_insert(1)
     assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, mentions=["SpinLock 'registry.inner'"])
+
+
+def test_readme_names_only_files_in_the_repo() -> None:
+    text = README.read_text()
+    assert "../" not in text and "API.md" not in text
+    root = README.parent
+    for path in re.findall(r"`((?:scripts|ownership|binder|proofs|tests)/[\w./-]+)`", text):
+        assert (root / path).exists() or (root / path.rstrip("/")).exists(), path
+    assert (root / "LICENSE").read_text().startswith("SPDX-License-Identifier: GPL-2.0-only")
+
+
+def test_the_wheel_metadata_carries_readme_and_license() -> None:
+    from importlib import metadata
+
+    meta = metadata.metadata("rust-mm-model")
+    assert meta["License-Expression"] == "GPL-2.0-only"
+    assert "An executable model of Rust-for-Linux" in (meta.get_payload() or "")  # type: ignore[attr-defined]
+    eps = metadata.entry_points(group="pytest11")
+    assert any(ep.value == "ownership.pytest_plugin" for ep in eps)
