@@ -175,7 +175,7 @@ def test_the_leak_check_fails_a_test_that_leaked_a_page(pytester: pytest.Pyteste
     out = result.stdout.str()
     assert "ERROR at teardown of test_leaks " in out
     where = f"test_leak.py:{_line_of(pytester.path / 'test_leak.py', 'Page.alloc_page')}"
-    assert "leaked page: struct page" in out and f"allocated at {where}" in out
+    assert "unreferenced object: struct page" in out and f"allocated at {where}" in out
     assert "ERROR at teardown of test_leaks_an_mm_reference" in out
     assert "leaked reference: mm_struct" in out
 
