@@ -31,8 +31,14 @@ class BuildPyWithSummaries(build_py):
         out = os.path.join(os.path.abspath(self.build_lib), SUMMARIES)
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         cmd = [
-            sys.executable, "-m", "ownership.static.build_summaries", out,
-            "--root", ROOT, "--package-version", self.distribution.get_version(),
+            sys.executable,
+            "-m",
+            "ownership.static.build_summaries",
+            out,
+            "--root",
+            ROOT,
+            "--package-version",
+            self.distribution.get_version(),
         ]
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 

@@ -190,10 +190,15 @@ def _poll(pbar: Any, counter: Synchronized[int], stop: threading.Event) -> threa
 def cmd_alloc_exhaustive(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m binder alloc-exhaustive",
-        description="The exhaustive binder allocator test: 5^5 layouts x front/back x 5! free orders.",
+        description="The exhaustive binder allocator test: 5^5 layouts x front/back x 5! free "
+        "orders.",
     )
-    ap.add_argument("--checks", choices=("on", "off", "both"), default="on", help="runtime checks (default on)")
-    ap.add_argument("--jobs", type=int, default=1, help="worker processes, each with its own machine")
+    ap.add_argument(
+        "--checks", choices=("on", "off", "both"), default="on", help="runtime checks (default on)"
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="worker processes, each with its own machine"
+    )
     ap.add_argument("--sample", type=int, default=1, help="run only every N-th case (default: all)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument(
@@ -213,7 +218,8 @@ def cmd_alloc_exhaustive(argv: list[str]) -> int:
         if not args.json:
             status = "INTERRUPTED" if r["interrupted"] else "PASSED" if r["ok"] else "FAILED"
             print(
-                f"binder_alloc_exhaustive_test [{status}] checks {r['checks']}: {r['runs']}/{r['expected_runs']} runs, "
+                f"binder_alloc_exhaustive_test [{status}] checks {r['checks']}: "
+                f"{r['runs']}/{r['expected_runs']} runs, "
                 f"{r['failures']} failures, {r['seconds']} s wall, {r['cpu_seconds']} s CPU "
                 f"({r['runs_per_second']} runs/s, {r['jobs']} job(s))"
             )
@@ -244,10 +250,14 @@ def cmd_bench(argv: list[str]) -> int:
         prog="python -m binder bench",
         description="binderThroughputTest-like: client/server pairs, sync BINDER_NOP transactions.",
     )
-    ap.add_argument("--checks", choices=("on", "off", "both"), default="on", help="runtime checks (default on)")
+    ap.add_argument(
+        "--checks", choices=("on", "off", "both"), default="on", help="runtime checks (default on)"
+    )
     ap.add_argument("--pairs", "--threads", type=int, default=1, help="client/server process pairs")
     ap.add_argument("--iterations", type=int, default=None, help="transactions per client")
-    ap.add_argument("--transactions", type=int, default=None, help="transactions in total (split over pairs)")
+    ap.add_argument(
+        "--transactions", type=int, default=None, help="transactions in total (split over pairs)"
+    )
     ap.add_argument("--payload", type=int, default=0, help="payload bytes per transaction")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
@@ -264,7 +274,13 @@ def cmd_bench(argv: list[str]) -> int:
         register(k)
         return k
 
-    results = run_bench(make_kernel, checks=args.checks, pairs=args.pairs, iterations=iterations, payload=args.payload)
+    results = run_bench(
+        make_kernel,
+        checks=args.checks,
+        pairs=args.pairs,
+        iterations=iterations,
+        payload=args.payload,
+    )
     docs = [r.as_json() for r in results]
     ratio = None
     if len(results) == 2 and results[0].tps > 0 and results[1].tps > 0:
@@ -280,12 +296,20 @@ def cmd_bench(argv: list[str]) -> int:
         lat = d["latency_us"]
         print(
             f"checks {d['checks']}: {d['pairs']} pair(s), {d['transactions']} transactions of "
-            f"{d['payload']} bytes in {d['seconds']} s: {d['transactions_per_second']} transactions/s; "
-            f"round trip avg {lat['avg']} us, p50 {lat['p50']} us, p90 {lat['p90']} us, p99 {lat['p99']} us"
+            f"{d['payload']} bytes in {d['seconds']} s: {d['transactions_per_second']} "
+            "transactions/s; "
+            f"round trip avg {lat['avg']} us, p50 {lat['p50']} us, p90 {lat['p90']} us, p99 "
+            f"{lat['p99']} us"
         )
     if ratio is not None:
-        print(f"checks on cost {ratio}x the time of checks off (target <= 2x; KASAN ~2-3x, KCSAN ~5x, Miri ~40x)")
-    print("for scale: C and Rust binder take 17.5 us per round trip on a Pixel 6 Pro (RFC cover letter)")
+        print(
+            f"checks on cost {ratio}x the time of checks off (target <= 2x; KASAN ~2-3x, KCSAN "
+            "~5x, Miri ~40x)"
+        )
+    print(
+        "for scale: C and Rust binder take 17.5 us per round trip on a Pixel 6 Pro (RFC cover "
+        "letter)"
+    )
     return 0
 
 

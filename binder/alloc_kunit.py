@@ -51,7 +51,13 @@ BUFFER_MIN_SIZE = PAGE_SIZE // 8
 # 5^5 alignment combinations * 2 places to share pages * 5! free sequences.
 TOTAL_EXHAUSTIVE_CASES = 3125 * 2 * 120
 
-SAME_PAGE_UNALIGNED, SAME_PAGE_ALIGNED, NEXT_PAGE_UNALIGNED, NEXT_PAGE_ALIGNED, NEXT_NEXT_UNALIGNED = range(5)
+(
+    SAME_PAGE_UNALIGNED,
+    SAME_PAGE_ALIGNED,
+    NEXT_PAGE_UNALIGNED,
+    NEXT_PAGE_ALIGNED,
+    NEXT_NEXT_UNALIGNED,
+) = range(5)
 LOOP_END = 5
 ALIGN_NAMES = ("SP_UNALIGNED", "SP_ALIGNED", "NP_UNALIGNED", "NP_ALIGNED", "NN_UNALIGNED")
 
@@ -66,7 +72,9 @@ def _page_align(n: int) -> int:
 def gen_buf_offsets() -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Every `(end_offsets, alignments)` of 5 buffers, in the C test's order."""
 
-    def rec(index: int, ends: list[int], aligns: list[int]) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
+    def rec(
+        index: int, ends: list[int], aligns: list[int]
+    ) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
         if index == BUFFER_NUM:
             yield (tuple(ends), tuple(aligns))
             return
@@ -150,7 +158,10 @@ class _Runner:
         end = _page_align(alloc.ptr - self.base + size) // PAGE_SIZE
         for i, state in enumerate(self.pages.page_states(start, end), start):
             if state != "used":
-                self.errors.append(f"expect alloc but is {'lru' if state == 'available' else 'free'} at page index {i}")
+                self.errors.append(
+                    f"expect alloc but is {'lru' if state == 'available' else 'free'} at page "
+                    f"index {i}"
+                )
                 return False
         return True
 
@@ -179,7 +190,9 @@ class _Runner:
         failures = 0
         for i, state in enumerate(self.pages.page_states(0, (end - 1) // PAGE_SIZE + 1)):
             if state != "available":
-                self.errors.append(f"expect lru but is {'alloc' if state == 'used' else 'free'} at page index {i}")
+                self.errors.append(
+                    f"expect lru but is {'alloc' if state == 'used' else 'free'} at page index {i}"
+                )
                 failures += 1
         return failures
 
@@ -192,7 +205,9 @@ class _Runner:
         failures = 0
         for i, state in enumerate(self.pages.page_states()):
             if state != "free":
-                self.errors.append(f"expect free but is {'alloc' if state == 'used' else 'lru'} at page index {i}")
+                self.errors.append(
+                    f"expect free but is {'alloc' if state == 'used' else 'lru'} at page index {i}"
+                )
                 failures += 1
         return failures
 
@@ -206,7 +221,10 @@ class _Runner:
             # Allocate from the LRU.
             failed |= self.alloc_buf(tc.sizes, allocs) > 0
             if self.lru.count():
-                self.errors.append(f"lru list should be empty after reallocation but still has {self.lru.count()} pages")
+                self.errors.append(
+                    "lru list should be empty after reallocation but still has "
+                    f"{self.lru.count()} pages"
+                )
                 failed = True
             failed |= self.free_buf(allocs, tc.free_sequence, tc.end) > 0
             failed |= self.free_page() > 0
@@ -259,6 +277,8 @@ def _one(
     if failed:
         result.failures += 1
         if len(result.failed_cases) < max_reported:
-            result.failed_cases.append(f"case {index}: [FAILED] | {tc.describe()}: {'; '.join(runner.errors)}")
+            result.failed_cases.append(
+                f"case {index}: [FAILED] | {tc.describe()}: {'; '.join(runner.errors)}"
+            )
     if progress is not None and result.runs % progress_every == 0:
         progress(result.runs, result.failures)

@@ -1,4 +1,6 @@
-"""A buffer of a process's binder mapping in use by the kernel (drivers/android/binder/allocation.rs).
+"""A buffer of a process's binder mapping in use by the kernel.
+
+Upstream: drivers/android/binder/allocation.rs.
 
 `Allocation` is a range of the mapping that the range allocator holds Reserved for the
 kernel: while it exists, the pages under it are Used (`ShrinkablePageRange.use_range`
@@ -269,7 +271,9 @@ class Allocation:
     @may_sleep
     def info_add_fd(self, file: FileRef, buffer_offset: int, close_on_free: bool) -> None:
         alloc_check(GFP_KERNEL, "Allocation::info_add_fd")
-        self.get_or_init_info().files_to_translate.append(FileEntry(file, buffer_offset, close_on_free))
+        self.get_or_init_info().files_to_translate.append(
+            FileEntry(file, buffer_offset, close_on_free)
+        )
 
     def set_info_close_on_free(self, fds: list[int]) -> None:
         self.get_or_init_info().close_on_free = list(fds)
@@ -312,7 +316,10 @@ class Allocation:
                 try:
                     self._cleanup_object(index_offset, info.offsets.start)
                 except KernelError as e:
-                    warn("binder-cleanup-object", f"error cleaning up object at offset {index_offset}: {e}")
+                    warn(
+                        "binder-cleanup-object",
+                        f"error cleaning up object at offset {index_offset}: {e}",
+                    )
         if info.clear_on_free:
             try:
                 self._fill_zero_unchecked()
@@ -338,7 +345,12 @@ class Allocation:
         if offset + 4 > limit:
             raise KernelError(EINVAL, f"object offset {offset} beyond the data")
         type_ = int.from_bytes(self._read_unchecked(offset, 4), "little")
-        if type_ not in (BINDER_TYPE_BINDER, BINDER_TYPE_WEAK_BINDER, BINDER_TYPE_HANDLE, BINDER_TYPE_WEAK_HANDLE):
+        if type_ not in (
+            BINDER_TYPE_BINDER,
+            BINDER_TYPE_WEAK_BINDER,
+            BINDER_TYPE_HANDLE,
+            BINDER_TYPE_WEAK_HANDLE,
+        ):
             return
         if offset + flat_binder_object.SIZE > limit:
             raise KernelError(EINVAL, f"object at {offset} beyond the data")
@@ -386,7 +398,9 @@ class AllocationView:
 
     def _check(self, offset: int, size: int) -> None:
         if offset + size > self.limit:
-            raise KernelError(EINVAL, f"object at {offset:#x}+{size} beyond the data ({self.limit})")
+            raise KernelError(
+                EINVAL, f"object at {offset:#x}+{size} beyond the data ({self.limit})"
+            )
 
     def write(self, offset: int, data: bytes) -> None:
         self._check(offset, len(data))
@@ -405,7 +419,9 @@ class AllocationView:
         if node.owner is target:
             kind = BINDER_TYPE_BINDER if strong else BINDER_TYPE_WEAK_BINDER
             try:
-                self.write(offset, flat_binder_object(kind, obj.flags, node.ptr, node.cookie).pack())
+                self.write(
+                    offset, flat_binder_object(kind, obj.flags, node.ptr, node.cookie).pack()
+                )
             except BaseException:
                 node_ref.drop()
                 raise

@@ -82,7 +82,9 @@ def _nop(client: BinderClient, t: Transaction) -> Parcel:
     return Parcel()
 
 
-def _run_once(make_kernel: Callable[[], Any], pairs: int, iterations: int, payload: int, checks: bool) -> BenchResult:
+def _run_once(
+    make_kernel: Callable[[], Any], pairs: int, iterations: int, payload: int, checks: bool
+) -> BenchResult:
     kernel = make_kernel()
     sm_task = kernel.spawn_process("servicemanager")
     sm = BinderClient(sm_task)
@@ -127,7 +129,9 @@ def _run_once(make_kernel: Callable[[], Any], pairs: int, iterations: int, paylo
             errors.append(e)
 
     with checking(checks):
-        threads = [threading.Thread(target=client_body, args=(i,), name=f"client{i}") for i in range(pairs)]
+        threads = [
+            threading.Thread(target=client_body, args=(i,), name=f"client{i}") for i in range(pairs)
+        ]
         for t in threads:
             t.start()
         start_gate.wait()
@@ -146,7 +150,9 @@ def _run_once(make_kernel: Callable[[], Any], pairs: int, iterations: int, paylo
     if errors:
         raise errors[0]
     all_lat = [x for xs in lat for x in xs]
-    return BenchResult("on" if checks else "off", pairs, iterations, payload, len(all_lat), seconds, all_lat)
+    return BenchResult(
+        "on" if checks else "off", pairs, iterations, payload, len(all_lat), seconds, all_lat
+    )
 
 
 def run_bench(

@@ -162,7 +162,9 @@ class Parcel:
     def write_fd(self, fd: int, cookie: int = 0) -> Parcel:
         return self.write_object(u.binder_fd_object(u.BINDER_TYPE_FD, 0, fd, cookie))
 
-    def write_buffer(self, addr: int, length: int, parent: int | None = None, parent_offset: int = 0) -> int:
+    def write_buffer(
+        self, addr: int, length: int, parent: int | None = None, parent_offset: int = 0
+    ) -> int:
         """Embed a scatter-gather buffer (`BINDER_TYPE_PTR`) at user address `addr`.
 
         With `parent` (the object index of an earlier buffer), the driver also fixes
@@ -171,13 +173,19 @@ class Parcel:
         """
         flags = u.BINDER_BUFFER_FLAG_HAS_PARENT if parent is not None else 0
         index = len(self.offsets)
-        self.write_object(u.binder_buffer_object(u.BINDER_TYPE_PTR, flags, addr, length, parent or 0, parent_offset))
+        self.write_object(
+            u.binder_buffer_object(
+                u.BINDER_TYPE_PTR, flags, addr, length, parent or 0, parent_offset
+            )
+        )
         self.buffers_size += (length + 7) & ~7
         return index
 
     def write_fd_array(self, num_fds: int, parent: int, parent_offset: int) -> Parcel:
         """Embed `num_fds` fds stored in buffer object `parent` at `parent_offset`."""
-        return self.write_object(u.binder_fd_array_object(u.BINDER_TYPE_FDA, 0, num_fds, parent, parent_offset))
+        return self.write_object(
+            u.binder_fd_array_object(u.BINDER_TYPE_FDA, 0, num_fds, parent, parent_offset)
+        )
 
     # --- reading ------------------------------------------------------------
 
@@ -187,7 +195,9 @@ class Parcel:
     def _get(self, fmt: str) -> int:
         size = struct.calcsize(fmt)
         if self._pos + size > len(self.data):
-            raise KernelError(EINVAL, f"parcel read past the end ({self._pos}+{size} > {len(self.data)})")
+            raise KernelError(
+                EINVAL, f"parcel read past the end ({self._pos}+{size} > {len(self.data)})"
+            )
         (v,) = struct.unpack_from(fmt, self.data, self._pos)
         self._pos += size
         return int(v)
@@ -371,7 +381,9 @@ class BinderClient:
             size = self.scratch_size
             self._lock.acquire()
             try:
-                base = self.task.mmap(None, 3 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+                base = self.task.mmap(
+                    None, 3 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
+                )
             finally:
                 self._lock.release()
             ts = _ThreadState(base, base + size, base + 2 * size, size)
@@ -432,7 +444,12 @@ class BinderClient:
         data = bytes(parcel.data)
         offs = b"".join(o.to_bytes(8, "little") for o in parcel.offsets)
         if 256 + len(data) + len(offs) + 16 > ts.size:
-            big = self.task.mmap(None, len(data) + len(offs) + 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+            big = self.task.mmap(
+                None,
+                len(data) + len(offs) + 16,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+            )
             data_addr, offs_addr = big, big + ((len(data) + 7) & ~7)
         else:
             # The payload goes after the ioctl argument in this thread's scratch area.
@@ -451,7 +468,9 @@ class BinderClient:
 
     def user_buffer(self, data: bytes) -> int:
         """Put `data` in fresh memory of this process; its address, for `write_buffer`."""
-        addr = self.task.mmap(None, max(len(data), 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        addr = self.task.mmap(
+            None, max(len(data), 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
+        )
         if data:
             self.task.write_user(addr, data)
         return addr
@@ -521,7 +540,9 @@ class BinderClient:
             # An error status travels as a 4-byte reply flagged TF_STATUS_CODE.
             reply, flags = Parcel().write_i32(reply), u.TF_STATUS_CODE
         # libbinder frees the request buffer in the same write as the reply.
-        out += free + self._transaction_cmd(u.BC_REPLY, 0, 0, reply if reply is not None else Parcel(), flags)
+        out += free + self._transaction_cmd(
+            u.BC_REPLY, 0, 0, reply if reply is not None else Parcel(), flags
+        )
 
     def transact(
         self,
@@ -550,7 +571,9 @@ class BinderClient:
     def _transact(self, handle: int, code: int, parcel: Parcel | None, flags: int) -> Reply:
         # As libbinder, every call accepts file descriptors in its reply.
         flags |= u.TF_ACCEPT_FDS
-        out = bytearray(self._transaction_cmd(u.BC_TRANSACTION, handle, code, parcel or Parcel(), flags))
+        out = bytearray(
+            self._transaction_cmd(u.BC_TRANSACTION, handle, code, parcel or Parcel(), flags)
+        )
         oneway = bool(flags & u.TF_ONE_WAY)
         while True:
             _, data = self.write_read(bytes(out))
@@ -561,8 +584,12 @@ class BinderClient:
                     if out:
                         self.send(bytes(out))
                     return Reply(code_r)
-                if code_r in (u.BR_DEAD_REPLY, u.BR_FAILED_REPLY, u.BR_FROZEN_REPLY,
-                              u.BR_TRANSACTION_PENDING_FROZEN):
+                if code_r in (
+                    u.BR_DEAD_REPLY,
+                    u.BR_FAILED_REPLY,
+                    u.BR_FROZEN_REPLY,
+                    u.BR_TRANSACTION_PENDING_FROZEN,
+                ):
                     if out:
                         self.send(bytes(out))
                     return Reply(code_r)
@@ -576,7 +603,9 @@ class BinderClient:
 
     def reply(self, parcel: Parcel, incoming: Transaction, *, free: bool = True) -> None:
         """Reply to `incoming` (freeing its buffer first), for code that serves by hand."""
-        out = bytearray(self.cmd(u.BC_FREE_BUFFER, incoming.buffer.to_bytes(8, "little")) if free else b"")
+        out = bytearray(
+            self.cmd(u.BC_FREE_BUFFER, incoming.buffer.to_bytes(8, "little")) if free else b""
+        )
         out += self._transaction_cmd(u.BC_REPLY, 0, 0, parcel, 0)
         self.send(bytes(out))
 
@@ -659,17 +688,27 @@ class BinderClient:
         return ptr
 
     def acquire(self, handle: int) -> None:
-        self.send(self.cmd(u.BC_INCREFS, handle.to_bytes(4, "little")), self.cmd(u.BC_ACQUIRE, handle.to_bytes(4, "little")))
+        self.send(
+            self.cmd(u.BC_INCREFS, handle.to_bytes(4, "little")),
+            self.cmd(u.BC_ACQUIRE, handle.to_bytes(4, "little")),
+        )
 
     def release(self, handle: int) -> None:
-        self.send(self.cmd(u.BC_RELEASE, handle.to_bytes(4, "little")), self.cmd(u.BC_DECREFS, handle.to_bytes(4, "little")))
+        self.send(
+            self.cmd(u.BC_RELEASE, handle.to_bytes(4, "little")),
+            self.cmd(u.BC_DECREFS, handle.to_bytes(4, "little")),
+        )
 
     def link_to_death(self, handle: int, cookie: int, recipient: DeathRecipient) -> None:
         self.deaths[cookie] = recipient
-        self.send(self.cmd(u.BC_REQUEST_DEATH_NOTIFICATION, u.binder_handle_cookie(handle, cookie).pack()))
+        self.send(
+            self.cmd(u.BC_REQUEST_DEATH_NOTIFICATION, u.binder_handle_cookie(handle, cookie).pack())
+        )
 
     def unlink_to_death(self, handle: int, cookie: int) -> None:
-        self.send(self.cmd(u.BC_CLEAR_DEATH_NOTIFICATION, u.binder_handle_cookie(handle, cookie).pack()))
+        self.send(
+            self.cmd(u.BC_CLEAR_DEATH_NOTIFICATION, u.binder_handle_cookie(handle, cookie).pack())
+        )
 
     # --- ioctls --------------------------------------------------------------------------
 

@@ -58,7 +58,9 @@ def start_looper(client: BinderClient, name: str) -> threading.Thread:
     return t
 
 
-def run_demo(kernel: Any, register: Callable[[Any], object], out: Callable[[str], None] = print) -> int:
+def run_demo(
+    kernel: Any, register: Callable[[Any], object], out: Callable[[str], None] = print
+) -> int:
     """Run the demo in `kernel` (with binder registered by `register`); 0 on success."""
     register(kernel)
     pages_before = kernel.nr_used_pages()

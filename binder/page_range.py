@@ -248,7 +248,8 @@ class ListLru:
                             if guard.is_held():
                                 raise KernelBug(
                                     "list-lru-removed-retry-locked",
-                                    "isolate callback returned LRU_REMOVED_RETRY with the lru lock held",
+                                    "isolate callback returned LRU_REMOVED_RETRY with the lru "
+                                    "lock held",
                                 )
                             removed += 1
                             guard = self.lock.lock()
@@ -303,7 +304,9 @@ class Shrinker:
         """Register with `kernel` (`EBUSY` if this shrinker already is)."""
         if self._registration is not None:
             raise KernelError(EBUSY, f"shrinker '{self.name}' is already registered")
-        self._registration = kernel.register_shrinker(self.name, self.count_objects, self.scan_objects)
+        self._registration = kernel.register_shrinker(
+            self.name, self.count_objects, self.scan_objects
+        )
 
     def unregister(self) -> None:
         """`shrinker_free`: the callbacks are not called again."""
@@ -457,7 +460,10 @@ class ShrinkablePageRange(Pinned):
         try:
             inner = g.data
             if end > inner.size or start < 0:
-                raise KernelBug("binder-use-range-bounds", f"use_range({start}, {end}) beyond {inner.size} pages")
+                raise KernelBug(
+                    "binder-use-range-bounds",
+                    f"use_range({start}, {end}) beyond {inner.size} pages",
+                )
             pages = inner.pages
             lru = self.shrinker.list_lru
             for i in range(start, end):
@@ -537,7 +543,8 @@ class ShrinkablePageRange(Pinned):
             inner = g.data
             if end > inner.size or start < 0:
                 raise KernelBug(
-                    "binder-stop-using-range-bounds", f"stop_using_range({start}, {end}) beyond {inner.size} pages"
+                    "binder-stop-using-range-bounds",
+                    f"stop_using_range({start}, {end}) beyond {inner.size} pages",
                 )
             pages = inner.pages
             lru = self.shrinker.list_lru
@@ -660,7 +667,7 @@ class ShrinkablePageRange(Pinned):
         with self.lock.lock() as g:
             return sum(1 for info in g.data.pages if info.page is not None)
 
-    # --- teardown -----------------------------------------------------------------------------------
+    # --- teardown ------------------------------------------------------------------------
 
     @may_sleep
     def drop(self) -> None:
@@ -745,4 +752,3 @@ def rust_shrink_free_page(item: PageInfo, lru: SpinLockGuard[_LruLists]) -> int:
         if page is not None:
             page.drop()
     return LRU_REMOVED_RETRY
-

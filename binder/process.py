@@ -190,7 +190,13 @@ class ProcessInner:
         self.nodes.remove(ptr)
 
     def update_node_refcount(
-        self, guard: InnerGuard, node: Node, inc: bool, strong: bool, count: int, othread: Thread | None
+        self,
+        guard: InnerGuard,
+        node: Node,
+        inc: bool,
+        strong: bool,
+        count: int,
+        othread: Thread | None,
     ) -> None:
         push = node.update_refcount_locked(inc, strong, count, guard)
         if push is not None:
@@ -204,12 +210,19 @@ class ProcessInner:
                 if res is not None:
                     res[1].drop()
 
-    def new_node_ref(self, guard: InnerGuard, node: Node, strong: bool, thread: Thread | None) -> NodeRef:
+    def new_node_ref(
+        self, guard: InnerGuard, node: Node, strong: bool, thread: Thread | None
+    ) -> NodeRef:
         self.update_node_refcount(guard, node, True, strong, 1, thread)
         return NodeRef(node, 1 if strong else 0, 0 if strong else 1)
 
     def new_node_ref_with_thread(
-        self, guard: InnerGuard, node: Node, strong: bool, thread: Thread, wrapper: CritIncrWrapper | None
+        self,
+        guard: InnerGuard,
+        node: Node,
+        strong: bool,
+        thread: Thread,
+        wrapper: CritIncrWrapper | None,
     ) -> NodeRef:
         """As `new_node_ref`, delivering a zero-to-one to `thread` (may raise
         `CouldNotDeliverCriticalIncrement` when `wrapper` is None)."""
@@ -554,7 +567,13 @@ class Process:
     # --- nodes ----------------------------------------------------------------------
 
     def _get_node_inner(
-        self, ptr: int, cookie: int, flags: int, strong: bool, thread: Thread, wrapper: CritIncrWrapper | None
+        self,
+        ptr: int,
+        cookie: int,
+        flags: int,
+        strong: bool,
+        thread: Thread,
+        wrapper: CritIncrWrapper | None,
     ) -> NodeRef:
         with self.inner.lock() as g:
             node = g.data.get_existing_node(ptr, cookie)
@@ -591,7 +610,9 @@ class Process:
 
     @may_sleep
     def set_as_manager(self, info: flat_binder_object | None, thread: Thread) -> None:
-        ptr, cookie, flags = (info.binder, info.cookie, info.flags) if info is not None else (0, 0, 0)
+        ptr, cookie, flags = (
+            (info.binder, info.cookie, info.flags) if info is not None else (0, 0, 0)
+        )
         node_ref = self.get_node(ptr, cookie, flags, True, thread)
         node = node_ref.node
         try:
@@ -632,7 +653,9 @@ class Process:
                 unused = g.data.handle_is_present.find_unused_id(start)
                 if unused is not None:
                     if unused in g.data.by_handle:
-                        raise KernelError(EINVAL, "mismatch between handle_is_present and by_handle")
+                        raise KernelError(
+                            EINVAL, "mismatch between handle_is_present and by_handle"
+                        )
                     break
                 new_cap = g.data.handle_is_present.grow_request()
                 g.drop()
@@ -929,11 +952,15 @@ class Process:
             elif cmd == BINDER_SET_CONTEXT_MGR:
                 self.set_as_manager(None, thread)
             elif cmd == BINDER_SET_CONTEXT_MGR_EXT:
-                self.set_as_manager(flat_binder_object.unpack(reader.read(flat_binder_object.SIZE)), thread)
+                self.set_as_manager(
+                    flat_binder_object.unpack(reader.read(flat_binder_object.SIZE)), thread
+                )
             elif cmd == BINDER_ENABLE_ONEWAY_SPAM_DETECTION:
                 self.set_oneway_spam_detection_enabled(int.from_bytes(reader.read(4), "little"))
             elif cmd == BINDER_FREEZE:
-                ioctl_freeze_by_pid(self, binder_freeze_info.unpack(reader.read(binder_freeze_info.SIZE)))
+                ioctl_freeze_by_pid(
+                    self, binder_freeze_info.unpack(reader.read(binder_freeze_info.SIZE))
+                )
             else:
                 raise KernelError(EINVAL, f"unknown binder ioctl {cmd:#x}")
             return 0
@@ -1059,7 +1086,9 @@ class Process:
     # --- buffers ---------------------------------------------------------------------------
 
     @may_sleep
-    def buffer_alloc(self, debug_id: int, size: int, is_oneway: bool, from_pid: int) -> NewAllocation:
+    def buffer_alloc(
+        self, debug_id: int, size: int, is_oneway: bool, from_pid: int
+    ) -> NewAllocation:
         """Reserve a buffer of `size` bytes and make its pages present and Used.
 
         `BR_DEAD_REPLY` (a `BinderError`) without a mapping, `ENOSPC` when it does not
@@ -1080,7 +1109,12 @@ class Process:
         # The allocations the allocator did not use are freed here, outside the lock.
         res.free_unused()
         alloc = NewAllocation(
-            self.self_arc(), debug_id, res.offset, size, address + res.offset, res.oneway_spam_detected
+            self.self_arc(),
+            debug_id,
+            res.offset,
+            size,
+            address + res.offset,
+            res.oneway_spam_detected,
         )
         # The range stays reserved until `alloc` is freed, so no `stop_using_range` can
         # race with this on these pages; several `use_range` on one page are fine.
@@ -1130,7 +1164,10 @@ class Process:
                 # these pages until `stop_using_range` has returned.
                 self.pages.stop_using_range(freed.start_page_idx, freed.end_page_idx)
         if failed is not None:
-            warn("binder-buffer-free", f"pointer {ptr:#x} failed to free, base = {failed[0]:#x}: {failed[1]}")
+            warn(
+                "binder-buffer-free",
+                f"pointer {ptr:#x} failed to free, base = {failed[0]:#x}: {failed[1]}",
+            )
 
     def buffer_make_freeable(self, offset: int, data: AllocationInfo | None) -> None:
         """Commit the buffer at `offset` (handed to userspace), storing `data` with it."""
@@ -1159,7 +1196,9 @@ class Process:
         if mapping is None:
             return
         taken: list[tuple[int, int, int, AllocationInfo | None]] = []
-        mapping.alloc.take_for_each(lambda off, size, debug_id, data: taken.append((off, size, debug_id, data)))
+        mapping.alloc.take_for_each(
+            lambda off, size, debug_id, data: taken.append((off, size, debug_id, data))
+        )
         for off, size, debug_id, data in taken:
             alloc = Allocation(self.self_arc(), debug_id, off, size, mapping.address + off)
             if data is not None:

@@ -46,7 +46,9 @@ class BinderDevice(MiscDevice):
     Invariants: every open file's private data is an `Arc[Process]` (until release).
     """
 
-    def __init__(self, ctx: Context, shrinker: Shrinker, process_type: type[Process] = Process) -> None:
+    def __init__(
+        self, ctx: Context, shrinker: Shrinker, process_type: type[Process] = Process
+    ) -> None:
         self.ctx = ctx
         self.shrinker = shrinker
         self.process_type = process_type
@@ -92,7 +94,9 @@ class BinderRegistration:
     and the kernel's reclaim calls `shrinker`.
     """
 
-    def __init__(self, ctx: Context, shrinker: Shrinker, device: BinderDevice, misc: MiscDeviceRegistration) -> None:
+    def __init__(
+        self, ctx: Context, shrinker: Shrinker, device: BinderDevice, misc: MiscDeviceRegistration
+    ) -> None:
         self.ctx = ctx
         self.shrinker = shrinker
         self.device = device
@@ -109,7 +113,9 @@ def register(
     kernel: _MiscHost, name: str = "binder", process_type: type[Process] = Process
 ) -> BinderRegistration:
     """Register the binder shrinker and `/dev/<name>` with `kernel`."""
-    shrinker = Shrinker(BINDER_SHRINKER_NAME if name == "binder" else f"{BINDER_SHRINKER_NAME}-{name}")
+    shrinker = Shrinker(
+        BINDER_SHRINKER_NAME if name == "binder" else f"{BINDER_SHRINKER_NAME}-{name}"
+    )
     shrinker.register(kernel)
     ctx = Context(name)
     device = BinderDevice(ctx, shrinker, process_type)

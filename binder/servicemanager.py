@@ -115,7 +115,9 @@ class ServiceManager:
 
 def add_service(client: BinderClient, name: str, ptr: int, cookie: int = 0) -> int:
     """Register the local binder `ptr` under `name`; returns the manager's status."""
-    reply = client.transact(0, ADD_SERVICE, Parcel().write_str(name).write_strong_binder(ptr, cookie))
+    reply = client.transact(
+        0, ADD_SERVICE, Parcel().write_str(name).write_strong_binder(ptr, cookie)
+    )
     if not reply.ok:
         return -1
     return reply.parcel.read_i32()

@@ -381,7 +381,14 @@ class _WriteRead:
 
     @classmethod
     def of(cls, s: binder_write_read) -> _WriteRead:
-        return cls(s.write_size, s.write_consumed, s.write_buffer, s.read_size, s.read_consumed, s.read_buffer)
+        return cls(
+            s.write_size,
+            s.write_consumed,
+            s.write_buffer,
+            s.read_size,
+            s.read_consumed,
+            s.read_buffer,
+        )
 
     def to_uapi(self) -> binder_write_read:
         return binder_write_read(
@@ -408,7 +415,16 @@ class Thread(HasListLinks):
     dropping the `Thread`: the work still on its list and its error items go with it.
     """
 
-    __slots__ = ("id", "inner", "links", "links_track", "process", "self_arc", "task", "work_condvar")
+    __slots__ = (
+        "id",
+        "inner",
+        "links",
+        "links_track",
+        "process",
+        "self_arc",
+        "task",
+        "work_condvar",
+    )
 
     list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {0: ("links", "links_track")}
 
@@ -602,7 +618,9 @@ class Thread(HasListLinks):
     # --- replies ----------------------------------------------------------------------------
 
     @may_sleep
-    def deliver_reply(self, reply: Reply, transaction: Transaction, ee: binder_extended_error | None = None) -> None:
+    def deliver_reply(
+        self, reply: Reply, transaction: Transaction, ee: binder_extended_error | None = None
+    ) -> None:
         if self.deliver_single_reply(reply, transaction, ee):
             transaction.from_thread.unwind_transaction_stack()
 
@@ -654,9 +672,7 @@ class Thread(HasListLinks):
                     transaction = g.data.pop_transaction_to_reply(thread)
                 except KernelError:
                     break
-            if not transaction.from_thread.deliver_single_reply(
-                BR_DEAD_REPLY, transaction, None
-            ):
+            if not transaction.from_thread.deliver_single_reply(BR_DEAD_REPLY, transaction, None):
                 break
             thread = transaction.from_thread
 
@@ -851,7 +867,9 @@ class Thread(HasListLinks):
                 if reason is not None:
                     raise KernelError(EINVAL, f"{reason}: {offset:#x}")
                 if end_of_previous_object < offset:
-                    view.copy_into(buffer_reader, end_of_previous_object, offset - end_of_previous_object)
+                    view.copy_into(
+                        buffer_reader, end_of_previous_object, offset - end_of_previous_object
+                    )
                 obj = _read_object(buffer_reader)
                 reason = validate.check_object_end(offset, len(obj), data_size)
                 if reason is not None:
@@ -903,7 +921,9 @@ class Thread(HasListLinks):
             alloc_offset = sg.claim_next(bbo.length)
             idx = len(sg.sg_entries)
             alloc_check(GFP_KERNEL, "ScatterGatherEntry")
-            sg.sg_entries.append(ScatterGatherEntry(obj_index, alloc_offset, bbo.buffer, bbo.length))
+            sg.sg_entries.append(
+                ScatterGatherEntry(obj_index, alloc_offset, bbo.buffer, bbo.length)
+            )
             user_ptr = view.alloc.ptr + alloc_offset
             if not bbo.flags & BINDER_BUFFER_FLAG_HAS_PARENT:
                 sg.ancestors = [idx]
@@ -915,7 +935,9 @@ class Thread(HasListLinks):
                 sg.ancestors.append(idx)
                 parent = sg.sg_entries[fix.parent_sg_index]
                 parent.fixup_min_offset = fix.new_min_offset
-                parent.pointer_fixups.append(_Fixup(fix.target_offset, True, pointer_value=user_ptr))
+                parent.pointer_fixups.append(
+                    _Fixup(fix.target_offset, True, pointer_value=user_ptr)
+                )
             view.write(
                 offset,
                 binder_buffer_object(
@@ -937,7 +959,9 @@ class Thread(HasListLinks):
                 raise KernelError(EINVAL, "FDA parent buffer not aligned")
             parent.fixup_min_offset = fix.new_min_offset
             parent.pointer_fixups.append(_Fixup(fix.target_offset, False, skip=fds_len))
-            fda_bytes = UserSlice(parent.sender_uaddr + fda.parent_offset, fds_len).reader().read(fds_len)
+            fda_bytes = (
+                UserSlice(parent.sender_uaddr + fda.parent_offset, fds_len).reader().read(fds_len)
+            )
             for i in range(0, fds_len, 4):
                 file = FileRef.fget(_u32(fda_bytes[i : i + 4]))
                 try:
@@ -947,7 +971,9 @@ class Thread(HasListLinks):
                     raise
             view.write(
                 offset,
-                binder_fd_array_object(BINDER_TYPE_FDA, 0, fda.num_fds, fda.parent, fda.parent_offset).pack(),
+                binder_fd_array_object(
+                    BINDER_TYPE_FDA, 0, fda.num_fds, fda.parent, fda.parent_offset
+                ).pack(),
             )
         else:  # pragma: no cover - `_read_object` only returns known types.
             raise KernelError(EINVAL, f"unknown object type {type_:#x}")
@@ -960,7 +986,9 @@ class Thread(HasListLinks):
             for fixup in entry.pointer_fixups:
                 flen, writes = validate.fixup_plan(fixup.is_pointer, fixup.skip)
                 target_end = fixup.target_offset + flen
-                reason = validate.check_fixup_in_buffer(end_prev, fixup.target_offset, flen, offset_end)
+                reason = validate.check_fixup_in_buffer(
+                    end_prev, fixup.target_offset, flen, offset_end
+                )
                 if reason is not None:
                     raise KernelError(EINVAL, reason)
                 alloc.copy_into(reader, end_prev, fixup.target_offset - end_prev)
@@ -993,7 +1021,9 @@ class Thread(HasListLinks):
                 if buffer is None:
                     # Upstream only logs a user error and carries on; the model fails the
                     # write with EINVAL so a double free is visible to the caller.
-                    raise KernelError(EINVAL, f"BC_FREE_BUFFER {ptr:#x}: no such buffer (double free?)")
+                    raise KernelError(
+                        EINVAL, f"BC_FREE_BUFFER {ptr:#x}: no such buffer (double free?)"
+                    )
                 if buffer.looper_need_return_on_free():
                     with self.inner.lock() as g:
                         g.data.looper_need_return = True
@@ -1055,7 +1085,9 @@ class Thread(HasListLinks):
                 break
         req.read_consumed += read_len - writer.len()
         if has_noop_placeholder and in_pool and self.process.needs_thread():
-            UserSlice(req.read_buffer, req.read_size).writer().write(BR_SPAWN_LOOPER.to_bytes(4, "little"))
+            UserSlice(req.read_buffer, req.read_size).writer().write(
+                BR_SPAWN_LOOPER.to_bytes(4, "little")
+            )
 
     @may_sleep
     def write_read(self, arg: int, wait: bool) -> None:
@@ -1190,4 +1222,3 @@ def _read_object(reader: UserReader) -> bytes:
     if size is None:
         raise KernelError(EINVAL, f"unknown binder object type {_u32(header):#x}")
     return header + reader.read(size - 4)
-

@@ -147,8 +147,10 @@ class Transaction(DeliverToRead):
         self._outstanding = threading.Lock()
 
     def __repr__(self) -> str:
-        kind = "reply" if self.target_node is None else (
-            "oneway" if self.flags & TF_ONE_WAY else "call"
+        kind = (
+            "reply"
+            if self.target_node is None
+            else ("oneway" if self.flags & TF_ONE_WAY else "call")
         )
         return f"Transaction({self.debug_id} {kind} code {self.code:#x} to {self.to.pid()})"
 
@@ -175,7 +177,9 @@ class Transaction(DeliverToRead):
             if from_parent is not None:
                 alloc.drop()
                 node_ref.drop()
-                raise BinderError.of(KernelError(EINVAL, "oneway transaction in a transaction stack"))
+                raise BinderError.of(
+                    KernelError(EINVAL, "oneway transaction in a transaction stack")
+                )
             alloc.set_info_oneway_node(node)
         if info.flags & TF_CLEAR_BUF:
             alloc.set_info_clear_on_drop()
@@ -439,7 +443,6 @@ class Transaction(DeliverToRead):
         self.drop_outstanding_txn()
 
 
-
 class TranslatedFds:
     """File descriptors reserved in the receiver, installed only on `commit()`.
 
@@ -450,7 +453,9 @@ class TranslatedFds:
     __slots__ = ("close_on_free", "reservations")
 
     def __init__(
-        self, reservations: list[tuple[FileDescriptorReservation, FileRef]], close_on_free: list[int]
+        self,
+        reservations: list[tuple[FileDescriptorReservation, FileRef]],
+        close_on_free: list[int],
     ) -> None:
         self.reservations = reservations
         self.close_on_free = close_on_free

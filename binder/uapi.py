@@ -197,7 +197,8 @@ class BinderStruct:
             lo, hi, cname = _RANGES[code]
             if not isinstance(v, int) or isinstance(v, bool):
                 raise TypeError(
-                    f"{type(self).__name__}.{f.name} must be an int ({cname}), got {type(v).__name__}"
+                    f"{type(self).__name__}.{f.name} must be an int ({cname}), got "
+                    f"{type(v).__name__}"
                 )
             if not lo <= v <= hi:
                 raise TypeError(f"{type(self).__name__}.{f.name}={v:#x} does not fit in a {cname}")

@@ -256,7 +256,15 @@ class Tag:
     lifetime the borrow may not outlive (the guard of the lock around the owner).
     """
 
-    __slots__ = ("exclusive", "invalidated_at", "invalidated_how", "owner", "parent", "site", "what")
+    __slots__ = (
+        "exclusive",
+        "invalidated_at",
+        "invalidated_how",
+        "owner",
+        "parent",
+        "site",
+        "what",
+    )
 
     def __init__(
         self,

@@ -381,9 +381,7 @@ ContextMark = tuple[int, int, int, int, int, int]
 def context_mark() -> ContextMark:
     """The calling thread's context now, to compare with when the boundary returns."""
     c = ctx.st
-    return (
-        len(c.held), len(c.sections), c.chain_key, c.preempt_count, c.rcu_depth, c.irq_depth
-    )
+    return (len(c.held), len(c.sections), c.chain_key, c.preempt_count, c.rcu_depth, c.irq_depth)
 
 
 def check_context_returned(
@@ -414,8 +412,13 @@ def check_context_returned(
     leaked: list[AtomicSection] = list(c.held[n_held:])
     leaked += [s for s in c.sections[n_secs:] if all(s is not x for x in leaked)]
     first = leaked[0] if leaked else None
-    kinds = {"spinlock": "lock", "lock": "lock", "rcu": "RCU read section",
-             "preempt": "preemption disabled", "irq": "interrupts disabled"}
+    kinds = {
+        "spinlock": "lock",
+        "lock": "lock",
+        "rcu": "RCU read section",
+        "preempt": "preemption disabled",
+        "irq": "interrupts disabled",
+    }
     err = LockError(
         message,
         rule=rule,

@@ -117,8 +117,8 @@ def _IOC(direction: int, ty: str | int, nr: int, size: SizeSpec) -> int:
     t = _field("type", _type_byte(ty), _IOC_TYPEMASK)
     n = _field("number", nr, _IOC_NRMASK)
     s = _field("size", _size_of(size), _IOC_SIZEMASK)
-    return (d << _IOC_DIRSHIFT) | (t << _IOC_TYPESHIFT) | (n << _IOC_NRSHIFT) | (
-        s << _IOC_SIZESHIFT
+    return (
+        (d << _IOC_DIRSHIFT) | (t << _IOC_TYPESHIFT) | (n << _IOC_NRSHIFT) | (s << _IOC_SIZESHIFT)
     )
 
 

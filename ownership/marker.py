@@ -148,7 +148,17 @@ class NotThreadSafe:
 
 
 _SCALARS: tuple[type, ...] = (
-    type(None), bool, int, float, complex, str, bytes, range, type, Site, types.ModuleType,
+    type(None),
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    range,
+    type,
+    Site,
+    types.ModuleType,
     threading.Thread,
 )
 """Types that are Send and Sync whatever they hold.
@@ -158,7 +168,10 @@ hands over; its target is checked where it is spawned.
 """
 
 _CALLABLES = (
-    types.FunctionType, types.MethodType, types.BuiltinMethodType, types.MethodWrapperType,
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinMethodType,
+    types.MethodWrapperType,
     functools.partial,
 )
 """Callables decided by what they capture: their bound `self`, closure cells, arguments."""
@@ -384,9 +397,7 @@ def _explain(value: object, trait: str, depth: int) -> _Path | None:
         for t in (trait, "sync") if trait == "send" else (trait,):
             fresh: set[int] = set()
             walk[trait] = fresh
-            got = _find_fields(
-                value, t, _kinds[t], _classify_struct(type(value)), fresh, depth
-            )
+            got = _find_fields(value, t, _kinds[t], _classify_struct(type(value)), fresh, depth)
             if got is not None:
                 return got
         return None
@@ -592,8 +603,7 @@ def check_send(value: object, handoff: str, site: Site | None = None) -> None:
         name = _describe(root) if _internal(root) else _name(root)
         where = f" (in {_path_text(path)}, so {name} is !Send too)"
     raise SendError(
-        f"{label} is !Send{why} but is "
-        f"handed to another thread by {handoff}{where}",
+        f"{label} is !Send{why} but is handed to another thread by {handoff}{where}",
         obj=_describe(bad),
         site=site or here(),
         origin=origin_site(bad),

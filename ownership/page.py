@@ -146,7 +146,8 @@ class KmapLocal(NotThreadSafe):
                 self._lt.expired(f"{use} through a kmap_local mapping", made=self.origin_site)
             if sched.current_id() != self._tid:
                 raise SendError(
-                    f"{use} through a kmap_local mapping on another thread than the one that mapped it",
+                    f"{use} through a kmap_local mapping on another thread than the one that "
+                    "mapped it",
                     rule="kmap-local-thread",
                     obj=f"kmap_local_page(pfn {self._page.pfn:#x})",
                     site=here(),
@@ -187,7 +188,6 @@ class AsPageIter(Protocol):
     def page_iter(self) -> Iterator[BorrowedPage]:
         """Every page owned by `self`, as `BorrowedPage`s tied to `self`'s life."""
         ...
-
 
 
 @impl_send("Page: there is no logic that relies on staying on a thread (rust/kernel/page.rs)")
@@ -292,7 +292,9 @@ class Page(Handle):
                     del _mapped[id(sp)]
             lt.end(here(), "the page was unmapped (kunmap_local)")
 
-    def _access(self, use: str, exclusive: bool, offset: object, length: object) -> tuple[StructPage, int, int, Borrow | None]:
+    def _access(
+        self, use: str, exclusive: bool, offset: object, length: object
+    ) -> tuple[StructPage, int, int, Borrow | None]:
         sp = self._live(use)
         off, n = _bounds(offset, length)
         b = _tracker(sp).acquire(exclusive, off, off + n, here()) if STATE.on and n else None
@@ -369,7 +371,9 @@ class Page(Handle):
         with userspace on the user memory are allowed.
         """
         if not isinstance(reader, UserSliceReader):
-            raise TypeError(f"copy_from_user_slice_raw takes a UserSliceReader, got {type(reader).__name__}")
+            raise TypeError(
+                f"copy_from_user_slice_raw takes a UserSliceReader, got {type(reader).__name__}"
+            )
         sp, off, n, b = self._access("copy_from_user_slice_raw", True, offset, length)
         try:
             data = reader.read_raw(n)
@@ -425,7 +429,9 @@ class BorrowedPage(Page):
         if not isinstance(ptr, StructPage):
             raise TypeError(f"BorrowedPage.from_raw takes a struct page, got {type(ptr).__name__}")
         if not isinstance(lifetime, Lifetime):
-            raise TypeError(f"BorrowedPage.from_raw takes a Lifetime, got {type(lifetime).__name__}")
+            raise TypeError(
+                f"BorrowedPage.from_raw takes a Lifetime, got {type(lifetime).__name__}"
+            )
         if STATE.on:
             if ptr.refcount <= 0:
                 raise UnsafeError(

@@ -97,9 +97,24 @@ _MAX_DEPTH = 12
 """How deep a move walk goes; a field nested deeper is taken as movable (stated limit)."""
 
 _FREE_TYPES: tuple[type, ...] = (
-    type(None), bool, int, float, complex, str, bytes, range, type, list, dict, set,
-    frozenset, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
-    types.ModuleType, Site,
+    type(None),
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    range,
+    type,
+    list,
+    dict,
+    set,
+    frozenset,
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    Site,
 )
 """Types whose values never hold a pinned value inline.
 

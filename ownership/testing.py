@@ -46,8 +46,7 @@ KNOWN_VM_BITS: tuple[int, ...] = tuple(sorted(F.NAMES))
 
 # The implications of the state rules, applied to a draw before it is filtered: they
 # make most draws valid at once (the filter, which reads the rule table itself, decides).
-_IMPLIED = ((F.READ, F.MAYREAD), (F.WRITE, F.MAYWRITE), (F.EXEC, F.MAYEXEC),
-            (F.SHARED, F.MAYSHARE))
+_IMPLIED = ((F.READ, F.MAYREAD), (F.WRITE, F.MAYWRITE), (F.EXEC, F.MAYEXEC), (F.SHARED, F.MAYSHARE))
 
 
 def _combine(bits: list[int]) -> int:

@@ -3,7 +3,8 @@
 Reports the whole suite's time (median of `repeat` runs in this process; the first run
 also builds the formula templates, so it is reported separately as the cold run), the
 slowest claim, every claim over its target (flag-level claims: 100 ms; the split/merge
-claims: 60 s; the Binder claims: 2 s), and how the exhaustive concrete-vs-Z3 cross-check scales with the
+claims: 60 s; the Binder claims: 2 s), and how the exhaustive concrete-vs-Z3 cross-check
+scales with the
 number of enumerated bits (cases, time in the concrete evaluator, time in Z3).
 
 A progress bar with an ETA (tqdm, on stderr) counts claims and cross-check formulas, on a
@@ -171,9 +172,7 @@ def steps(repeat: int, bits: list[int]) -> int:
     return repeat * len(CLAIMS) + len(bits) * len(formulas())
 
 
-def run(
-    repeat: int, bits: list[int], tick: Callable[[], None] | None = None
-) -> BenchReport | None:
+def run(repeat: int, bits: list[int], tick: Callable[[], None] | None = None) -> BenchReport | None:
     """Run the suite `repeat` times and the cross-check at each size in `bits`.
 
     `tick()` is called after each claim and before each cross-check formula. After
@@ -209,9 +208,7 @@ def run(
     per = {n: statistics.median(r[1][n] for r in warm) for n in names}
     kinds = {c.name: c.kind for c in CLAIMS}
     flag_names = [n for n in per if kinds[n] == "flags"]
-    over = tuple(
-        n for n, sec in per.items() if sec > _TARGETS.get(kinds[n], FLAG_TARGET)
-    )
+    over = tuple(n for n, sec in per.items() if sec > _TARGETS.get(kinds[n], FLAG_TARGET))
     return BenchReport(
         claims=len(per) if interrupted else len(CLAIMS),
         all_as_expected=all(ok for _, _, ok in runs),

@@ -72,7 +72,9 @@ class AllocCore:
     split_free: Callable[[int, int, int], tuple[int, int]]
     reserve_decision: Callable[[int, int, int, bool, int, int | None, Held], core.Reservation | str]
     oneway_space_after_free: Callable[[int, int, bool], int]
-    merge_free: Callable[[int, int, tuple[int, int] | None, tuple[int, int] | None], tuple[int, int]]
+    merge_free: Callable[
+        [int, int, tuple[int, int] | None, tuple[int, int] | None], tuple[int, int]
+    ]
     reserve_step: Callable[[str, bool, bool, bool, bool], core.Step]
 
 
@@ -353,7 +355,9 @@ def retry_harness(c: AllocCore, kind: str) -> Callable[[Explorer], Callable[[], 
                     # Progress: it asks for something missing. (Asking again for memory
                     # already brought is harmless: `make_alloc` skips it, as upstream's.)
                     missing = [need & sym_not(h) for need, h in zip(needs, has)]
-                    ex.check(missing[0] | missing[1] | missing[2], "a NeedAlloc with nothing missing")
+                    ex.check(
+                        missing[0] | missing[1] | missing[2], "a NeedAlloc with nothing missing"
+                    )
                     rounds += 1
                     ex.check(rounds <= 1, "more than one round trip through make_alloc")
                     has = [h | need for h, need in zip(has, needs)]
@@ -387,7 +391,9 @@ def budget_harness(c: AllocCore, n: int) -> Callable[[Explorer], Callable[[], No
         offset = ex.int_var("offset", 0, MAX_PAGES * PAGE)
 
         def run() -> None:
-            res = c.reserve_decision(area, free, size, oneway, pid, offset if placed else None, held)
+            res = c.reserve_decision(
+                area, free, size, oneway, pid, offset if placed else None, held
+            )
             if isinstance(res, str):
                 if res == core.NO_ONEWAY_SPACE:
                     ex.check(oneway & (size > free), "oneway refused within the budget")
@@ -440,7 +446,10 @@ def spam_harness(
                 & (res.free_oneway_space < area // 10)
                 & ((count > core.SPAM_MAX_BUFFERS) | (total > area // 4))
             )
-            ex.check(res.oneway_spam_detected == expected, "spam verdict is not the rule's after the insert")
+            ex.check(
+                res.oneway_spam_detected == expected,
+                "spam verdict is not the rule's after the insert",
+            )
 
         return run
 
@@ -509,7 +518,9 @@ def sequence_harness(c: AllocCore, ops: int) -> Callable[[Explorer], Callable[[]
 # --- claims ---------------------------------------------------------------------------------
 
 
-def _all_sizes(harness: Callable[[int], Callable[[Explorer], Callable[[], None]]], top: int) -> Outcome:
+def _all_sizes(
+    harness: Callable[[int], Callable[[Explorer], Callable[[], None]]], top: int
+) -> Outcome:
     """Prove `harness(n)` for every state size `n <= top`; the first failure decides."""
     paths = queries = 0
     for n in range(top + 1):
@@ -585,7 +596,9 @@ def _sequence(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
 
 
 def _with_twins(
-    name: str, doc: str, check: Callable[[AllocCore], Callable[[Table, Expect], Outcome]],
+    name: str,
+    doc: str,
+    check: Callable[[AllocCore], Callable[[Table, Expect], Outcome]],
     twins: dict[str, str],
 ) -> list[Claim]:
     base = Claim(name, "holds", doc, check(CORE), kind="binder")

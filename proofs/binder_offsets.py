@@ -181,7 +181,9 @@ def parent_harness(
             sg: list[list[int]] = []
             ancestors: list[int] = []
             for k in range(n):
-                num_valid = c.validated_count(offsets_start + V.OFFSET_ENTRY_SIZE * k, offsets_start)
+                num_valid = c.validated_count(
+                    offsets_start + V.OFFSET_ENTRY_SIZE * k, offsets_start
+                )
                 kind = kinds[k]
                 if kind == OTHER:
                     continue

@@ -39,7 +39,15 @@ import z3
 
 from .outcome import Outcome
 
-__all__ = ["Exploration", "Explorer", "PathBudgetExceeded", "counterexample", "evaluate", "outcome", "sym_not"]
+__all__ = [
+    "Exploration",
+    "Explorer",
+    "PathBudgetExceeded",
+    "counterexample",
+    "evaluate",
+    "outcome",
+    "sym_not",
+]
 
 
 class PathBudgetExceeded(Exception):
@@ -406,9 +414,7 @@ def sym_not(b: bool) -> bool:
     return not b
 
 
-def outcome(
-    build: Callable[[Explorer], Callable[[], None]], max_paths: int = 100_000
-) -> Outcome:
+def outcome(build: Callable[[Explorer], Callable[[], None]], max_paths: int = 100_000) -> Outcome:
     """Explore the harness `build(explorer)` returns: `proved` when every feasible path
     passes its checks, `counterexample` (the inputs, `name=value ...`) when one fails,
     `unknown` beyond the path budget."""

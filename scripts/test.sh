@@ -15,6 +15,9 @@ echo "== import contracts (the layers; binder never touches ownership.bindings)"
 echo "== API reference (scripts/docs.sh)"
 wait "$docs_pid" || { cat .venv/docs.log; exit 1; }
 tail -1 .venv/docs.log
+echo "== ruff check and ruff format --check"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== pytest"
 $py -m pytest -q -n 2 "$@"
 echo "== the static tests with the lowest supported mypy"

@@ -98,7 +98,12 @@ class DeliveryState:
     the node itself.
     """
 
-    __slots__ = ("has_pushed_node", "has_pushed_wrapper", "has_strong_zero2one", "has_weak_zero2one")
+    __slots__ = (
+        "has_pushed_node",
+        "has_pushed_wrapper",
+        "has_strong_zero2one",
+        "has_weak_zero2one",
+    )
 
     def __init__(self) -> None:
         self.has_pushed_node = False

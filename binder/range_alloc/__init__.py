@@ -86,6 +86,7 @@ __all__ = [
 
 T = TypeVar("T")
 
+
 @dataclass(slots=True)
 class ReserveNewArgs(Generic[T]):
     """The arguments of `reserve_new`, with the memory it may need, allocated up front.
@@ -298,8 +299,12 @@ class RangeAllocator(Generic[T]):
             # The tree consumes the node reservations even when it fails with ENOSPC,
             # as the Rust version moves them in.
             args.tree_alloc = None
-            offset, spam = tree.reserve_new(args.debug_id, args.size, args.is_oneway, args.pid, alloc)
-            return ReserveNewSuccess(offset, spam, args.empty_array_alloc, args.new_tree_alloc, None)
+            offset, spam = tree.reserve_new(
+                args.debug_id, args.size, args.is_oneway, args.pid, alloc
+            )
+            return ReserveNewSuccess(
+                offset, spam, args.empty_array_alloc, args.new_tree_alloc, None
+            )
 
     def reservation_abort(self, offset: int) -> FreedRange:
         """Free the reserved range at `offset`; returns the pages no range uses any more.

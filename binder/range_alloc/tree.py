@@ -160,7 +160,9 @@ class TreeRangeAllocator(Generic[T]):
         ranges.clear()
         # After the last range there may be a free range.
         if free_offset < size:
-            tree._insert_free(free_offset, size - free_offset, alloc.pop_tree(), alloc.pop_free_tree())
+            tree._insert_free(
+                free_offset, size - free_offset, alloc.pop_tree(), alloc.pop_free_tree()
+            )
         return tree
 
     def _insert_free(

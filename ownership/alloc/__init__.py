@@ -96,8 +96,9 @@ def _kmalloc_size(size: int, what: str) -> None:
     """`ENOMEM` for a kmalloc of more than `KMALLOC_MAX_SIZE` bytes (the kernel's NULL)."""
     if size > KMALLOC_MAX_SIZE:
         raise KernelError(
-            ENOMEM, f"{what}: {size} bytes is more than kmalloc gives (KMALLOC_MAX_SIZE "
-            f"{KMALLOC_MAX_SIZE})"
+            ENOMEM,
+            f"{what}: {size} bytes is more than kmalloc gives (KMALLOC_MAX_SIZE "
+            f"{KMALLOC_MAX_SIZE})",
         )
 
 

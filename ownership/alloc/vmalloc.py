@@ -151,7 +151,9 @@ class VBox(_Owned):
         off = usize(offset, "offset")
         k = usize(n, "n")
         if off + k > self._area.size:
-            raise KernelError(EINVAL, f"[{off}, {off + k}) is outside a buffer of {self._area.size} bytes")
+            raise KernelError(
+                EINVAL, f"[{off}, {off + k}) is outside a buffer of {self._area.size} bytes"
+            )
         return off, k
 
     def read(self, offset: int, n: int) -> bytes:

@@ -80,7 +80,9 @@ class File:
     `private_data` belongs to the driver.
     """
 
-    def __init__(self, kernel: Kernel, name: str, f_op: FileOperations, flags: int, opener: Task) -> None:
+    def __init__(
+        self, kernel: Kernel, name: str, f_op: FileOperations, flags: int, opener: Task
+    ) -> None:
         if flags & ~O_ACCMODE or flags & O_ACCMODE not in (O_RDONLY, O_WRONLY, O_RDWR):
             raise KernelError(EINVAL, f"open: unsupported flags {flags:#o}")
         self.kernel = kernel
@@ -150,7 +152,9 @@ class File:
         # this one cannot import it at load time.
         from .task import Task
 
-        user = t if isinstance(t, Task) and t.kernel is self.kernel and not t.exited else self.opener
+        user = (
+            t if isinstance(t, Task) and t.kernel is self.kernel and not t.exited else self.opener
+        )
         if user.exited:
             raise KernelError(EBADF, f"{self.describe()}: the process has exited")
         with user.as_current():

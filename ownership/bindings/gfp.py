@@ -144,7 +144,9 @@ def alloc_check(gfp: Flags, what: str) -> None:
     `KVec.push`, `Arc.new`, ...) sleeps exactly when those flags allow reclaim.
     """
     if not isinstance(gfp, Flags):
-        raise TypeError(f"{what}: gfp flags must be ownership.alloc.Flags, got {type(gfp).__name__}")
+        raise TypeError(
+            f"{what}: gfp flags must be ownership.alloc.Flags, got {type(gfp).__name__}"
+        )
     if int(gfp) & ~_KNOWN_GFP:
         # Rust's `Flags` can only be built from the named constants.
         raise TypeError(f"{what}: unknown GFP bits {int(gfp) & ~_KNOWN_GFP:#x}")

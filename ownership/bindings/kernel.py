@@ -54,6 +54,7 @@ class MiscDriver(Protocol[_Reg_co]):
 
     def misc_register(self, kernel: Kernel, name: str) -> _Reg_co: ...
 
+
 _kernel_ids = itertools.count(1)
 
 
@@ -146,7 +147,12 @@ class Kernel:
     # --- pages ------------------------------------------------------------------------
 
     def alloc_page(
-        self, *, reclaim: bool, nid: int | None = None, kind: PageKind = "normal", zero: bool = False
+        self,
+        *,
+        reclaim: bool,
+        nid: int | None = None,
+        kind: PageKind = "normal",
+        zero: bool = False,
     ) -> StructPage | None:
         """`__alloc_pages(gfp, 0)`: a page, running the shrinkers once if allowed to reclaim."""
         node = nid if nid is not None else self._local_node()
@@ -190,9 +196,7 @@ class Kernel:
         """
         register = getattr(driver, "misc_register", None)
         if not callable(register):
-            raise TypeError(
-                f"register_miscdevice takes a MiscDevice, got {type(driver).__name__}"
-            )
+            raise TypeError(f"register_miscdevice takes a MiscDevice, got {type(driver).__name__}")
         return driver.misc_register(self, name)
 
     def add_device(self, name: str, fops: FileOperations) -> None:
@@ -246,7 +250,6 @@ class Kernel:
             if id(page) not in mapped and page.mapcount:
                 problems.append(f"{page.describe()}: mapcount {page.mapcount} but no PTE maps it")
         return problems
-
 
     def leaks(self) -> list[str]:
         """What is still held once every task has exited (`kmemleak`, for teardown).

@@ -120,7 +120,15 @@ __all__ = [
 ]
 
 PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
-MAP_KNOWN = MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_FIXED_NOREPLACE
+MAP_KNOWN = (
+    MAP_TYPE
+    | MAP_FIXED
+    | MAP_ANONYMOUS
+    | MAP_LOCKED
+    | MAP_NORESERVE
+    | MAP_POPULATE
+    | MAP_FIXED_NOREPLACE
+)
 
 
 def page_align_up(n: int) -> int | None:
@@ -173,6 +181,7 @@ def mmput(mm: MmStruct) -> None:
 def mmput_async(mm: MmStruct) -> None:
     """`mmput` that defers the teardown to a workqueue; safe in atomic context."""
     if mm.mm_users.dec_and_test():
+
         def teardown() -> None:
             exit_mmap(mm)
             mmdrop(mm)
@@ -241,7 +250,9 @@ def vma_lookup(mm: MmStruct, addr: int) -> VmAreaStruct | None:
 # Per-VMA locks (include/linux/mmap_lock.h, CONFIG_PER_VMA_LOCK)
 
 
-def lock_vma_under_rcu(mm: MmStruct, addr: int, site: Site | None = None) -> tuple[VmAreaStruct, LockToken] | None:
+def lock_vma_under_rcu(
+    mm: MmStruct, addr: int, site: Site | None = None
+) -> tuple[VmAreaStruct, LockToken] | None:
     """Read-lock the VMA at `addr` without the mmap lock; None under contention. Never sleeps."""
     s = site if site is not None else here()
     if not mm.kernel.per_vma_lock:
@@ -370,18 +381,16 @@ def ptes_installed(vma: VmAreaStruct) -> bool:
 
 def validate_page_before_insert(vma: VmAreaStruct, page: StructPage) -> bool:
     """Whether `page` may be mapped by `vm_insert_page` (mm/memory.c)."""
-    return (
-        page.kernel is vma.vm_mm.kernel
-        and page.refcount > 0
-        and page.kind == "normal"
-    )
+    return page.kernel is vma.vm_mm.kernel and page.refcount > 0 and page.kind == "normal"
 
 
 def vm_insert_page(vma: VmAreaStruct, addr: int, page: StructPage) -> None:
     """Map `page` at `addr` (takes its own reference). EFAULT, EINVAL, EBUSY or ENOMEM."""
     mm = vma.vm_mm
     if not vma.vm_start <= addr < vma.vm_end:
-        raise KernelError(EFAULT, f"vm_insert_page: {addr:#x} outside [{vma.vm_start:#x}, {vma.vm_end:#x})")
+        raise KernelError(
+            EFAULT, f"vm_insert_page: {addr:#x} outside [{vma.vm_start:#x}, {vma.vm_end:#x})"
+        )
     if not validate_page_before_insert(vma, page):
         raise KernelError(EINVAL, f"vm_insert_page: {page.describe()} is not insertable")
     if not vma.vm_flags & F.MIXEDMAP:
@@ -415,7 +424,9 @@ def zap_page_range_single(vma: VmAreaStruct, addr: int, size: int) -> None:
         _zap(vma.vm_mm, start, end)
 
 
-def remap_pfn_range(vma: VmAreaStruct, addr: int, pfn: int, size: int, origin: Site | None = None) -> None:
+def remap_pfn_range(
+    vma: VmAreaStruct, addr: int, pfn: int, size: int, origin: Site | None = None
+) -> None:
     """Map `size` bytes of physical memory starting at `pfn` (a VM_PFNMAP mapping)."""
     mm = vma.vm_mm
     if addr & ~PAGE_MASK or size & ~PAGE_MASK or size == 0:
@@ -425,7 +436,9 @@ def remap_pfn_range(vma: VmAreaStruct, addr: int, pfn: int, size: int, origin: S
     npages = size // PAGE_SIZE
     pool = mm.kernel.pool
     if pfn < 0 or pfn + npages > pool.max_pfn:
-        raise KernelError(EINVAL, f"remap_pfn_range: pfn {pfn:#x}+{npages} is not RAM of this machine")
+        raise KernelError(
+            EINVAL, f"remap_pfn_range: pfn {pfn:#x}+{npages} is not RAM of this machine"
+        )
     new = vma_ops.apply(
         vma_ops.OPS_BY_NAME["remap_pfn_range"],
         vma.vm_flags,
@@ -885,7 +898,12 @@ def userfaultfd_register(mm: MmStruct, start: int, length: int, mode: int) -> No
             raise KernelError(EINVAL, "UFFDIO_REGISTER: range not fully mapped")
         op = vma_ops.OPS_BY_NAME["userfaultfd_register"]
         news = [
-            vma_ops.apply(op, v.vm_flags, params={"mode": mode}, ctx={"uffd_capable": v.anon or v.shmem is not None})
+            vma_ops.apply(
+                op,
+                v.vm_flags,
+                params={"mode": mode},
+                ctx={"uffd_capable": v.anon or v.shmem is not None},
+            )
             for v in vmas
         ]
         for vma, new in zip(vmas, news, strict=True):
@@ -977,7 +995,9 @@ def _fault_page(vma: VmAreaStruct, addr: int, write: bool) -> Pte:
                     with locked(mm.ptl):
                         if addr not in mm.ptes:
                             page.mapcount += 1
-                            mm.ptes[addr] = Pte(page, bool(vma.vm_flags & F.WRITE and vma.vm_flags & F.SHARED))
+                            mm.ptes[addr] = Pte(
+                                page, bool(vma.vm_flags & F.WRITE and vma.vm_flags & F.SHARED)
+                            )
                             page = None
                 finally:
                     if page is not None:

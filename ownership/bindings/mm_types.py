@@ -162,8 +162,12 @@ class VmAreaStruct:
         return self.vm_lock_seq == self.vm_mm.mm_lock_seq
 
     def describe(self) -> str:
-        what = "anon" if self.anon else "shmem" if self.shmem else (
-            f"file '{self.vm_file.name}'" if self.vm_file is not None else "special"
+        what = (
+            "anon"
+            if self.anon
+            else "shmem"
+            if self.shmem
+            else (f"file '{self.vm_file.name}'" if self.vm_file is not None else "special")
         )
         return (
             f"vm_area_struct #{self.id} [{self.vm_start:#x}, {self.vm_end:#x}) {what} "

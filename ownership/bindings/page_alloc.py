@@ -108,7 +108,9 @@ class StructPage:
         return self.refcount == 0
 
     def describe(self) -> str:
-        state = "free" if self.refcount == 0 else f"refcount {self.refcount}, mapcount {self.mapcount}"
+        state = (
+            "free" if self.refcount == 0 else f"refcount {self.refcount}, mapcount {self.mapcount}"
+        )
         return f"struct page pfn {self.pfn:#x} (node {self.nid}, {self.kind}, {state})"
 
     def __repr__(self) -> str:

@@ -93,7 +93,9 @@ class Task:
         ident = sched.current_id()
         tid = self._tids.get(ident)
         if tid is None:
-            tid = self._tids.setdefault(ident, self.pid if not self._tids else self.kernel._alloc_pid())
+            tid = self._tids.setdefault(
+                ident, self.pid if not self._tids else self.kernel._alloc_pid()
+            )
         return tid
 
     @contextmanager
@@ -167,10 +169,14 @@ class Task:
     ) -> int:
         """`mmap(addr, length, prot, flags, fd, offset)`: the address of the new mapping."""
         mm = self._alive_mm("mmap")
-        if file is not None and (not isinstance(file, File) or not file.fd_open or file not in self.files.values()):
+        if file is not None and (
+            not isinstance(file, File) or not file.fd_open or file not in self.files.values()
+        ):
             if not isinstance(file, File):
                 raise TypeError(f"mmap takes a File or None, got {type(file).__name__}")
-            raise KernelError(EBADF, f"mmap: {file.describe()} is not an open fd of {self.describe()}")
+            raise KernelError(
+                EBADF, f"mmap: {file.describe()} is not an open fd of {self.describe()}"
+            )
         with self.as_current():
             return mmops.do_mmap(mm, file, addr, length, prot, flags, offset)
 
@@ -190,7 +196,8 @@ class Task:
             mmops.do_madvise(mm, addr, length, advice)
 
     def userfaultfd_register(self, addr: int, length: int, mode: int) -> None:
-        """Register `[addr, addr + length)` with a userfaultfd (`UFFDIO_REGISTER`, `mode` = VM_UFFD_* bits)."""
+        """Register `[addr, addr + length)` with a userfaultfd (`UFFDIO_REGISTER`; `mode`
+        holds VM_UFFD_* bits)."""
         mm = self._alive_mm("userfaultfd_register")
         with self.as_current():
             mmops.userfaultfd_register(mm, addr, length, mode)

@@ -6,7 +6,8 @@ the same way when replayed alone) and the system workqueue is replaced for the r
 one built on the explorer's primitives (the one made at import keeps the default
 scheduler's locks and worker thread). A failing schedule is shrunk (chunks of its recorded
 choices dropped, delta-debugging style, while the failure stays the same and the
-preemptions and steps do not grow; then a bounded dfs below its preemption count), then replayed once more with recording on, so the report has
+preemptions and steps do not grow; then a bounded dfs below its preemption count),
+then replayed once more with recording on, so the report has
 the sites of the last seam points of each thread; that text is appended to the
 failure's own splat (`SafetyViolation`: its message; other exceptions: a note).
 
@@ -159,11 +160,13 @@ def _signature(e: BaseException) -> tuple[type[BaseException], str | None]:
 
 
 def _replay(
-    scenario: Callable[[], object], choices: list[Choice], spurious: bool, max_steps: int,
+    scenario: Callable[[], object],
+    choices: list[Choice],
+    spurious: bool,
+    max_steps: int,
     record: bool = False,
 ) -> GreenletScheduler:
-    return run_once(scenario, ReplayStrategy(choices, spurious), max_steps=max_steps,
-                    record=record)
+    return run_once(scenario, ReplayStrategy(choices, spurious), max_steps=max_steps, record=record)
 
 
 def _shrink(
@@ -186,10 +189,15 @@ def _shrink(
             cand = best.choices[:lo] + best.choices[i:]
             budget -= 1
             r = _replay(scenario, cand, spurious, max_steps)
-            if r.failure is not None and _signature(r.failure) == sig and (
-                r.preemptions,
-                r.steps,
-            ) <= (best.preemptions, best.steps):
+            if (
+                r.failure is not None
+                and _signature(r.failure) == sig
+                and (
+                    r.preemptions,
+                    r.steps,
+                )
+                <= (best.preemptions, best.steps)
+            ):
                 best = r
                 improved = True
                 i = min(lo, len(best.choices))
@@ -321,8 +329,21 @@ def explore(
             if s.failure is not None:
                 _finish_failure(ex, scenario, s, sp, max_steps, shrink=False)
             return ex
-        _search(ex, scenario, strategy, runs, seed, max_preemptions, max_steps, idx, nshards,
-                prune, spurious, shrink, progress)
+        _search(
+            ex,
+            scenario,
+            strategy,
+            runs,
+            seed,
+            max_preemptions,
+            max_steps,
+            idx,
+            nshards,
+            prune,
+            spurious,
+            shrink,
+            progress,
+        )
     except KeyboardInterrupt:
         ex.interrupted = True
     finally:

@@ -427,9 +427,7 @@ class GreenletScheduler:
             return
         p = self.pending
         if p is None or (
-            isinstance(e, SafetyViolation)
-            and isinstance(p, SafetyViolation)
-            and e.rule == p.rule
+            isinstance(e, SafetyViolation) and isinstance(p, SafetyViolation) and e.rule == p.rule
         ):
             # The later of two reports of one rule before the next seam point is the
             # one the code meant to raise (a report re-raised with more context).
@@ -624,7 +622,9 @@ class GreenletScheduler:
                 what = f"thread '{w.name}' to finish"
             elif isinstance(w, XWaiter):
                 what = f"a wakeup on {what}"
-            notes.append((f"thread '{u.name}' is blocked in {u.op} of {what}{holder}, since", u.wait_site))
+            notes.append(
+                (f"thread '{u.name}' is blocked in {u.op} of {what}{holder}, since", u.wait_site)
+            )
             held = [h.describe() for h in u.st.held]
             if held:
                 details.append(f"thread '{u.name}' holds: " + "; ".join(held))

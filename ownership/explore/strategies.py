@@ -86,9 +86,7 @@ class PctStrategy:
     sets the running thread's priority to `depth - 1 - i`, below every initial one.
     """
 
-    def __init__(
-        self, rng: random.Random, depth: int, steps: int, spurious: bool = True
-    ) -> None:
+    def __init__(self, rng: random.Random, depth: int, steps: int, spurious: bool = True) -> None:
         self.rng = rng
         self.depth = max(depth, 1)
         self.spurious = spurious
@@ -270,8 +268,13 @@ class DfsSearch:
                 if root:
                     shard = self._top % self.shards
                     self._top += 1
-                br = Branch([*prefix, (node.decision, a, False)], node.decision,
-                            frozenset(done), cost, shard)
+                br = Branch(
+                    [*prefix, (node.decision, a, False)],
+                    node.decision,
+                    frozenset(done),
+                    cost,
+                    shard,
+                )
                 while len(self.buckets) <= cost:
                     self.buckets.append([])
                 self.buckets[cost].append(br)

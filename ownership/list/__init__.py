@@ -67,7 +67,8 @@ class ListLinks:
 
     Invariants: `list` is the `List` the item is in (None when in none); `prev`/`next`
     are its neighbours there (None exactly when `list` is None); `inserted_at` is where
-    it was pushed (into the list named `inserted_into`) and `taken_at` where its list was last moved by `take()`;
+    it was pushed (into the list named `inserted_into`) and `taken_at` where its list
+    was last moved by `take()`;
     `arc_site` is where the live `ListArc` of this id was made while one exists outside
     a list (None otherwise).
     """
@@ -111,7 +112,8 @@ class ListLinks:
                 obj=f"ListLinks<{self.id}>",
                 site=site,
                 origin=other,
-                origin_label="the existing ListArc was made" if self.list is None
+                origin_label="the existing ListArc was made"
+                if self.list is None
                 else "the item was inserted",
             )
 
@@ -306,8 +308,12 @@ class List(Generic[T]):
                 if STATE.on:
                     notes: list[tuple[str, Site | None]] = []
                     if links.taken_at is not None:
-                        notes.append((f"{where.name} took the items of their list (mem::take)",
-                                      links.taken_at))
+                        notes.append(
+                            (
+                                f"{where.name} took the items of their list (mem::take)",
+                                links.taken_at,
+                            )
+                        )
                     notes.append((f"{self.name} was made", self.created_at))
                     raise UnsafeError(
                         f"List::remove on {self.name} of an item that is in {where.name} "

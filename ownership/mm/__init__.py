@@ -444,7 +444,9 @@ class MmapReadGuard(_MmapGuard):
     _MODE = "read"
 
     def vma_lookup(self, vma_addr: int) -> VmAreaRef | None:
-        """The VMA containing `vma_addr`, valid until this guard is released; any address is accepted."""
+        """The VMA containing `vma_addr`, valid until this guard is released.
+
+        Any address is accepted."""
         self._check_held("vma_lookup")
         a = usize(vma_addr, "vma_addr")
         # SAFETY: we hold the mmap read lock, so the tree is stable; any address is okay.

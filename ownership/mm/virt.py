@@ -113,7 +113,12 @@ def _apply(
 
 
 def _blame(
-    rule_id: str, op: vma_ops.VmaOp, old: int, params: dict[str, int], ctx: dict[str, bool], vma: VmAreaStruct
+    rule_id: str,
+    op: vma_ops.VmaOp,
+    old: int,
+    params: dict[str, int],
+    ctx: dict[str, bool],
+    vma: VmAreaStruct,
 ) -> tuple[Site | None, str]:
     rule = RULES_BY_ID[rule_id]
     env: dict[str, int | bool] = {"old": old, **params, **ctx}
@@ -167,7 +172,9 @@ class VmAreaRef:
         return cls._from_raw_checked(vma, lifetime, write=False, what="VmAreaRef::from_raw")
 
     @classmethod
-    def _from_raw_checked(cls, vma: VmAreaStruct, lifetime: Lifetime, write: bool, what: str) -> VmAreaRef:
+    def _from_raw_checked(
+        cls, vma: VmAreaStruct, lifetime: Lifetime, write: bool, what: str
+    ) -> VmAreaRef:
         if not isinstance(vma, VmAreaStruct):
             raise TypeError(f"{what} takes a vm_area_struct, got {type(vma).__name__}")
         if not isinstance(lifetime, Lifetime):
@@ -183,7 +190,11 @@ class VmAreaRef:
                     origin_label="the VMA was unmapped" if vma.detached_at else lifetime.end_label,
                 )
             if not _lock_held_for(vma, write):
-                need = "the mmap write lock and the VMA write lock" if write else "the mmap or VMA read lock"
+                need = (
+                    "the mmap write lock and the VMA write lock"
+                    if write
+                    else "the mmap or VMA read lock"
+                )
                 holder = vma.vm_mm.mmap_lock.holder_site()
                 raise UnsafeError(
                     f"{what} without {need} held by this thread",
@@ -278,7 +289,8 @@ class VmAreaRef:
             warn(
                 "zap-out-of-range",
                 f"zap_vma_range({a:#x}, {s:#x}) outside "
-                f"[{vma.vm_start:#x}, {vma.vm_end:#x}){' (wraps)' if end > USIZE_MAX else ''}: ignored",
+                f"[{vma.vm_start:#x}, {vma.vm_end:#x}){' (wraps)' if end > USIZE_MAX else ''}: "
+                "ignored",
                 here(),
             )
             return

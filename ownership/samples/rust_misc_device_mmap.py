@@ -123,7 +123,9 @@ class RustMiscDeviceMmap(MiscDevice):
         if cmd == RUST_MISC_DEV_GET_VALUE:
             with self._inner(file).lock() as g:
                 value = g.data.value
-            UserSlice(_user_ptr(arg), 4).writer().write_slice(value.to_bytes(4, "little", signed=True))
+            UserSlice(_user_ptr(arg), 4).writer().write_slice(
+                value.to_bytes(4, "little", signed=True)
+            )
             return 0
         if cmd == RUST_MISC_DEV_SET_VALUE:
             raw = UserSlice(_user_ptr(arg), 4).reader().read_raw(4)

@@ -42,19 +42,30 @@ __all__ = ["INTRINSICS", "Analyzer", "display_path"]
 
 INTRINSICS: dict[str, FuncSummary] = {
     "ownership.context.might_sleep": FuncSummary(
-        "ownership.context.might_sleep", 0, always=True,
-        reason=Reason("declared", 0), declared="might_sleep(), the may-sleep annotation itself",
+        "ownership.context.might_sleep",
+        0,
+        always=True,
+        reason=Reason("declared", 0),
+        declared="might_sleep(), the may-sleep annotation itself",
     ),
     "ownership.sync.condvar.CondVar.wait": FuncSummary(
-        "ownership.sync.condvar.CondVar.wait", 0, always=True,
-        reason=Reason("declared", 0), declared="a wait for a notification (it releases only its own guard)",
+        "ownership.sync.condvar.CondVar.wait",
+        0,
+        always=True,
+        reason=Reason("declared", 0),
+        declared="a wait for a notification (it releases only its own guard)",
     ),
     "ownership.sync.condvar.CondVar.wait_timeout": FuncSummary(
-        "ownership.sync.condvar.CondVar.wait_timeout", 0, always=True,
-        reason=Reason("declared", 0), declared="a wait for a notification (it releases only its own guard)",
+        "ownership.sync.condvar.CondVar.wait_timeout",
+        0,
+        always=True,
+        reason=Reason("declared", 0),
+        declared="a wait for a notification (it releases only its own guard)",
     ),
     "ownership.marker.check_send": FuncSummary(
-        "ownership.marker.check_send", 0, handoff=("value",),
+        "ownership.marker.check_send",
+        0,
+        handoff=("value",),
     ),
 }
 
@@ -176,7 +187,13 @@ class Analyzer:
     def _record_for(self, module: str) -> ModuleRecord | None:
         """The final record of a module checked earlier or loaded from mypy's cache."""
         tree = self._modules().get(module)
-        if self.store.is_shipped(module) or module in self.done or tree is None or tree.is_cache_skeleton or not tree.defs:
+        if (
+            self.store.is_shipped(module)
+            or module in self.done
+            or tree is None
+            or tree.is_cache_skeleton
+            or not tree.defs
+        ):
             return self.store.get(module)
         return None
 
@@ -194,7 +211,11 @@ class Analyzer:
         if module not in self.pool:
             self.pool[module] = walker.facts
             self._dirty = True
-        if fullname is not None and fullname not in walker.facts.functions and fullname not in self._not_found:
+        if (
+            fullname is not None
+            and fullname not in walker.facts.functions
+            and fullname not in self._not_found
+        ):
             if walker.define_function(fullname):
                 self._dirty = True
             else:
@@ -277,7 +298,12 @@ class Analyzer:
             s.unsafe, s.unsafe_line = ff.unsafe, ff.line
         intrinsic = INTRINSICS.get(ff.fullname)
         if intrinsic is not None:
-            s.always, s.gfp, s.reason, s.declared = intrinsic.always, intrinsic.gfp, intrinsic.reason, intrinsic.declared
+            s.always, s.gfp, s.reason, s.declared = (
+                intrinsic.always,
+                intrinsic.gfp,
+                intrinsic.reason,
+                intrinsic.declared,
+            )
             s.handoff = intrinsic.handoff
             return s
         if ff.declared_sleep is not None:
@@ -303,7 +329,9 @@ class Analyzer:
                     if p not in gfp:
                         gfp.append(p)
                     if gfp_reason is None:
-                        gfp_reason = Reason("call", c.line, v.callee, c.label, f"passing its own `{p}` flags")
+                        gfp_reason = Reason(
+                            "call", c.line, v.callee, c.label, f"passing its own `{p}` flags"
+                        )
             if not s.always and gfp:
                 # INVARIANT: a GFP condition only when the function does not always sleep.
                 s.gfp, s.reason = tuple(gfp), gfp_reason
@@ -413,7 +441,14 @@ class Analyzer:
         }
         # INVARIANT: the hash is of the source as it is now, re-read (not the build's
         # memo), and `deps` closes over the records of every module consulted.
-        rec = ModuleRecord(facts.module, path, self.store.hash(path, fresh=True), functions, dict(facts.classes), deps)
+        rec = ModuleRecord(
+            facts.module,
+            path,
+            self.store.hash(path, fresh=True),
+            functions,
+            dict(facts.classes),
+            deps,
+        )
         self.store.put(rec)
 
     # --- findings --------------------------------------------------------------------
@@ -442,7 +477,13 @@ class Analyzer:
         notes.extend(self._chain(v.callee, v.detail))
         notes.append(Note("which is called from here"))
         notes.extend(Note(limit) for limit in self._limits(v))
-        return Finding("atomic-sleep", c.line, c.column, f"sleeping function called from atomic context: {what}", notes)
+        return Finding(
+            "atomic-sleep",
+            c.line,
+            c.column,
+            f"sleeping function called from atomic context: {what}",
+            notes,
+        )
 
     def _limits(self, v: Verdict) -> list[str]:
         """The checker's known imprecisions behind a verdict, stated in the finding."""
@@ -486,14 +527,23 @@ class Analyzer:
             loc_path = self.path_of(mod) if mod and s.reason is not None and s.reason.line else None
             decl = s.declared or "@may_sleep"
             notes.append(
-                Note(f"`{self.short(name)}()` may sleep: declared {decl}", display_path(loc_path) if loc_path else None,
-                     s.reason.line if s.reason is not None else 0)
+                Note(
+                    f"`{self.short(name)}()` may sleep: declared {decl}",
+                    display_path(loc_path) if loc_path else None,
+                    s.reason.line if s.reason is not None else 0,
+                )
             )
         for fn, reason in reversed(steps):
             mod = self.module_of(fn)
             p = display_path(self.path_of(mod)) if mod else None
             extra = f", {reason.detail}" if reason.detail else ""
-            notes.append(Note(f"which is called from `{self.short(fn)}()` as `{reason.label}`{extra}", p, reason.line))
+            notes.append(
+                Note(
+                    f"which is called from `{self.short(fn)}()` as `{reason.label}`{extra}",
+                    p,
+                    reason.line,
+                )
+            )
         return notes
 
     def _unsafe_call(self, facts: ModuleFacts, c: CallFact) -> list[Finding]:
@@ -504,7 +554,11 @@ class Analyzer:
                 continue
             mod = self.module_of(callee)
             decl_path = display_path(self.path_of(mod)) if mod else None
-            contract = Note(f"`{self.short(callee)}()` is unsafe; its Safety contract: {s.unsafe}", decl_path, s.unsafe_line)
+            contract = Note(
+                f"`{self.short(callee)}()` is unsafe; its Safety contract: {s.unsafe}",
+                decl_path,
+                s.unsafe_line,
+            )
             if c.unsafe_ctx == "block":
                 continue
             notes = [contract]
@@ -513,9 +567,26 @@ class Analyzer:
                 # As the kernel builds with `-D unsafe_op_in_unsafe_fn`: the body of an
                 # unsafe function is not an unsafe block.
                 where = "in an unsafe function's body, outside an unsafe block"
-                notes.append(Note("an unsafe function's body is not an unsafe block (unsafe_op_in_unsafe_fn)"))
-            notes.append(Note('wrap it in `with unsafe("SAFETY: ..."):`, the string saying why the contract holds'))
-            out.append(Finding("unsafe-call", c.line, c.column, f"call to unsafe function `{c.label}` {where}", notes))
+                notes.append(
+                    Note(
+                        "an unsafe function's body is not an unsafe block (unsafe_op_in_unsafe_fn)"
+                    )
+                )
+            notes.append(
+                Note(
+                    'wrap it in `with unsafe("SAFETY: ..."):`, the string saying why the '
+                    "contract holds"
+                )
+            )
+            out.append(
+                Finding(
+                    "unsafe-call",
+                    c.line,
+                    c.column,
+                    f"call to unsafe function `{c.label}` {where}",
+                    notes,
+                )
+            )
         return out
 
     def _handoff(self, facts: ModuleFacts, c: CallFact) -> list[Finding]:
@@ -532,10 +603,14 @@ class Analyzer:
                 notes = [Note(reason)]
                 if origin:
                     notes.append(Note("the !Send value was made here", facts.path, origin))
-                notes.append(Note(f"`{self.short(callee)}()` hands its `{formal}` to another thread"))
+                notes.append(
+                    Note(f"`{self.short(callee)}()` hands its `{formal}` to another thread")
+                )
                 out.append(
                     Finding(
-                        "send-handoff", c.line, c.column,
+                        "send-handoff",
+                        c.line,
+                        c.column,
                         f"`{text}` is !Send but is handed to another thread by `{c.label}`",
                         notes,
                     )
@@ -562,9 +637,29 @@ class Analyzer:
                         if s is not None and s.unsafe is not None:
                             mod = self.module_of(callee)
                             p = display_path(self.path_of(mod)) if mod else None
-                            notes.append(Note(f"the block calls `{self.short(callee)}()`, whose Safety contract is: {s.unsafe}", p, s.unsafe_line))
-            notes.append(Note('say why the contract holds in the block\'s string: `with unsafe("SAFETY: ..."):`'))
-            out.append(Finding("undocumented-unsafe", b.line, b.column, "unsafe block " + " and ".join(problems), notes))
+                            notes.append(
+                                Note(
+                                    f"the block calls `{self.short(callee)}()`, whose Safety "
+                                    f"contract is: {s.unsafe}",
+                                    p,
+                                    s.unsafe_line,
+                                )
+                            )
+            notes.append(
+                Note(
+                    "say why the contract holds in the block's string: `with unsafe(\"SAFETY: "
+                    '..."):`'
+                )
+            )
+            out.append(
+                Finding(
+                    "undocumented-unsafe",
+                    b.line,
+                    b.column,
+                    "unsafe block " + " and ".join(problems),
+                    notes,
+                )
+            )
         return out
 
 

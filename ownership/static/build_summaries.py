@@ -54,7 +54,8 @@ def collect(root: str) -> list[ModuleRecord]:
         failed = [r for r in result.reports if r.code == "ownership-static"]
         if failed:
             raise CheckError(
-                "the plugin could not analyse: " + "; ".join(f"{r.path}:{r.line}: {r.message}" for r in failed)
+                "the plugin could not analyse: "
+                + "; ".join(f"{r.path}:{r.line}: {r.message}" for r in failed)
             )
         records: list[ModuleRecord] = []
         for fn in sorted(glob.glob(os.path.join(cache, "*", "ownership-static", "*.json"))):
@@ -81,9 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m ownership.static.build_summaries",
         description="Write the static summaries of ownership and binder that the wheel ships.",
     )
-    parser.add_argument("out", metavar="OUT", help="the file to write (ownership/static/summaries.json)")
-    parser.add_argument("--root", default=".", help="the project's root (holds ownership/ and binder/)")
-    parser.add_argument("--package-version", required=True, help="the version of the package being built")
+    parser.add_argument(
+        "out", metavar="OUT", help="the file to write (ownership/static/summaries.json)"
+    )
+    parser.add_argument(
+        "--root", default=".", help="the project's root (holds ownership/ and binder/)"
+    )
+    parser.add_argument(
+        "--package-version", required=True, help="the version of the package being built"
+    )
     opts = parser.parse_args(argv)
     try:
         records = collect(opts.root)

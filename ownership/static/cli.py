@@ -84,7 +84,13 @@ def run_check(
         )
     if config_file is not None and not os.path.isfile(config_file):
         raise CheckError(f"configuration file not found: {config_file}")
-    args = ["--strict", "--show-column-numbers", "--show-error-codes", "--no-pretty", "--no-color-output"]
+    args = [
+        "--strict",
+        "--show-column-numbers",
+        "--show-error-codes",
+        "--no-pretty",
+        "--no-color-output",
+    ]
     if config_file is not None:
         args += ["--config-file", config_file]
     if cache_dir is not None:
@@ -147,14 +153,18 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or packages to check")
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-    parser.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
+    parser.add_argument(
+        "--output", "-o", metavar="FILE", help="write the report here instead of stdout"
+    )
     parser.add_argument("--config-file", metavar="FILE", help="mypy configuration file to use")
     parser.add_argument("--cache-dir", metavar="DIR", help="mypy incremental cache directory")
     opts = parser.parse_args(argv)
     missing = [p for p in opts.paths if not os.path.exists(p)]
     if missing:
         parser.print_usage(sys.stderr)
-        sys.stderr.write(f"python -m ownership check: error: no such file or directory: {', '.join(missing)}\n")
+        sys.stderr.write(
+            f"python -m ownership check: error: no such file or directory: {', '.join(missing)}\n"
+        )
         return 2
     try:
         result = run_check(opts.paths, config_file=opts.config_file, cache_dir=opts.cache_dir)

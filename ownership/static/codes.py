@@ -64,7 +64,7 @@ UNDOCUMENTED_UNSAFE = Rule(
     name="UndocumentedUnsafe",
     summary="An unsafe block has no SAFETY justification.",
     help=(
-        "Every `with unsafe(\"SAFETY: ...\"):` block says in its string why the Safety "
+        'Every `with unsafe("SAFETY: ..."):` block says in its string why the Safety '
         "contracts of the unsafe functions it calls hold, as clippy's "
         "undocumented_unsafe_blocks requires of the kernel's `// SAFETY:` comments. The "
         "runtime keeps the same string, so it is the one place for the reason: a "
@@ -81,7 +81,7 @@ UNSAFE_CALL = Rule(
     summary="An unsafe function is called outside an unsafe block.",
     help=(
         "A function declared with @ownership.unsafe.unsafe_fn may only be called inside "
-        "`with unsafe(\"SAFETY: ...\"):`, whose string argues that its Safety contract "
+        '`with unsafe("SAFETY: ..."):`, whose string argues that its Safety contract '
         "holds. The body of another unsafe function is not an unsafe block: a call made "
         "there needs a block of its own, as the kernel builds with "
         "`-D unsafe_op_in_unsafe_fn` (the runtime allows that call, since its caller "
@@ -120,5 +120,11 @@ GUARD_ESCAPE = Rule(
     runtime_rule="lifetime",
 )
 
-RULES: tuple[Rule, ...] = (ATOMIC_SLEEP, UNDOCUMENTED_UNSAFE, UNSAFE_CALL, SEND_HANDOFF, GUARD_ESCAPE)
+RULES: tuple[Rule, ...] = (
+    ATOMIC_SLEEP,
+    UNDOCUMENTED_UNSAFE,
+    UNSAFE_CALL,
+    SEND_HANDOFF,
+    GUARD_ESCAPE,
+)
 RULES_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}

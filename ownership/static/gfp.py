@@ -135,7 +135,12 @@ def _evaluate(
             if e.op == "&":
                 # Masking the reclaim bit out makes it atomic; keeping it keeps gfp's.
                 return 0 if not allows_reclaim(const) else fwd
-        if isinstance(left, _Fwd) and isinstance(right, _Fwd) and left == right and e.op in ("|", "&"):
+        if (
+            isinstance(left, _Fwd)
+            and isinstance(right, _Fwd)
+            and left == right
+            and e.op in ("|", "&")
+        ):
             return left
     return None
 

@@ -68,7 +68,15 @@ from .store import STORE_VERSION, Store
 if TYPE_CHECKING:
     from .analysis import Analyzer
 
-__all__ = ["CODES", "MIN_MYPY", "BuildProbe", "OwnershipPlugin", "mypy_supported", "plugin", "take_probe"]
+__all__ = [
+    "CODES",
+    "MIN_MYPY",
+    "BuildProbe",
+    "OwnershipPlugin",
+    "mypy_supported",
+    "plugin",
+    "take_probe",
+]
 
 MIN_MYPY = (2, 4)
 """The oldest mypy the plugin works with: `get_additional_indirect_deps`, the hook the
@@ -81,8 +89,11 @@ def mypy_supported(version: str) -> bool:
     parts = [int(x) for x in re.findall(r"\d+", version.split("+", 1)[0])[:2]]
     return tuple(parts) >= MIN_MYPY
 
+
 CODES: dict[str, ErrorCode] = {r.code: ErrorCode(r.code, r.summary, "ownership") for r in RULES}
-INTERNAL = ErrorCode("ownership-static", "The ownership static checker could not analyse a module", "ownership")
+INTERNAL = ErrorCode(
+    "ownership-static", "The ownership static checker could not analyse a module", "ownership"
+)
 
 _STATIC_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -266,7 +277,11 @@ class OwnershipPlugin(Plugin):
         data: dict[str, object] = {"ownership-static": self._token}
         if self.settings.is_silent(ctx.id):
             data["silent"] = True
-        if ctx.is_check and self.store.directory is not None and not self.store.is_current(ctx.id, ctx.path):
+        if (
+            ctx.is_check
+            and self.store.directory is not None
+            and not self.store.is_current(ctx.id, ctx.path)
+        ):
             # A module whose summaries this one used has changed (or none were
             # stored): mypy must re-check it rather than replay its findings.
             data["stale"] = True
@@ -290,7 +305,9 @@ class OwnershipPlugin(Plugin):
         except Exception as e:
             findings = [
                 Finding(
-                    "ownership-static", 1, 0,
+                    "ownership-static",
+                    1,
+                    0,
                     f"ownership static checker failed on this module: {type(e).__name__}: {e}",
                 )
             ]
@@ -311,7 +328,11 @@ class OwnershipPlugin(Plugin):
 
         errors = checker.msg.errors
         saved = (errors.file, errors.target_module, errors.options, errors.scope)
-        options = checker.options if checker.path == file.path else self.options.clone_for_module(file.fullname)
+        options = (
+            checker.options
+            if checker.path == file.path
+            else self.options.clone_for_module(file.fullname)
+        )
         errors.set_file(file.path, file.fullname, options)
         try:
             for f in findings:
@@ -321,7 +342,9 @@ class OwnershipPlugin(Plugin):
                     text = note.text
                     if note.path is not None and note.line > 0:
                         text = f"{text} ({display_path(note.path)}:{note.line})"
-                    errors.report(f.line, f.column, text, code=code, severity="note", parent_error=info)
+                    errors.report(
+                        f.line, f.column, text, code=code, severity="note", parent_error=info
+                    )
         finally:
             errors.set_file(saved[0], saved[1], saved[2], saved[3])
 
@@ -330,11 +353,11 @@ def plugin(version: str) -> type[Plugin]:
     """mypy's entry point: refuses a mypy on which the analysis would never run."""
     if not mypy_supported(version):
         message = (
-            f"ownership.static.plugin needs mypy {MIN_MYPY[0]}.{MIN_MYPY[1]} or newer (found {version}): "
+            f"ownership.static.plugin needs mypy {MIN_MYPY[0]}.{MIN_MYPY[1]} or newer (found "
+            f"{version}): "
             "older versions never call the hook its analysis runs in, so it would find nothing"
         )
         # mypy shows an entry point's exception only with --show-traceback.
         sys.stderr.write(message + "\n")
         raise RuntimeError(message)
     return OwnershipPlugin
-

@@ -23,7 +23,8 @@ from .codes import RULES_BY_CODE
 __all__ = ["Report", "ReportNote", "parse_messages", "render_json", "render_text"]
 
 _LINE_RE = re.compile(
-    r"^(?P<path>.+?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<sev>error|warning|note): (?P<msg>.*?)(?:  \[(?P<code>[a-z0-9-]+)\])?$"
+    r"^(?P<path>.+?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<sev>error|warning|note): "
+    r"(?P<msg>.*?)(?:  \[(?P<code>[a-z0-9-]+)\])?$"
 )
 _FILE_ONLY_RE = re.compile(r"^(?P<path>[^:\s][^:]*): (?P<sev>error|warning|note): (?P<msg>.*)$")
 _LOC_RE = re.compile(r"^(?P<text>.*) \((?P<path>[^()]+?\.pyi?):(?P<line>\d+)\)$")
@@ -101,7 +102,14 @@ def parse_messages(lines: Iterable[str]) -> list[Report]:
             f = _FILE_ONLY_RE.match(line)
             if f is None:
                 continue
-            path, lineno, col, sev, msg, code = f.group("path"), 0, 0, f.group("sev"), f.group("msg"), ""
+            path, lineno, col, sev, msg, code = (
+                f.group("path"),
+                0,
+                0,
+                f.group("sev"),
+                f.group("msg"),
+                "",
+            )
         else:
             path = m.group("path")
             lineno = int(m.group("line"))
@@ -127,10 +135,15 @@ def render_text(reports: Sequence[Report], files_checked: int) -> str:
     n = len(reports)
     files = len({r.path for r in reports})
     if n:
-        lines.append(f"Found {n} finding{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''} "
-                     f"(checked {files_checked} source file{'s' if files_checked != 1 else ''})")
+        lines.append(
+            f"Found {n} finding{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''} "
+            f"(checked {files_checked} source file{'s' if files_checked != 1 else ''})"
+        )
     else:
-        lines.append(f"Success: no findings (checked {files_checked} source file{'s' if files_checked != 1 else ''})")
+        lines.append(
+            f"Success: no findings (checked {files_checked} source "
+            f"file{'s' if files_checked != 1 else ''})"
+        )
     return "\n".join(lines)
 
 

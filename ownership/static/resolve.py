@@ -216,7 +216,9 @@ def is_copy_type(t: ProperType | None) -> bool:
     if isinstance(t, Instance):
         if t.type.is_enum or t.type.fullname in _COPY_TYPES:
             return True
-        return any(b.fullname in ("builtins.int", "builtins.str", "builtins.bytes") for b in t.type.mro)
+        return any(
+            b.fullname in ("builtins.int", "builtins.str", "builtins.bytes") for b in t.type.mro
+        )
     return False
 
 
@@ -247,7 +249,9 @@ ClassLookup = Callable[[str], ClassDecl | None]
 """Finds the explicit Send/Sync declarations of a class by full name."""
 
 
-def not_send_reason(t: Type | None, classes: ClassLookup, trait: str = "send", depth: int = 0) -> str | None:
+def not_send_reason(
+    t: Type | None, classes: ClassLookup, trait: str = "send", depth: int = 0
+) -> str | None:
     """Why a value of type `t` is `!Send` (or `!Sync`), or None if it is, or is unknown.
 
     Mirrors `ownership.marker.is_send`: the first class of the MRO with a contents

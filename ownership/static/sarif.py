@@ -45,7 +45,9 @@ __all__ = [
 ]
 
 SARIF_VERSION = "2.1.0"
-SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA_URI = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 TOOL_URI = "https://github.com/Rust-for-Linux/linux"
 SRCROOT = "%SRCROOT%"
 
@@ -66,7 +68,9 @@ def _uri(path: str) -> tuple[str, str | None]:
     return quote(posix, safe="/-._~"), SRCROOT
 
 
-def _location(path: str, line: int, column: int = 0, message: str | None = None, ident: int | None = None) -> dict[str, Any]:
+def _location(
+    path: str, line: int, column: int = 0, message: str | None = None, ident: int | None = None
+) -> dict[str, Any]:
     uri, base = _uri(path)
     artifact: dict[str, Any] = {"uri": uri}
     if base is not None:
@@ -85,7 +89,9 @@ def _location(path: str, line: int, column: int = 0, message: str | None = None,
 def _rule_descriptor(rule: Rule) -> dict[str, Any]:
     props: dict[str, Any] = {"tags": ["ownership", "safety"]}
     if rule.runtime_class is not None:
-        props["runtimeCheck"] = f"ownership.errors.{rule.runtime_class} (rule {rule.runtime_rule!r})"
+        props["runtimeCheck"] = (
+            f"ownership.errors.{rule.runtime_class} (rule {rule.runtime_rule!r})"
+        )
     return {
         "id": rule.code,
         "name": rule.name,
@@ -117,7 +123,9 @@ def _other_descriptor(code: str) -> dict[str, Any]:
     }
 
 
-def _run(name: str, version: str, rules: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
+def _run(
+    name: str, version: str, rules: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "tool": {
             "driver": {
@@ -183,7 +191,9 @@ def _check_types(obj: object, **fields: type) -> None:
     for name, typ in fields.items():
         value: object = getattr(obj, name)
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            raise TypeError(f"{type(obj).__name__}.{name} must be {typ.__name__}, got {type(value).__name__}")
+            raise TypeError(
+                f"{type(obj).__name__}.{name} must be {typ.__name__}, got {type(value).__name__}"
+            )
         if isinstance(value, int) and value < 0:
             raise TypeError(f"{type(obj).__name__}.{name} must be >= 0, got {value}")
 
@@ -230,7 +240,9 @@ class UnsafeSiteEntry:
 
     @staticmethod
     def from_site(s: UnsafeSite) -> UnsafeSiteEntry:
-        return UnsafeSiteEntry(s.site.filename, s.site.lineno, s.justification, tuple(sorted(s.calls)))
+        return UnsafeSiteEntry(
+            s.site.filename, s.site.lineno, s.justification, tuple(sorted(s.calls))
+        )
 
 
 _CONTRACT_RULES: tuple[dict[str, Any], ...] = (
@@ -249,7 +261,9 @@ _CONTRACT_RULES: tuple[dict[str, Any], ...] = (
         "id": "unsafe-site",
         "name": "UnsafeSite",
         "shortDescription": {"text": "An unsafe block and its SAFETY justification."},
-        "fullDescription": {"text": "Each `with unsafe(...)` block, with the justification it gives."},
+        "fullDescription": {
+            "text": "Each `with unsafe(...)` block, with the justification it gives."
+        },
         "defaultConfiguration": {"level": "note"},
     },
     _rule_descriptor(RULES_BY_CODE["undocumented-unsafe"]),
@@ -281,9 +295,15 @@ def contracts_to_sarif(
                 "ruleId": "unsafe-contract",
                 "ruleIndex": index["unsafe-contract"],
                 "level": "note",
-                "message": {"text": f"unsafe fn {c.qualname}: Safety: {c.safety} [{c.enforcement}]"},
+                "message": {
+                    "text": f"unsafe fn {c.qualname}: Safety: {c.safety} [{c.enforcement}]"
+                },
                 "locations": [_location(c.path, c.line)],
-                "properties": {"qualname": c.qualname, "safety": c.safety, "enforcement": c.enforcement},
+                "properties": {
+                    "qualname": c.qualname,
+                    "safety": c.safety,
+                    "enforcement": c.enforcement,
+                },
             }
         )
     for s in sorted(sites, key=lambda s: (s.path, s.line)):

@@ -44,7 +44,9 @@ class Settings:
 
     def is_silent(self, module: str) -> bool:
         for pattern in self.silent_modules:
-            if pattern.endswith(".*") and (module == pattern[:-2] or module.startswith(pattern[:-1])):
+            if pattern.endswith(".*") and (
+                module == pattern[:-2] or module.startswith(pattern[:-1])
+            ):
                 return True
             if fnmatch.fnmatchcase(module, pattern) and pattern.count(".") == module.count("."):
                 return True

@@ -72,8 +72,13 @@ class Shipped:
         data = self._raw.get(module)
         rec: ModuleRecord | None = None
         if data is not None:
-            full = dict(data, version=STORE_VERSION, path=os.path.join(self.root, str(data["path"])))
-            full["deps"] = {k: [os.path.join(self.root, str(v[0])), v[1]] for k, v in data.get("deps", {}).items()}
+            full = dict(
+                data, version=STORE_VERSION, path=os.path.join(self.root, str(data["path"]))
+            )
+            full["deps"] = {
+                k: [os.path.join(self.root, str(v[0])), v[1]]
+                for k, v in data.get("deps", {}).items()
+            }
             rec = ModuleRecord.from_json(full)
         self._parsed[module] = rec
         return rec

@@ -139,7 +139,9 @@ class Store:
     def put(self, rec: ModuleRecord) -> None:
         """Keep `rec` as the module's record and write it atomically to disk."""
         data = rec.to_json()
-        data["stats"] = {p: self.stat(p) for p in [rec.path, *(dep[0] for dep in rec.deps.values())]}
+        data["stats"] = {
+            p: self.stat(p) for p in [rec.path, *(dep[0] for dep in rec.deps.values())]
+        }
         self._records[rec.module] = rec
         self._raw[rec.module] = data
         fn = self._file(rec.module)
@@ -169,6 +171,10 @@ class Store:
         if not self._unchanged(path, data.get("hash"), stats):
             return False
         for dep in deps.values():
-            if not (isinstance(dep, list) and len(dep) == 2 and self._unchanged(str(dep[0]), dep[1], stats)):
+            if not (
+                isinstance(dep, list)
+                and len(dep) == 2
+                and self._unchanged(str(dep[0]), dep[1], stats)
+            ):
                 return False
         return True

@@ -186,7 +186,8 @@ class ModuleRecord:
             path=str(data["path"]),
             hash=str(data["hash"]),
             functions={
-                str(k): FuncSummary.from_json(str(k), v) for k, v in data.get("functions", {}).items()
+                str(k): FuncSummary.from_json(str(k), v)
+                for k, v in data.get("functions", {}).items()
             },
             classes={str(k): ClassDecl.from_json(v) for k, v in data.get("classes", {}).items()},
             deps={str(k): (str(v[0]), str(v[1])) for k, v in data.get("deps", {}).items()},

@@ -115,7 +115,14 @@ from .resolve import (
 from .safety import argument_state, str_value, text_value
 from .summary import ClassDecl
 
-__all__ = ["FunctionWalker", "ModuleWalker", "class_decl_of", "extract_module", "join", "scan_class_decls"]
+__all__ = [
+    "FunctionWalker",
+    "ModuleWalker",
+    "class_decl_of",
+    "extract_module",
+    "join",
+    "scan_class_decls",
+]
 
 MAY_SLEEP = "ownership.context.may_sleep"
 UNSAFE_FN = "ownership.unsafe.unsafe_fn"
@@ -124,7 +131,9 @@ PREEMPT_DISABLE = "ownership.context.preempt_disable"
 PREEMPT_ENABLE = "ownership.context.preempt_enable"
 AREF_DROP = "ownership.aref.ARef.drop"
 ARC_DROP = "ownership.sync.arc.Arc.drop"
-CONDVAR_WAITS = frozenset({"ownership.sync.condvar.CondVar.wait", "ownership.sync.condvar.CondVar.wait_timeout"})
+CONDVAR_WAITS = frozenset(
+    {"ownership.sync.condvar.CondVar.wait", "ownership.sync.condvar.CondVar.wait_timeout"}
+)
 MARKER_DECLS = {
     "ownership.marker.impl_send": ("send", True),
     "ownership.marker.impl_sync": ("sync", True),
@@ -139,8 +148,6 @@ _KIND_TEXT = {
     "rcu": "rcu_read_lock()",
     "irq": "local_irq_disable()",
 }
-
-
 
 
 def _kwarg(call: CallExpr, name: str) -> Expression | None:
@@ -198,7 +205,9 @@ class ModuleWalker:
     Invariants: every function walked has its `FunctionFacts` in `facts.functions`.
     """
 
-    def __init__(self, tree: MypyFile, typer: Typer, lines: list[str], classes: ClassLookup) -> None:
+    def __init__(
+        self, tree: MypyFile, typer: Typer, lines: list[str], classes: ClassLookup
+    ) -> None:
         self.tree = tree
         self.typer = typer
         self.classes = classes
@@ -257,7 +266,9 @@ class ModuleWalker:
         is open when it runs, but it shares the unsafe block or unsafe function it is
         written in (a closure does in Rust)."""
         name = f"{outer.facts.fullname}.<lambda@{lam.line}:{lam.column}>"
-        w = FunctionWalker(self, name, lam.line, None, tuple(a.variable.name for a in lam.arguments), outer)
+        w = FunctionWalker(
+            self, name, lam.line, None, tuple(a.variable.name for a in lam.arguments), outer
+        )
         for a in lam.arguments:
             w.param_vars[a.variable] = a.variable.name
             w.local_vars.add(a.variable)
@@ -275,7 +286,9 @@ class ModuleWalker:
         if body.facts.calls:
             self.facts.functions[body.facts.fullname] = body.facts
 
-    def function(self, fdef: FuncDef, decorators: list[Expression], outer: FunctionWalker | None) -> None:
+    def function(
+        self, fdef: FuncDef, decorators: list[Expression], outer: FunctionWalker | None
+    ) -> None:
         declared: tuple[str, ...] | None = None
         unsafe: str | None = None
         for d in decorators:
@@ -372,7 +385,12 @@ class FunctionWalker:
 
     def src(self, e: Expression) -> str:
         lines = self.mod.facts.lines
-        if e.line > 0 and e.end_line == e.line and e.end_column is not None and 0 < e.line <= len(lines):
+        if (
+            e.line > 0
+            and e.end_line == e.line
+            and e.end_column is not None
+            and 0 < e.line <= len(lines)
+        ):
             text = lines[e.line - 1][e.column : e.end_column]
             if text:
                 return text
@@ -410,7 +428,9 @@ class FunctionWalker:
                 st[f"var:{var.name}"] = Region(kind, what, fdef.line, True, var.name)
         self.walk_block(fdef.body.body, st)
 
-    def walk_block(self, stmts: list[Statement], st: State | None = None, seen: list[State] | None = None) -> State | None:
+    def walk_block(
+        self, stmts: list[Statement], st: State | None = None, seen: list[State] | None = None
+    ) -> State | None:
         cur: State | None = st if st is not None else {}
         for s in stmts:
             if cur is None:
@@ -593,7 +613,11 @@ class FunctionWalker:
             and len(cond.operands) == 2
         ):
             left, right = cond.operands
-            if isinstance(left, NameExpr) and isinstance(right, NameExpr) and right.fullname == "builtins.None":
+            if (
+                isinstance(left, NameExpr)
+                and isinstance(right, NameExpr)
+                and right.fullname == "builtins.None"
+            ):
                 key = f"var:{left.name}"
                 (then_st if cond.operators[0] == "is" else else_st).pop(key, None)
 
@@ -732,7 +756,11 @@ class FunctionWalker:
         self.check_container_store(call)
         # Effects of the call on the open sections.
         callee = call.callee
-        if isinstance(callee, MemberExpr) and callee.name == "drop" and isinstance(callee.expr, NameExpr):
+        if (
+            isinstance(callee, MemberExpr)
+            and callee.name == "drop"
+            and isinstance(callee.expr, NameExpr)
+        ):
             st.pop(f"var:{callee.expr.name}", None)
         if PREEMPT_ENABLE in names and call.args and isinstance(call.args[0], NameExpr):
             st.pop(f"var:{call.args[0].name}", None)
@@ -765,7 +793,11 @@ class FunctionWalker:
         param: str | None = None
         if isinstance(e, NameExpr) and isinstance(e.node, Var):
             param = self.param_vars.get(e.node) or self.loop_alias.get(e.node)
-        cls = gfp_eval.classify(e, self.typer, self.param_vars, self.gfp_locals()) if self.maybe_gfp(e) else None
+        cls = (
+            gfp_eval.classify(e, self.typer, self.param_vars, self.gfp_locals())
+            if self.maybe_gfp(e)
+            else None
+        )
         if param is None and cls is None:
             return None
         fact = ArgFact(self.src(e), e.line, param=param)
@@ -811,7 +843,9 @@ class FunctionWalker:
         if isinstance(x.node, Var) and x.node in self.local_vars and x.node not in origins:
             origins[x.node] = self.origin_line(x)
 
-    def nonsend_check(self, e: Expression, origins: dict[Var, int] | None = None) -> tuple[str, str | None, int]:
+    def nonsend_check(
+        self, e: Expression, origins: dict[Var, int] | None = None
+    ) -> tuple[str, str | None, int]:
         reason, origin = self.nonsend(e, origins or {})
         return self.src(e), reason, origin
 
@@ -832,10 +866,16 @@ class FunctionWalker:
             return self.captured_in_def(self.local_defs[e.name], origins)
         if body is not None:
             for x in iter_exprs(body):
-                if isinstance(x, NameExpr) and isinstance(x.node, Var) and x.node in self.local_vars:
+                if (
+                    isinstance(x, NameExpr)
+                    and isinstance(x.node, Var)
+                    and x.node in self.local_vars
+                ):
                     r = not_send_reason(x.node.type, self.mod.classes)
                     if r is not None:
-                        return f"the function captures `{x.name}`: {r}", self.origin_line(x, origins)
+                        return f"the function captures `{x.name}`: {r}", self.origin_line(
+                            x, origins
+                        )
         return None, 0
 
     def captured_in_def(self, fdef: FuncDef, origins: dict[Var, int]) -> tuple[str | None, int]:
@@ -872,7 +912,11 @@ class FunctionWalker:
     def is_unsafe_block(self, expr: Expression, t: ProperType | None) -> bool:
         if isinstance(t, Instance) and t.type.fullname == UNSAFE_BLOCK:
             return True
-        return isinstance(expr, CallExpr) and isinstance(expr.callee, RefExpr) and expr.callee.fullname == UNSAFE_BLOCK
+        return (
+            isinstance(expr, CallExpr)
+            and isinstance(expr.callee, RefExpr)
+            and expr.callee.fullname == UNSAFE_BLOCK
+        )
 
     def unsafe_block(self, s: WithStmt, expr: Expression) -> None:
         if not self.recording:
@@ -895,7 +939,9 @@ class FunctionWalker:
         if isinstance(e, MemberExpr) and isinstance(e.expr, NameExpr) and e.name == "data":
             g = self.guards.get(e.expr.name)
             if g is not None and not is_copy_type(self.type_of(e)):
-                return Borrow(e.expr.name, g.line, e.line, f"`{self.src(e)}`, the data the guard protects")
+                return Borrow(
+                    e.expr.name, g.line, e.line, f"`{self.src(e)}`, the data the guard protects"
+                )
             return None
         if isinstance(e, CallExpr) and isinstance(e.callee, MemberExpr):
             recv = e.callee.expr
@@ -929,30 +975,42 @@ class FunctionWalker:
                 code="guard-escape",
                 line=line,
                 column=value.column,
-                message=f"a reference obtained through the guard `{b.guard}` escapes it: {b.what} is {how}",
+                message=f"a reference obtained through the guard `{b.guard}` escapes it: "
+                f"{b.what} is {how}",
                 notes=[
                     Note("the reference was obtained here", path, b.line),
-                    Note(f"the guard was taken here by `{taken}`; the reference dies when it is released", path, b.guard_line),
+                    Note(
+                        f"the guard was taken here by `{taken}`; the reference dies when it is "
+                        "released",
+                        path,
+                        b.guard_line,
+                    ),
                 ],
             )
         )
 
     def escape_target(self, lv: Expression) -> str | None:
-        """"stored on self.x" / "stored in the global x" for lvalues that outlive the call."""
+        """ "stored on self.x" / "stored in the global x" for lvalues that outlive the call."""
         root = lv
         while isinstance(root, (MemberExpr, IndexExpr)):
             root = root.expr if isinstance(root, MemberExpr) else root.base
         if not isinstance(root, NameExpr):
             return None
         if root is lv:
-            return f"stored in the global `{lv.name}`" if isinstance(lv, NameExpr) and lv.kind == GDEF else None
+            return (
+                f"stored in the global `{lv.name}`"
+                if isinstance(lv, NameExpr) and lv.kind == GDEF
+                else None
+            )
         if self.self_var is not None and root.node is self.self_var:
             return f"stored on `{self.src(lv)}`"
         if root.kind == GDEF and isinstance(root.node, Var):
             return f"stored on the global `{self.src(lv)}`"
         return None
 
-    def check_store(self, lv: Expression, rvalue: Expression, borrow: Borrow | None, line: int) -> None:
+    def check_store(
+        self, lv: Expression, rvalue: Expression, borrow: Borrow | None, line: int
+    ) -> None:
         if borrow is None:
             return
         how = self.escape_target(lv)
@@ -970,7 +1028,9 @@ class FunctionWalker:
             self.check_escape(arg, target.replace("stored", "put in a container", 1), call.line)
 
 
-def _name_nested_functions(stmts: list[Statement], owner: str | None, names: dict[FuncDef, str]) -> None:
+def _name_nested_functions(
+    stmts: list[Statement], owner: str | None, names: dict[FuncDef, str]
+) -> None:
     """Name every function defined inside another one `<owner>.<name>` (`@<line>` added
     when its owner defines two of that name): mypy's own full name of a nested function
     is its bare name, which functions of different owners share."""
@@ -1084,6 +1144,8 @@ def _same(a: State, b: State) -> bool:
     return a.keys() == b.keys() and all(a[k].definite == b[k].definite for k in a)
 
 
-def extract_module(tree: MypyFile, typer: Typer, lines: list[str], classes: ClassLookup) -> ModuleFacts:
+def extract_module(
+    tree: MypyFile, typer: Typer, lines: list[str], classes: ClassLookup
+) -> ModuleFacts:
     """Walk every function of `tree` and return its facts."""
     return ModuleWalker(tree, typer, lines, classes).run()

@@ -19,7 +19,8 @@ the kernel.
 It is also how a method takes `self: ArcBorrow<'_, Self>` (or `self: &Arc<Self>`):
 Python has no custom receivers, so such a method is a static method
 `def f(this: ArcBorrow[Example])`, called `Example.f(arc.as_arc_borrow())`; `self:
-Arc<Self>` is `def f(this: Arc[Example])`, which takes over the caller's handle. `Arc[T]` is Send and Sync iff `T` is Send and Sync.
+Arc<Self>` is `def f(this: Arc[Example])`, which takes over the caller's handle.
+`Arc[T]` is Send and Sync iff `T` is Send and Sync.
 
 `UniqueArc` is an `Arc` known to hold the only count: its contents may be changed
 (`set`, or through `get()`), and `into_arc()` (upstream's `From<UniqueArc<T>> for

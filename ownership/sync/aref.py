@@ -2,8 +2,8 @@
 
 Upstream moved `ARef` from `kernel::types` to `kernel::sync::aref`; the model's
 implementation stays in `ownership.aref` (a lower layer than `ownership.sync`), and this
-module re-exports it (and `AlwaysRefCounted`) under the upstream path. It wraps no C object of its own and takes
-no locks.
+module re-exports it (and `AlwaysRefCounted`) under the upstream path. It wraps no C
+object of its own and takes no locks.
 """
 
 from __future__ import annotations

@@ -373,7 +373,9 @@ def main(argv: list[str]) -> int:
         max(args.iterations // 10, 200), max(args.iterations // 1000, 20), min(args.repeats, 3)
     )
     j["explorer"] = ex
-    print(json.dumps(j, indent=2) if args.json else "\n".join([render(r), *explore_bench.render(ex)]))
+    print(
+        json.dumps(j, indent=2) if args.json else "\n".join([render(r), *explore_bench.render(ex)])
+    )
     targets = j["targets"]
     assert isinstance(targets, dict)
     missed = [k for k, v in targets.items() if not v["met"]]

@@ -544,7 +544,8 @@ def render_md(r: Review) -> str:
     for b in sorted(r.blocks, key=lambda b: (b.path, b.line)):
         out.append(
             f"| {b.path}:{b.line} | {_cell(b.string) or 'missing'} "
-            f"| {b.status} | {', '.join(f'`{c}`' for c in b.calls) or '-'} | {'yes' if b.ran else 'no'} |"
+            f"| {b.status} | {', '.join(f'`{c}`' for c in b.calls) or '-'} | "
+            f"{'yes' if b.ran else 'no'} |"
         )
     out += [
         "",

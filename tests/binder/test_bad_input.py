@@ -19,7 +19,13 @@ from ownership.warn import KernelWarning
 
 from ..binder_harness import KUNIT_MMAP_SIZE, BinderWorld
 
-wrong_types = st.one_of(st.floats(), st.text(max_size=3), st.none(), st.binary(max_size=3), st.lists(st.integers(), max_size=2))
+wrong_types = st.one_of(
+    st.floats(),
+    st.text(max_size=3),
+    st.none(),
+    st.binary(max_size=3),
+    st.lists(st.integers(), max_size=2),
+)
 big_or_negative = st.one_of(
     st.integers(max_value=0),
     st.integers(min_value=KUNIT_MMAP_SIZE + 1, max_value=2**64 + 5),
@@ -32,7 +38,11 @@ def _state(world: BinderWorld) -> tuple[object, ...]:
     with o.proc.inner.lock() as g:
         m = g.data.mapping
         assert m is not None
-        return (tuple(m.alloc.debug_ranges()), m.alloc.free_oneway_space(), tuple(o.proc.pages.page_states()))
+        return (
+            tuple(m.alloc.debug_ranges()),
+            m.alloc.free_oneway_space(),
+            tuple(o.proc.pages.page_states()),
+        )
 
 
 def test_bad_sizes_and_pointers(world: BinderWorld) -> None:
@@ -42,7 +52,11 @@ def test_bad_sizes_and_pointers(world: BinderWorld) -> None:
     before = _state(world)
 
     @settings(max_examples=150, deadline=None)
-    @given(size=big_or_negative, oneway=st.booleans(), ptr=st.integers(min_value=-(2**70), max_value=2**70))
+    @given(
+        size=big_or_negative,
+        oneway=st.booleans(),
+        ptr=st.integers(min_value=-(2**70), max_value=2**70),
+    )
     def check(size: int, oneway: bool, ptr: int) -> None:
         with o.current():
             try:
@@ -97,7 +111,10 @@ def test_offsets_outside_a_buffer_are_efault(world: BinderWorld) -> None:
         a = o.proc.buffer_alloc(1, PAGE_SIZE + 3, False, o.task.pid)
 
     @settings(max_examples=150, deadline=None)
-    @given(off=st.integers(min_value=-(2**65), max_value=2**65), n=st.integers(min_value=0, max_value=2 * PAGE_SIZE))
+    @given(
+        off=st.integers(min_value=-(2**65), max_value=2**65),
+        n=st.integers(min_value=0, max_value=2 * PAGE_SIZE),
+    )
     def check(off: int, n: int) -> None:
         inside = 0 <= off and off + n <= a.size
         with o.current():

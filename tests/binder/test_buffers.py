@@ -109,8 +109,7 @@ def test_pages_of_a_freed_buffer_cannot_be_accessed(world: BinderWorld) -> None:
         # The bug: reading the page range where no buffer keeps the page in use.
         with pytest.raises(UnsafeError) as e:
             with unsafe(
-                "SAFETY: the page is in use (it is not: the buffer was freed; the model checks "
-                "it)."
+                "SAFETY: the page is in use (it is not: the buffer was freed; the model checks it)."
             ):
                 o.proc.pages.read(0, 8)
     assert e.value.rule == "binder-page-not-in-use"

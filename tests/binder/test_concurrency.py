@@ -79,7 +79,9 @@ def test_shrinker_races_allocations_and_user_reads(world: BinderWorld) -> None:
             stats["shrunk"] += world.kernel.shrink(rng.randint(1, 16))
             time.sleep(0)
 
-    threads = [threading.Thread(target=_runner(errors, f), name=f.__name__) for f in (send, read, shrink)]
+    threads = [
+        threading.Thread(target=_runner(errors, f), name=f.__name__) for f in (send, read, shrink)
+    ]
     for t in threads:
         t.start()
     time.sleep(DURATION)

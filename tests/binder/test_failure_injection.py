@@ -34,7 +34,10 @@ def scenario(w: BinderWorld) -> list[str]:
                     new = o.proc.buffer_alloc(i, PAGE_SIZE + 16 * i, i % 2 == 1, o.task.pid)
                     allocs.append(new.success())
                     allocs[-1].write(0, f"buffer {i}".encode())
-                    assert o.task.read_user(allocs[-1].ptr, len(f"buffer {i}")) == f"buffer {i}".encode()
+                    assert (
+                        o.task.read_user(allocs[-1].ptr, len(f"buffer {i}"))
+                        == f"buffer {i}".encode()
+                    )
                 done.append("buffers")
                 kept = allocs.pop()
                 kept.keep_alive()

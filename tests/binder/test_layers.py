@@ -79,7 +79,9 @@ def test_import_linter_contract_is_kept() -> None:
     res = subprocess.run([exe], cwd=root, capture_output=True, text=True, timeout=300)
     out = res.stdout + res.stderr
     assert "binder reaches the C side only through ownership KEPT" in res.stdout, out
-    assert "binder's userspace side speaks to the driver only through the UAPI KEPT" in res.stdout, out
+    assert (
+        "binder's userspace side speaks to the driver only through the UAPI KEPT" in res.stdout
+    ), out
 
 
 def binder_imports(source: str) -> set[str]:

@@ -142,14 +142,18 @@ def _replace_with_scratchpad(w: BinderWorld, addr: int) -> None:
     with o.current():
         o.task.munmap(addr, KUNIT_MMAP_SIZE)
         pad = o.task.open("scratchpad")
-        got = o.task.mmap(pad, KUNIT_MMAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, addr=addr)
+        got = o.task.mmap(
+            pad, KUNIT_MMAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, addr=addr
+        )
         assert got == addr
 
 
 # --- CVE-2026-43434, install side -------------------------------------------------------------
 
 
-def test_cve_unfixed_installs_binder_pages_into_a_writable_replacement(world618: BinderWorld) -> None:
+def test_cve_unfixed_installs_binder_pages_into_a_writable_replacement(
+    world618: BinderWorld,
+) -> None:
     o = world618.open()
     _replace_with_scratchpad(world618, o.addr)
     with o.current():
@@ -178,13 +182,21 @@ def test_cve_fixed_refuses_a_replaced_vma_with_esrch(world: BinderWorld) -> None
             o.task.read_user(o.addr, 8)
 
 
-def test_cve_anonymous_replacement_is_refused_by_the_mixedmap_check_in_both(world618: BinderWorld) -> None:
+def test_cve_anonymous_replacement_is_refused_by_the_mixedmap_check_in_both(
+    world618: BinderWorld,
+) -> None:
     # An anonymous VMA has no VM_MIXEDMAP, so even 6.18 cannot insert into it: the
     # `VmAreaMixedMap` type needs the flag. The writable replacement must be a mixed map.
     o = world618.open()
     with o.current():
         o.task.munmap(o.addr, KUNIT_MMAP_SIZE)
-        o.task.mmap(None, KUNIT_MMAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=o.addr)
+        o.task.mmap(
+            None,
+            KUNIT_MMAP_SIZE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+            addr=o.addr,
+        )
         with pytest.raises(KernelError) as e:
             o.proc.buffer_alloc(1, 64, False, o.task.pid)
         assert e.value.errno == ESRCH
@@ -199,7 +211,13 @@ def _free_page_then_replace_with_anonymous_data(w: BinderWorld) -> bytes:
         a = o.proc.buffer_alloc(1, PAGE_SIZE, False, o.task.pid)
         a.drop()  # The page is Available, on the LRU.
         o.task.munmap(o.addr, KUNIT_MMAP_SIZE)
-        o.task.mmap(None, KUNIT_MMAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=o.addr)
+        o.task.mmap(
+            None,
+            KUNIT_MMAP_SIZE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+            addr=o.addr,
+        )
         data = b"the user's own data"
         o.task.write_user(o.addr, data)
     return data
@@ -266,7 +284,9 @@ def test_mmput_async_under_the_lru_lock_is_clean(world: BinderWorld) -> None:
 # --- a cached VMA -------------------------------------------------------------------------------
 
 
-def test_vma_cached_from_an_earlier_mmap_lock_is_a_lifetime_error(world_cached: BinderWorld) -> None:
+def test_vma_cached_from_an_earlier_mmap_lock_is_a_lifetime_error(
+    world_cached: BinderWorld,
+) -> None:
     o = world_cached.open()
     with o.current():
         first = o.proc.buffer_alloc(1, 8, False, o.task.pid)  # Caches the VMA.
@@ -353,7 +373,10 @@ def test_an_isolate_callback_breaking_the_lru_protocol_is_a_kernel_bug(world: Bi
     def removed_but_still_locked(item: PageInfo, guard: SpinLockGuard[Any]) -> int:
         return LRU_REMOVED_RETRY
 
-    for bad, rule in ((skip_after_unlocking, "list-lru-skip-unlocked"), (removed_but_still_locked, "list-lru-removed-retry-locked")):
+    for bad, rule in (
+        (skip_after_unlocking, "list-lru-skip-unlocked"),
+        (removed_but_still_locked, "list-lru-removed-retry-locked"),
+    ):
         with pytest.raises(KernelBug) as e:
             lru.walk(bad, 4)
         assert e.value.rule == rule

@@ -86,7 +86,9 @@ class ProcessBuffersMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(b.alloc is not None for b in self.bufs.values()))
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
-        ptr = data.draw(st.sampled_from(sorted(p for p, b in self.bufs.items() if b.alloc is not None)))
+        ptr = data.draw(
+            st.sampled_from(sorted(p for p, b in self.bufs.items() if b.alloc is not None))
+        )
         a = self.bufs[ptr].alloc
         assert a is not None
         with self.o.current():
@@ -105,7 +107,9 @@ class ProcessBuffersMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(b.alloc is not None for b in self.bufs.values()))
     @rule(data=st.data())
     def free(self, data: st.DataObject) -> None:
-        ptr = data.draw(st.sampled_from(sorted(p for p, b in self.bufs.items() if b.alloc is not None)))
+        ptr = data.draw(
+            st.sampled_from(sorted(p for p, b in self.bufs.items() if b.alloc is not None))
+        )
         a = self.bufs.pop(ptr).alloc
         assert a is not None
         with self.o.current():

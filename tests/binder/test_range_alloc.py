@@ -238,7 +238,9 @@ def _run_spam(reserve_fn: Callable[[int, int], bool]) -> list[bool]:
 
 
 def test_oneway_spam_detection_identical_in_both_representations() -> None:
-    array: ArrayRangeAllocator[str] = ArrayRangeAllocator(AREA, EmptyArrayAlloc.try_new(TREE_THRESHOLD))
+    array: ArrayRangeAllocator[str] = ArrayRangeAllocator(
+        AREA, EmptyArrayAlloc.try_new(TREE_THRESHOLD)
+    )
     # A tree converted from an empty array: one free range covering the area.
     tree: TreeRangeAllocator[str] = TreeRangeAllocator.from_array(
         AREA, KVec.new(), FromArrayAllocs.try_new(0)
@@ -260,7 +262,10 @@ def test_oneway_spam_detection_identical_in_both_representations() -> None:
 
 def test_oneway_spam_through_the_switching_allocator() -> None:
     alloc: RangeAllocator[str] = RangeAllocator(AREA)
-    flags = [reserve(alloc, size, oneway=True, pid=pid).oneway_spam_detected for size, pid in SPAM_SEQUENCE]
+    flags = [
+        reserve(alloc, size, oneway=True, pid=pid).oneway_spam_detected
+        for size, pid in SPAM_SEQUENCE
+    ]
     assert flags == [False, False, False, True, False, True]
 
 

@@ -169,7 +169,10 @@ class RangeAllocatorMachine(RuleBasedStateMachine):
     def matches_model(self) -> None:
         alloc = self.alloc
         self.kinds_seen.add(alloc.kind)
-        got = [(r.offset, r.size, r.state == "allocated", r.is_oneway, r.pid) for r in alloc.debug_ranges()]
+        got = [
+            (r.offset, r.size, r.state == "allocated", r.is_oneway, r.pid)
+            for r in alloc.debug_ranges()
+        ]
         want = [(o, r.size, r.allocated, r.oneway, r.pid) for o, r in sorted(self.live.items())]
         assert got == want
         assert alloc.count_buffers() == len(self.live)

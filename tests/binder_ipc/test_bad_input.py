@@ -21,9 +21,20 @@ from ..binder_harness import world
 
 U64 = st.integers(0, (1 << 64) - 1)
 CODES = [
-    u.BC_TRANSACTION, u.BC_REPLY, u.BC_FREE_BUFFER, u.BC_INCREFS, u.BC_ACQUIRE, u.BC_RELEASE,
-    u.BC_DECREFS, u.BC_INCREFS_DONE, u.BC_ACQUIRE_DONE, u.BC_REQUEST_DEATH_NOTIFICATION,
-    u.BC_CLEAR_DEATH_NOTIFICATION, u.BC_DEAD_BINDER_DONE, u.BC_TRANSACTION_SG, u.BC_EXIT_LOOPER,
+    u.BC_TRANSACTION,
+    u.BC_REPLY,
+    u.BC_FREE_BUFFER,
+    u.BC_INCREFS,
+    u.BC_ACQUIRE,
+    u.BC_RELEASE,
+    u.BC_DECREFS,
+    u.BC_INCREFS_DONE,
+    u.BC_ACQUIRE_DONE,
+    u.BC_REQUEST_DEATH_NOTIFICATION,
+    u.BC_CLEAR_DEATH_NOTIFICATION,
+    u.BC_DEAD_BINDER_DONE,
+    u.BC_TRANSACTION_SG,
+    u.BC_EXIT_LOOPER,
 ]
 SETTINGS = settings(
     max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -36,9 +47,18 @@ def test_random_ioctls_give_errnos() -> None:
         app = w.spawn("client")
         h = w.lookup(app, "s")
         cmds = st.sampled_from(
-            [u.BINDER_WRITE_READ, u.BINDER_VERSION, u.BINDER_FREEZE, u.BINDER_GET_FROZEN_INFO,
-             u.BINDER_SET_MAX_THREADS, u.BINDER_GET_EXTENDED_ERROR, u.BINDER_GET_NODE_DEBUG_INFO,
-             u.BINDER_GET_NODE_INFO_FOR_REF, 0x6201, 0xC0FF6299]
+            [
+                u.BINDER_WRITE_READ,
+                u.BINDER_VERSION,
+                u.BINDER_FREEZE,
+                u.BINDER_GET_FROZEN_INFO,
+                u.BINDER_SET_MAX_THREADS,
+                u.BINDER_GET_EXTENDED_ERROR,
+                u.BINDER_GET_NODE_DEBUG_INFO,
+                u.BINDER_GET_NODE_INFO_FOR_REF,
+                0x6201,
+                0xC0FF6299,
+            ]
         ) | st.integers(0, 0xFFFF_FFFF)
 
         @SETTINGS
@@ -47,7 +67,15 @@ def test_random_ioctls_give_errnos() -> None:
             try:
                 app.file.ioctl(cmd, arg)
             except KernelError as e:
-                assert e.errno in (EFAULT, EINVAL, 1, 2, 3, 11, 25)  # EPERM ENOENT ESRCH EAGAIN ENOTTY
+                assert e.errno in (
+                    EFAULT,
+                    EINVAL,
+                    1,
+                    2,
+                    3,
+                    11,
+                    25,
+                )  # EPERM ENOENT ESRCH EAGAIN ENOTTY
 
         check()
         assert app.transact(h, 1).ok

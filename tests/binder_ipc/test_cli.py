@@ -19,7 +19,23 @@ def test_demo_runs_and_echoes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--checks", "both", "--pairs", "2", "--iterations", "5", "--payload", "64", "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--checks",
+                "both",
+                "--pairs",
+                "2",
+                "--iterations",
+                "5",
+                "--payload",
+                "64",
+                "--json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["checks"] == "on" and doc["off"]["checks"] == "off"
     assert doc["transactions"] == 10 and doc["transactions_per_second"] > 0

@@ -146,6 +146,7 @@ def test_client_dies_while_server_serves() -> None:
         srv = _server(w, "s", 0x300, gate)
         app = w.spawn("client")
         h = w.lookup(app, "s")
+
         def doomed_call() -> None:
             # The caller's process is killed under it: its ioctl fails, as a killed
             # thread never returns to userspace.
@@ -181,7 +182,9 @@ def _wait_serving(w: object, c: BinderClient) -> None:
     raise AssertionError("the server never picked the transaction up")
 
 
-def _chain(w: object, gate: threading.Event) -> tuple[BinderClient, BinderClient, BinderClient, int]:
+def _chain(
+    w: object, gate: threading.Event
+) -> tuple[BinderClient, BinderClient, BinderClient, int]:
     """client -> middle -> leaf: the middle calls the leaf while serving the client."""
     leaf = _server(w, "leaf", 0x200, gate)
 
@@ -225,7 +228,9 @@ def test_middle_of_a_nested_call_dies() -> None:
         leaf, middle, app, hm = _chain(w, gate)
         hl = w.lookup(app, "leaf")
         result: list[int] = []
-        caller = w.run(lambda: result.append(app.transact(hm, GET, Parcel().write_handle(hl)).code), "caller")
+        caller = w.run(
+            lambda: result.append(app.transact(hm, GET, Parcel().write_handle(hl)).code), "caller"
+        )
         _wait_serving(w, leaf)
         w.kill(middle)
         gate.set()
@@ -244,7 +249,10 @@ def test_oneway_to_a_dying_process_is_dropped() -> None:
         app = w.spawn("client")
         h = w.lookup(app, "s")
         for _ in range(3):
-            assert app.transact(h, GET, Parcel().write_i32(1), flags=u.TF_ONE_WAY).code == u.BR_TRANSACTION_COMPLETE
+            assert (
+                app.transact(h, GET, Parcel().write_i32(1), flags=u.TF_ONE_WAY).code
+                == u.BR_TRANSACTION_COMPLETE
+            )
         w.kill(srv)
         # After the death, a oneway call is refused as dead.
         assert app.transact(h, GET, flags=u.TF_ONE_WAY).code == u.BR_DEAD_REPLY

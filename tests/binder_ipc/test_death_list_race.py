@@ -211,8 +211,12 @@ def test_node_death_used_after_its_last_count_is_a_use_after_free() -> None:
         assert any(code == u.BR_CLEAR_DEATH_NOTIFICATION_DONE for code, _ in app.events)
         with pytest.raises(RefcountError) as ei:
             stale.set_cleared(False)
-        assert_splat(ei, "binder-death-use-after-free", site="stale.set_cleared(False)",
-                     mentions=["the last DArc<NodeDeath> was dropped"])
+        assert_splat(
+            ei,
+            "binder-death-use-after-free",
+            site="stale.set_cleared(False)",
+            mentions=["the last DArc<NodeDeath> was dropped"],
+        )
         app.release(h)
         _ = srv
 

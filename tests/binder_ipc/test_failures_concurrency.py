@@ -82,6 +82,7 @@ def test_allocation_failure_at_every_point_of_a_transaction() -> None:
 def test_many_clients_and_servers_with_the_shrinker() -> None:
     servers, clients, calls = 3, 4, 25
     with world() as w:
+
         def echo(c: BinderClient, t: Transaction) -> Parcel:
             return Parcel().write_bytes(t.parcel.read_bytes())
 
@@ -121,6 +122,7 @@ def test_server_killed_under_concurrent_load() -> None:
     BR_DEAD_REPLY, none hangs, nothing leaks, no violation."""
     clients, calls = 4, 5000
     with world() as w:
+
         def echo(c: BinderClient, t: Transaction) -> Parcel:
             return Parcel().write_bytes(t.parcel.read_bytes())
 

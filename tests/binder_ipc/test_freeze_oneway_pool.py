@@ -118,9 +118,11 @@ def test_thread_pool_available_threads() -> None:
         proc = w.process(srv)
         with proc.inner.lock() as g:
             assert g.data.requested_thread_count == 1
+
         # A spawned thread registers; the request is satisfied.
         def spawned() -> None:
             srv.send(srv.cmd(u.BC_REGISTER_LOOPER))
+
         th = threading.Thread(target=spawned)
         th.start()
         th.join()
@@ -185,7 +187,9 @@ def test_node_info_for_ref_only_for_the_manager() -> None:
             app.ioctl_struct(u.BINDER_GET_NODE_INFO_FOR_REF, u.binder_node_info_for_ref(h))
         assert e.value.errno == 1  # EPERM
         with pytest.raises(KernelError) as e2:
-            sm.ioctl_struct(u.BINDER_GET_NODE_INFO_FOR_REF, u.binder_node_info_for_ref(handle, strong_count=1))
+            sm.ioctl_struct(
+                u.BINDER_GET_NODE_INFO_FOR_REF, u.binder_node_info_for_ref(handle, strong_count=1)
+            )
         assert e2.value.errno == EINVAL
 
 

@@ -208,7 +208,9 @@ def test_scatter_gather_buffers_with_parent_fixups() -> None:
             seen["parent"] = task.read_user(parent.buffer, parent.length)
             seen["child"] = task.read_user(child.buffer, child.length)
             seen["child_addr"] = child.buffer
-            seen["in_mapping"] = all(c.base <= b.buffer < c.base + c.map_size for b in (parent, child))
+            seen["in_mapping"] = all(
+                c.base <= b.buffer < c.base + c.map_size for b in (parent, child)
+            )
             seen["files"] = dict(task.files)
             return Parcel()
 

@@ -37,7 +37,9 @@ def test_parcel_roundtrip_with_objects() -> None:
     fd = q.read_object()
     assert isinstance(fd, u.binder_fd_object) and fd.fd == 4 and fd.cookie == 9
     assert [type(o).__name__ for o in q.objects()] == [
-        "flat_binder_object", "flat_binder_object", "binder_fd_object",
+        "flat_binder_object",
+        "flat_binder_object",
+        "binder_fd_object",
     ]
 
 
@@ -67,8 +69,15 @@ def test_client_command_encoding() -> None:
     assert raw[:4] == u.BC_FREE_BUFFER.to_bytes(4, "little")
     with raises_errno(EINVAL):
         BinderClient.cmd(u.BC_FREE_BUFFER, b"\0")
-    stream = u.BR_NOOP.to_bytes(4, "little") + u.BR_DEAD_BINDER.to_bytes(4, "little") + (7).to_bytes(8, "little")
-    assert BinderClient.parse_returns(stream) == [(u.BR_NOOP, b""), (u.BR_DEAD_BINDER, (7).to_bytes(8, "little"))]
+    stream = (
+        u.BR_NOOP.to_bytes(4, "little")
+        + u.BR_DEAD_BINDER.to_bytes(4, "little")
+        + (7).to_bytes(8, "little")
+    )
+    assert BinderClient.parse_returns(stream) == [
+        (u.BR_NOOP, b""),
+        (u.BR_DEAD_BINDER, (7).to_bytes(8, "little")),
+    ]
 
 
 def test_binder_error_conversions() -> None:
@@ -130,7 +139,12 @@ def test_sg_parent_fixups_follow_the_ancestor_rules() -> None:
     sg.sg_entries += [ScatterGatherEntry(0, 0, 0x1000, 64), ScatterGatherEntry(1, 64, 0x2000, 32)]
     sg.ancestors = [0, 1]
     fix = sg.validate_parent_fixup(0, 16, 8, 2)
-    assert (fix.parent_sg_index, fix.num_ancestors, fix.new_min_offset, fix.target_offset) == (0, 1, 24, 16)
+    assert (fix.parent_sg_index, fix.num_ancestors, fix.new_min_offset, fix.target_offset) == (
+        0,
+        1,
+        24,
+        16,
+    )
     sg.sg_entries[0].fixup_min_offset = 24
     with raises_errno(EINVAL):
         sg.validate_parent_fixup(0, 8, 8, 2)  # decreasing offset in the same parent

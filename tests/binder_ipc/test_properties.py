@@ -125,13 +125,24 @@ class HandleRefcounts(RuleBasedStateMachine):
 
 TestHandleRefcounts = HandleRefcounts.TestCase
 TestHandleRefcounts.settings = settings(
-    max_examples=15, stateful_step_count=15, deadline=None,
+    max_examples=15,
+    stateful_step_count=15,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
 _types = st.sampled_from(
-    [u.BINDER_TYPE_BINDER, u.BINDER_TYPE_WEAK_BINDER, u.BINDER_TYPE_HANDLE, u.BINDER_TYPE_WEAK_HANDLE,
-     u.BINDER_TYPE_FD, u.BINDER_TYPE_PTR, u.BINDER_TYPE_FDA, 0, 0xDEADBEEF]
+    [
+        u.BINDER_TYPE_BINDER,
+        u.BINDER_TYPE_WEAK_BINDER,
+        u.BINDER_TYPE_HANDLE,
+        u.BINDER_TYPE_WEAK_HANDLE,
+        u.BINDER_TYPE_FD,
+        u.BINDER_TYPE_PTR,
+        u.BINDER_TYPE_FDA,
+        0,
+        0xDEADBEEF,
+    ]
 )
 
 
@@ -162,7 +173,12 @@ def test_hostile_payloads_never_crash_nor_leak() -> None:
             app.add_object(ptr, lambda c, t: Parcel())
         base = w.process(srv).handle_count()
 
-        @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+        @settings(
+            max_examples=60,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
         @given(hostile_parcels(), st.booleans())
         def check(p: Parcel, oneway: bool) -> None:
             r = app.transact(h, NOP, p, flags=u.TF_ONE_WAY if oneway else 0)

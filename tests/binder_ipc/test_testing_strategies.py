@@ -75,8 +75,12 @@ def test_the_driver_delivers_every_generated_object() -> None:
         for ptr in PTRS:
             app.add_object(ptr, lambda c, t: Parcel())
 
-        @settings(max_examples=25, deadline=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.too_slow])
+        @settings(
+            max_examples=25,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
         @given(transactions(ptrs=PTRS))
         def check(t: Transaction) -> None:
             received.clear()
@@ -87,7 +91,9 @@ def test_the_driver_delivers_every_generated_object() -> None:
             kinds = [o.type for o in got.parcel.objects()]
             # The driver turns each local binder into a handle in the receiver.
             assert kinds == [
-                u.BINDER_TYPE_HANDLE if o.type == u.BINDER_TYPE_BINDER else u.BINDER_TYPE_WEAK_HANDLE
+                u.BINDER_TYPE_HANDLE
+                if o.type == u.BINDER_TYPE_BINDER
+                else u.BINDER_TYPE_WEAK_HANDLE
                 for o in t.objects
             ]
 

@@ -75,8 +75,16 @@ def test_struct_sizes_match_sizeof() -> None:
 
 def test_transaction_data_layout() -> None:
     tr = u.binder_transaction_data(
-        target=7, cookie=0x1122, code=0x5F505347, flags=u.TF_ONE_WAY, sender_pid=-1,
-        sender_euid=1000, data_size=16, offsets_size=8, buffer=0x7000, offsets=0x7010,
+        target=7,
+        cookie=0x1122,
+        code=0x5F505347,
+        flags=u.TF_ONE_WAY,
+        sender_pid=-1,
+        sender_euid=1000,
+        data_size=16,
+        offsets_size=8,
+        buffer=0x7000,
+        offsets=0x7010,
     )
     raw = tr.pack()
     assert raw[:8] == (7).to_bytes(8, "little")

@@ -117,7 +117,11 @@ def test_a_not_send_value_in_a_list_field_or_a_captured_struct_is_found() -> Non
         spawn(lambda: d.name)
     handed = line() - 1
     assert_splat(
-        ei, "send", cls=SendError, lines=[handed, taken], mentions=["<lambda> captured 'd': Driver.sizes[3]"]
+        ei,
+        "send",
+        cls=SendError,
+        lines=[handed, taken],
+        mentions=["<lambda> captured 'd': Driver.sizes[3]"],
     )
     g.drop()
     d.sizes.pop()

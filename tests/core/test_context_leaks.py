@@ -147,7 +147,11 @@ def test_atomic_context_and_rcu_leaked_to_userspace_are_reported(
     with pytest.raises(LockError) as ei:
         h.join()
     assert_splat(
-        ei, "return-to-user-leak", cls=LockError, site="# the leaking syscall", origin=origin,
+        ei,
+        "return-to-user-leak",
+        cls=LockError,
+        site="# the leaking syscall",
+        origin=origin,
         mentions=["lock held when returning to user space!"],
     )
 
@@ -165,9 +169,7 @@ def test_a_kernel_error_returned_with_a_lock_held_is_still_a_leak(
 
 
 @pytest.mark.parametrize("op", ["open", "mmap", "release"])
-def test_open_mmap_and_release_are_boundaries_too(
-    dev: tuple[LeakyDevice, Task], op: str
-) -> None:
+def test_open_mmap_and_release_are_boundaries_too(dev: tuple[LeakyDevice, Task], op: str) -> None:
     d, p = dev
     d.leak_in = {op}
     with p.as_current():
@@ -176,8 +178,13 @@ def test_open_mmap_and_release_are_boundaries_too(
             addr = p.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
             p.munmap(addr, PAGE_SIZE)
             f.close()
-        assert_splat(ei, "return-to-user-leak", cls=LockError, origin="# leaked guard",
-                     mentions=[f"{op} of file 'leaky'"])
+        assert_splat(
+            ei,
+            "return-to-user-leak",
+            cls=LockError,
+            origin="# leaked guard",
+            mentions=[f"{op} of file 'leaky'"],
+        )
         assert not in_atomic()
     if op == "open":
         # The file was opened (the driver's open ran): the process's exit releases it.
@@ -272,8 +279,13 @@ def test_a_c_work_function_leaking_rcu_is_named_by_its_function() -> None:
     wq.enqueue(rcu_leaker, rcu_leaker, here())
     with pytest.raises(LockError) as ei:
         wq.flush()
-    assert_splat(ei, "workqueue-leak", cls=LockError, origin="# c work leaks rcu",
-                 mentions=["rcu_read_lock()", "rcu_leaker"])
+    assert_splat(
+        ei,
+        "workqueue-leak",
+        cls=LockError,
+        origin="# c work leaks rcu",
+        mentions=["rcu_read_lock()", "rcu_leaker"],
+    )
 
 
 def test_balanced_work_items_run_clean() -> None:

@@ -38,11 +38,7 @@ from ownership.sync import Mutex, SpinLock
 from tests.expect import line
 
 VIOLATIONS = sorted(
-    (
-        c
-        for c in vars(errors).values()
-        if isinstance(c, type) and issubclass(c, SafetyViolation)
-    ),
+    (c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, SafetyViolation)),
     key=lambda c: c.__name__,
 )
 
@@ -198,8 +194,10 @@ def test_errors_cross_a_process_pool() -> None:
             assert e is not None, k
             if k == "atomic-sleep":
                 assert isinstance(e, AtomicSleepError)
-                assert str(e).splitlines()[0].startswith(
-                    "atomic-sleep: sleeping function called from invalid context at "
+                assert (
+                    str(e)
+                    .splitlines()[0]
+                    .startswith("atomic-sleep: sleeping function called from invalid context at ")
                 )
                 assert "_raise_in_child" in str(e)
             elif k == "binder":

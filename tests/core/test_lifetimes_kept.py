@@ -48,7 +48,11 @@ def test_a_locked_by_reference_used_after_its_guard_is_a_lifetime_error() -> Non
     with pytest.raises(LifetimeError) as ei:
         inner.strong += 1  # use after the guard
     assert_splat(
-        ei, "lifetime", cls=LifetimeError, site="# use after the guard", origin="# the guard ends",
+        ei,
+        "lifetime",
+        cls=LifetimeError,
+        site="# use after the guard",
+        origin="# the guard ends",
         mentions=["# the reference", "LockedBy reference after its guard was released"],
     )
     with pytest.raises(LifetimeError):
@@ -91,8 +95,11 @@ def test_a_page_cannot_be_freed_under_its_kmap(kernel: Kernel) -> None:
             with pytest.raises(LifetimeError) as ei:
                 page.drop()  # the page is freed under its mapping
             assert_splat(
-                ei, "drop-while-borrowed", cls=LifetimeError,
-                site="# the page is freed under its mapping", origin="page.with_page_mapped(bad)",
+                ei,
+                "drop-while-borrowed",
+                cls=LifetimeError,
+                site="# the page is freed under its mapping",
+                origin="page.with_page_mapped(bad)",
             )
             return m.read(0, 2)
 
@@ -110,7 +117,9 @@ def test_a_kmap_of_a_borrowed_page_keeps_its_owner(kernel: Kernel) -> None:
             with pytest.raises(LifetimeError) as ei:
                 box.drop()  # the owner is dropped under the mapping
             assert_splat(
-                ei, "drop-while-borrowed", cls=LifetimeError,
+                ei,
+                "drop-while-borrowed",
+                cls=LifetimeError,
                 site="# the owner is dropped under the mapping",
                 origin="borrowed.with_page_mapped(bad)",
             )
@@ -157,8 +166,12 @@ def test_arc_get_after_the_allocation_was_freed_is_a_violation() -> None:
     with pytest.raises(LifetimeError) as ei:
         second.get()  # use after free
     assert_splat(
-        ei, "arc-use-after-free", cls=LifetimeError, site="# use after free",
-        origin="# the last count: the value is freed", mentions=["# the second handle"],
+        ei,
+        "arc-use-after-free",
+        cls=LifetimeError,
+        site="# use after free",
+        origin="# the last count: the value is freed",
+        mentions=["# the second handle"],
     )
     with pytest.raises(LifetimeError):
         getattr(second, "value")  # noqa: B009  (Deref goes through get().)
@@ -208,7 +221,10 @@ def test_a_file_kept_after_its_release_is_file_use_after_fput(kernel: Kernel) ->
     with pytest.raises(LifetimeError) as ei:
         dev.stats()
     assert_splat(
-        ei, "file-use-after-fput", cls=LifetimeError, site="# the kept file",
+        ei,
+        "file-use-after-fput",
+        cls=LifetimeError,
+        site="# the kept file",
         origin="f.close()  # the last fput",
     )
     p.exit()

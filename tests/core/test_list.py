@@ -32,7 +32,10 @@ class Item(HasListLinks):
 
     __slots__ = ("links", "links1", "track", "value")
 
-    list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {0: ("links", "track"), 1: ("links1", None)}
+    list_fields: ClassVar[dict[int, tuple[str, str | None]]] = {
+        0: ("links", "track"),
+        1: ("links1", None),
+    }
 
     def __init__(self, value: int) -> None:
         self.value = value
@@ -61,7 +64,9 @@ def test_remove_of_item_in_another_list_of_same_id() -> None:
         with unsafe("SAFETY: (wrong) the item is in this list or in none"):
             at = line() + 1
             a.remove(item)
-    assert_splat(ei, "list-remove-wrong-list", lines=[ins, at], mentions=["node.death_list", "other"])
+    assert_splat(
+        ei, "list-remove-wrong-list", lines=[ins, at], mentions=["node.death_list", "other"]
+    )
     # Raised before anything changed: the item is still in `b`.
     assert values(b) == [1] and a.is_empty()
 
@@ -76,8 +81,12 @@ def test_remove_after_mem_take_names_the_take() -> None:
     with pytest.raises(UnsafeError) as ei:
         with unsafe("SAFETY: (wrong) a NodeDeath is in its node's death_list or in none"):
             death_list.remove(item)
-    err = assert_splat(ei, "list-remove-wrong-list", lines=[ins, took],
-                       mentions=["local death_list", "mem::take", "inserted into death_list"])
+    err = assert_splat(
+        ei,
+        "list-remove-wrong-list",
+        lines=[ins, took],
+        mentions=["local death_list", "mem::take", "inserted into death_list"],
+    )
     assert err.origin is not None
     assert values(local) == [7]
     local.drop()

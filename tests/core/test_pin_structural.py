@@ -80,7 +80,11 @@ def test_mem_helpers_on_a_field_that_contains_a_pinned_value() -> None:
         mem.replace(a, "outer", Outer(2))
     moved = line() - 1
     assert_splat(
-        ei, "pin", cls=PinError, lines=[moved, INNER_LOCK], site="mem.replace(a, \"outer\"",
+        ei,
+        "pin",
+        cls=PinError,
+        lines=[moved, INNER_LOCK],
+        site='mem.replace(a, "outer"',
         mentions=["field 'mid.inner.lock' of Outer"],
     )
     assert a.outer is old and _value(a.outer) == 1
@@ -151,9 +155,7 @@ def test_cloning_a_pinned_pointee_is_refused() -> None:
     with pytest.raises(PinError) as ei:
         copy.deepcopy(b)
     copied = line() - 1
-    assert_splat(
-        ei, "pin", cls=PinError, lines=[copied], mentions=["copy.deepcopy() of the Boxed"]
-    )
+    assert_splat(ei, "pin", cls=PinError, lines=[copied], mentions=["copy.deepcopy() of the Boxed"])
     b.release()
 
 

@@ -187,7 +187,9 @@ def test_demo_catches_every_bug_and_passes_every_fix(capsys: pytest.CaptureFixtu
     assert out.count("--- fixed: ok") == len([s for s in demo.registry() if s.layer == "core"])
     # The get_thread snippet shows both sites inside the demo module.
     assert "get_thread: GFP_KERNEL allocation under a SpinLock" in out
-    assert "ownership/tools/demo/snippets_core.py:" in out and "atomic context began (spinlock" in out
+    assert (
+        "ownership/tools/demo/snippets_core.py:" in out and "atomic context began (spinlock" in out
+    )
 
 
 def test_demo_reports_an_uncaught_bug(capsys: pytest.CaptureFixture[str]) -> None:
@@ -202,7 +204,9 @@ def test_demo_damage_snippets_must_show_their_damage(capsys: pytest.CaptureFixtu
     silent = demo.Snippet("logic-bug", "a bug that shows nothing", None, lambda: None, lambda: None)
     assert demo.run(silent) is False
     assert "NO DAMAGE SHOWN" in capsys.readouterr().out
-    shown = demo.Snippet("logic-bug", "a bug that shows its damage", None, lambda: "user wrote it", lambda: None)
+    shown = demo.Snippet(
+        "logic-bug", "a bug that shows its damage", None, lambda: "user wrote it", lambda: None
+    )
     assert demo.run(shown) is True
     out = capsys.readouterr().out
     assert "user wrote it" in out and "--- fixed: ok" in out and "!!!" not in out

@@ -99,9 +99,7 @@ def test_unsafe_blocks_record_their_calls() -> None:
         block = line() - 1
         buf.byte_at_unchecked(0)
     # The registry holds every block any test ran: find this one by file and line.
-    rec = next(
-        s for s in unsafe_sites() if s.site.lineno == block and s.site.filename == __file__
-    )
+    rec = next(s for s in unsafe_sites() if s.site.lineno == block and s.site.filename == __file__)
     assert rec.calls == {f"{__name__}.RawBuffer.byte_at_unchecked"}
 
 

@@ -46,7 +46,8 @@ class MyStruct:
 @impl_sync("its fields are a Mutex and work_structs")
 @impl_has_work(work_1=1, work_2=2)
 class TwoWorks:
-    """`struct MyStruct { value_1, value_2, work_1: Work<MyStruct, 1>, work_2: Work<MyStruct, 2> }`."""
+    """`struct MyStruct { value_1, value_2, work_1: Work<MyStruct, 1>,
+    work_2: Work<MyStruct, 2> }`."""
 
     def __init__(self, value_1: int, value_2: int, log: Mutex[list[str]]) -> None:
         self.value_1 = value_1

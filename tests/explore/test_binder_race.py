@@ -32,7 +32,12 @@ class RacyProcess(Process):
     """The driver with the re-check of `_get_node_inner` removed (the reintroduced bug)."""
 
     def _get_node_inner(
-        self, ptr: int, cookie: int, flags: int, strong: bool, thread: Thread,
+        self,
+        ptr: int,
+        cookie: int,
+        flags: int,
+        strong: bool,
+        thread: Thread,
         wrapper: CritIncrWrapper | None,
     ) -> NodeRef:
         with self.inner.lock() as g:

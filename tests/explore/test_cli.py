@@ -13,8 +13,7 @@ SC = "tests.explore.scenarios"
 
 
 def test_cli_reports_a_failure_and_its_replay(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(["explore", f"{SC}:lost_update", "--strategy", "dfs",
-                "--max-preemptions", "1"]) == 1
+    assert cli(["explore", f"{SC}:lost_update", "--strategy", "dfs", "--max-preemptions", "1"]) == 1
     out = capsys.readouterr().out
     assert "lost update" in out and "interleaving (schedule x1:" in out
     schedule = out.rsplit("--replay '", 1)[1].split("'")[0]
@@ -27,8 +26,21 @@ def test_cli_reports_a_failure_and_its_replay(capsys: pytest.CaptureFixture[str]
 def test_cli_clean_run_json_and_shards(capsys: pytest.CaptureFixture[str]) -> None:
     runs = 0
     for i in range(2):
-        assert cli(["explore", f"{SC}:atomic_update", "--strategy", "dfs", "--json",
-                    "--shard", f"{i}/2", "--no-prune"]) == 0
+        assert (
+            cli(
+                [
+                    "explore",
+                    f"{SC}:atomic_update",
+                    "--strategy",
+                    "dfs",
+                    "--json",
+                    "--shard",
+                    f"{i}/2",
+                    "--no-prune",
+                ]
+            )
+            == 0
+        )
         j = json.loads(capsys.readouterr().out)
         assert j["failure"] is None and j["complete"] and j["shard"] == f"{i}/2"
         runs += j["runs"] - 1

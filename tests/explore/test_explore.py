@@ -67,8 +67,7 @@ def test_three_threads_need_two_preemptions(prune: bool) -> None:
 
 def test_pruning_runs_fewer_schedules() -> None:
     pruned = explore(S.two_preemptions, strategy="dfs", max_preemptions=1, runs=10_000)
-    full = explore(S.two_preemptions, strategy="dfs", max_preemptions=1, runs=10_000,
-                   prune=False)
+    full = explore(S.two_preemptions, strategy="dfs", max_preemptions=1, runs=10_000, prune=False)
     assert pruned.complete and full.complete
     assert pruned.runs < full.runs
 

@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{'operation':48} {'checks on/s':>12} {'checks off/s':>13} {'cost':>6}")
     for name, r in res.items():
-        print(f"{name:48} {r['checks_on_per_s']:12.0f} {r['checks_off_per_s']:13.0f} {r['ratio']:5.2f}x")
+        print(
+            f"{name:48} {r['checks_on_per_s']:12.0f} {r['checks_off_per_s']:13.0f} "
+            f"{r['ratio']:5.2f}x"
+        )
     return 0
 
 

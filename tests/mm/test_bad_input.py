@@ -35,9 +35,28 @@ from ownership.unsafe import unsafe
 
 from .drivers import ScratchDevice
 
-SPECIAL = [0, 1, PAGE_SIZE - 1, PAGE_SIZE, PAGE_SIZE + 1, TASK_SIZE, TASK_SIZE + 1, USIZE_MAX, USIZE_MAX + 1, -1, -PAGE_SIZE, 1 << 70]
+SPECIAL = [
+    0,
+    1,
+    PAGE_SIZE - 1,
+    PAGE_SIZE,
+    PAGE_SIZE + 1,
+    TASK_SIZE,
+    TASK_SIZE + 1,
+    USIZE_MAX,
+    USIZE_MAX + 1,
+    -1,
+    -PAGE_SIZE,
+    1 << 70,
+]
 INTS = st.one_of(st.sampled_from(SPECIAL), st.integers(min_value=-(2**66), max_value=2**66))
-JUNK = st.one_of(st.none(), st.text(max_size=3), st.floats(allow_nan=False), st.booleans(), st.lists(st.integers(), max_size=2))
+JUNK = st.one_of(
+    st.none(),
+    st.text(max_size=3),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
 ARGS = st.one_of(INTS, INTS, INTS, JUNK)
 
 pytestmark = pytest.mark.filterwarnings("ignore::ownership.warn.KernelWarning")
@@ -69,7 +88,9 @@ def _still_works(k: Kernel, p: Any, base: int) -> None:
 
 @SETTINGS
 @given(
-    call=st.sampled_from(["mmap", "munmap", "mprotect", "madvise", "read_user", "write_user", "userfaultfd_register"]),
+    call=st.sampled_from(
+        ["mmap", "munmap", "mprotect", "madvise", "read_user", "write_user", "userfaultfd_register"]
+    ),
     a=ARGS,
     b=ARGS,
     c=ARGS,
@@ -109,6 +130,7 @@ def test_rust_api_with_bad_arguments(addr: Any, size: Any, value: Any, off: Any,
         mm = current().mm()
         assert isinstance(mm, MmWithUser)
         page = Page.alloc_page(GFP_KERNEL)
+
         def lookup() -> object:
             with mm.mmap_read_lock() as guard:
                 vma = guard.vma_lookup(addr)
@@ -119,7 +141,9 @@ def test_rust_api_with_bad_arguments(addr: Any, size: Any, value: Any, off: Any,
             lambda: mm.lock_vma_under_rcu(addr),
             lambda: page_align(addr),
             lambda: UserSlice(addr, size).reader().read_raw(1),
-            lambda: VBox.new_zeroed(size if not isinstance(size, int) else size % (1 << 40), GFP_ATOMIC).drop(),
+            lambda: VBox.new_zeroed(
+                size if not isinstance(size, int) else size % (1 << 40), GFP_ATOMIC
+            ).drop(),
         ]
         for call in calls:
             try:

@@ -96,7 +96,9 @@ def test_up_read_by_a_thread_that_does_not_hold_it(proc: Task) -> None:
     guard.drop()
 
 
-def test_a_deadlocked_waiter_is_reported_as_a_hung_task(proc: Task, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deadlocked_waiter_is_reported_as_a_hung_task(
+    proc: Task, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(rwsem_mod, "HUNG_TASK_TIMEOUT", 0.3)
     mm = current_mm()
     caught: list[BaseException] = []

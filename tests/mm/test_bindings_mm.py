@@ -63,7 +63,7 @@ def test_read_only_file_mappings(kernel: Kernel, proc: Task) -> None:
     with raises_errno(EACCES):
         proc.mmap(f, PAGE_SIZE, RW, MAP_SHARED)
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
-    (_, _, fl), = _vmas(proc)
+    ((_, _, fl),) = _vmas(proc)
     assert not fl & (flags.MAYWRITE | flags.SHARED) and fl & flags.MAYSHARE
     with raises_errno(EACCES):
         proc.mprotect(addr, PAGE_SIZE, RW)
@@ -79,10 +79,15 @@ def test_munmap_splits_and_calls_open_and_close(kernel: Kernel, proc: Task) -> N
     addr = proc.mmap(f, 4 * PAGE_SIZE, PROT_READ, MAP_SHARED)
     assert proc.read_user(addr + 3 * PAGE_SIZE, 6) == b"page 3"
     proc.munmap(addr + PAGE_SIZE, 2 * PAGE_SIZE)
-    assert [(s - addr, e - addr) for s, e, _ in _vmas(proc)] == [(0, PAGE_SIZE), (3 * PAGE_SIZE, 4 * PAGE_SIZE)]
+    assert [(s - addr, e - addr) for s, e, _ in _vmas(proc)] == [
+        (0, PAGE_SIZE),
+        (3 * PAGE_SIZE, 4 * PAGE_SIZE),
+    ]
     assert (dev.ops.opened, dev.ops.closed) == (2, 1), "two splits opened pieces; the middle closed"
     assert proc.read_user(addr, 6) == b"page 0"
-    assert proc.read_user(addr + 3 * PAGE_SIZE, 6) == b"page 3", "the split piece kept its file offset"
+    assert proc.read_user(addr + 3 * PAGE_SIZE, 6) == b"page 3", (
+        "the split piece kept its file offset"
+    )
     with raises_errno(EFAULT):
         proc.read_user(addr + PAGE_SIZE, 1)
     f.close()
@@ -237,7 +242,7 @@ def test_remap_pfn_range_sets_the_pfnmap_bits(kernel: Kernel, proc: Task) -> Non
     kernel.register_miscdevice("raw", Raw())
     f = proc.open("raw")
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
-    (_, _, fl), = _vmas(proc)
+    ((_, _, fl),) = _vmas(proc)
     want = flags.PFNMAP | flags.IO | flags.DONTEXPAND | flags.DONTDUMP
     assert fl & want == want
     assert proc.read_user(addr, 1) in (b"\0", bytes(1))

@@ -92,7 +92,10 @@ def test_installer_shrinker_faults_and_mprotect_race_cleanly(kernel: Kernel, pro
             while not stop.is_set():
                 i = rng.randrange(NR_PAGES)
                 try:
-                    assert proc.read_user(addr + i * PAGE_SIZE, len(f"page {i}")) == f"page {i}".encode()
+                    assert (
+                        proc.read_user(addr + i * PAGE_SIZE, len(f"page {i}"))
+                        == f"page {i}".encode()
+                    )
                     bump("read")
                 except KernelError as e:
                     assert e.errno == EFAULT  # PROT_NONE for a moment

@@ -22,7 +22,10 @@ CAUGHT: dict[str, tuple[str, str]] = {
     "lifetime": ("return vma.flags()", "with mm.mmap_read_lock() as guard:"),
     "send": ("spawn(lambda g: g.drop(), guard)", "guard = _mm().mmap_read_lock()"),
     "mixedmap-pfnmap": ("vma.set_pfnmap()", "vma.set_mixedmap()"),
-    "write-maywrite": ("vma.set_flags(vma.flags() & ~flags.MAYWRITE)", "return proc.mmap(None, PAGE_SIZE"),
+    "write-maywrite": (
+        "vma.set_flags(vma.flags() & ~flags.MAYWRITE)",
+        "return proc.mmap(None, PAGE_SIZE",
+    ),
     "atomic-sleep": ("user.drop()", "with lru.lock() as g:"),
     "lock-order": ("mm.mmap_read_lock()", "vma = mm.lock_vma_under_rcu(addr)"),
     "borrowed-page-outlived-owner": ("page.nid()", "vbox.drop()"),
@@ -78,7 +81,9 @@ def test_demo_run_accepts_the_snippet(rule: str, capsys: pytest.CaptureFixture[s
         assert f"{SNIPPETS_FILE}:" in out, "the splat points into the snippet module"
 
 
-def test_demo_command_runs_the_mm_snippets_with_the_core(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_command_runs_the_mm_snippets_with_the_core(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     rules = sorted(set(CAUGHT) | set(DAMAGE))
     assert cli(["demo", "--only", *rules]) == 0
     out = capsys.readouterr().out

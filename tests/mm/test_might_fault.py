@@ -155,8 +155,9 @@ def test_a_user_copy_under_a_spinlock_is_a_sleep_in_atomic_context(proc: Task) -
     lock = SpinLock(0, name="mf spin")
     with lock.lock(), pytest.raises(AtomicSleepError) as ei:
         UserSlice(buf, 0).writer().write_slice(b"")  # Even a copy of nothing.
-    assert_splat(ei, "atomic-sleep", cls=AtomicSleepError, site="write_slice(b\"\")",
-                 origin="with lock.lock()")
+    assert_splat(
+        ei, "atomic-sleep", cls=AtomicSleepError, site='write_slice(b"")', origin="with lock.lock()"
+    )
 
 
 def test_a_kernel_thread_has_no_mm_to_order(kernel: Kernel) -> None:

@@ -124,9 +124,7 @@ def test_aref_of_mm_dropped_in_atomic_is_refused_and_kept(proc: Task) -> None:
 
 
 @pytest.mark.parametrize("kind", ["KBox", "KVec"])
-def test_a_box_or_vec_owning_an_mm_reference_is_refused_in_atomic(
-    proc: Task, kind: str
-) -> None:
+def test_a_box_or_vec_owning_an_mm_reference_is_refused_in_atomic(proc: Task, kind: str) -> None:
     mm = _mm_ref()
     users = _users(mm)
     owner: KBox[ARef[MmWithUser]] | KVec[ARef[MmWithUser]]
@@ -140,7 +138,11 @@ def test_a_box_or_vec_owning_an_mm_reference_is_refused_in_atomic(
         with pytest.raises(AtomicSleepError) as ei:
             owner.drop()
     assert_splat(
-        ei, "atomic-sleep", cls=AtomicSleepError, lines=[taken], site="owner.drop()",
+        ei,
+        "atomic-sleep",
+        cls=AtomicSleepError,
+        lines=[taken],
+        site="owner.drop()",
         mentions=[f"dropping {kind}", "ARef<MmWithUser>"],
     )
     # Still alive and still owning the reference.

@@ -54,7 +54,9 @@ def test_every_method_checks_the_mmap_read_guard(proc: Task, use: str) -> None:
     with pytest.raises(LifetimeError) as e:
         USES[use](vma)
     assert_splat(e, "lifetime", site=f"v.{use}(", origin="guard.drop()")
-    assert "vma = guard.vma_lookup(addr)" in str(e.value), "the report names where the reference was made"
+    assert "vma = guard.vma_lookup(addr)" in str(e.value), (
+        "the report names where the reference was made"
+    )
 
 
 def test_reference_from_a_with_block_dies_at_its_end(proc: Task) -> None:

@@ -46,7 +46,9 @@ class SetupDevice(MiscDevice):
         self.setup(vma)
 
 
-def _map_device(kernel: Kernel, proc: Task, setup: Callable[[VmAreaNew], object], prot: int = PROT_READ) -> int:
+def _map_device(
+    kernel: Kernel, proc: Task, setup: Callable[[VmAreaNew], object], prot: int = PROT_READ
+) -> int:
     kernel.register_miscdevice("dev", SetupDevice(setup))
     f = proc.open("dev")
     try:
@@ -201,7 +203,9 @@ def _anon(proc: Task, prot: int, extra: int = 0, shared: bool = False) -> int:
         ("exec-mayexec", PROT_READ | PROT_EXEC, flags.MAYEXEC),
     ],
 )
-def test_clearing_a_may_bit_under_its_access_bit(proc: Task, rule: str, prot: int, bit: int) -> None:
+def test_clearing_a_may_bit_under_its_access_bit(
+    proc: Task, rule: str, prot: int, bit: int
+) -> None:
     addr = _anon(proc, prot)
     with pytest.raises(VmaFlagError) as e:
         _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~bit))
@@ -299,7 +303,9 @@ def test_bits_outside_the_clear_allowlist(proc: Task) -> None:
 
 def test_clean_allowed_changes_of_an_existing_vma(proc: Task) -> None:
     addr = _anon(proc, PROT_READ)
-    _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() | flags.DONTCOPY | flags.DONTDUMP | flags.IO))
+    _with_vma_mut(
+        addr, lambda vma: vma.set_flags(vma.flags() | flags.DONTCOPY | flags.DONTDUMP | flags.IO)
+    )
     _with_vma_mut(addr, lambda vma: vma.set_flags(vma.flags() & ~flags.MAYEXEC))
     got = _flags_at(addr)
     assert got & flags.DONTCOPY and got & flags.IO and not got & flags.MAYEXEC

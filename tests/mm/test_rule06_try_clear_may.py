@@ -44,7 +44,12 @@ class ClearingDevice(MiscDevice):
 
 @pytest.mark.parametrize(("name", "bad_prot", "ok_prot", "clear"), CASES, ids=[c[0] for c in CASES])
 def test_clear_fails_while_the_access_bit_is_set(
-    kernel: Kernel, proc: Task, name: str, bad_prot: int, ok_prot: int, clear: Callable[[VmAreaNew], None]
+    kernel: Kernel,
+    proc: Task,
+    name: str,
+    bad_prot: int,
+    ok_prot: int,
+    clear: Callable[[VmAreaNew], None],
 ) -> None:
     kernel.register_miscdevice("dev", ClearingDevice(clear))
     f = proc.open("dev")
@@ -55,7 +60,12 @@ def test_clear_fails_while_the_access_bit_is_set(
 
 @pytest.mark.parametrize(("name", "bad_prot", "ok_prot", "clear"), CASES, ids=[c[0] for c in CASES])
 def test_once_cleared_mprotect_cannot_grant_it(
-    kernel: Kernel, proc: Task, name: str, bad_prot: int, ok_prot: int, clear: Callable[[VmAreaNew], None]
+    kernel: Kernel,
+    proc: Task,
+    name: str,
+    bad_prot: int,
+    ok_prot: int,
+    clear: Callable[[VmAreaNew], None],
 ) -> None:
     kernel.register_miscdevice("dev", ClearingDevice(clear))
     f = proc.open("dev")
@@ -67,7 +77,9 @@ def test_once_cleared_mprotect_cannot_grant_it(
     f.close()
 
 
-def test_clean_without_clearing_mprotect_grants_write_on_a_private_mapping(kernel: Kernel, proc: Task) -> None:
+def test_clean_without_clearing_mprotect_grants_write_on_a_private_mapping(
+    kernel: Kernel, proc: Task
+) -> None:
     kernel.register_miscdevice("dev", ClearingDevice(lambda v: None))
     f = proc.open("dev")
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_PRIVATE)

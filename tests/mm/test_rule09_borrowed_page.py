@@ -61,7 +61,9 @@ def test_borrowed_page_after_a_vvec_reallocated(proc: Task) -> None:
     vec.drop()
 
 
-def test_clean_upstream_doc_example_fill_zero_a_borrowed_vmalloc_page(kernel: Kernel, proc: Task) -> None:
+def test_clean_upstream_doc_example_fill_zero_a_borrowed_vmalloc_page(
+    kernel: Kernel, proc: Task
+) -> None:
     vbox = VBox.new(b"\xff" * PAGE_SIZE, GFP_KERNEL)
     assert isinstance(vbox, AsPageIter)
     page = next(vbox.page_iter())

@@ -28,7 +28,10 @@ def test_raw_accessors_outside_unsafe(proc: Task) -> None:
         page.read_raw(0, 8)
     err = assert_splat(e, "unsafe-call", site="page.read_raw(0, 8)", mentions=["page.py:"])
     assert err.origin is not None and os.path.basename(err.origin.filename) == "page.py"
-    calls: list[Callable[[], object]] = [lambda: page.write_raw(b"x", 0, 1), lambda: page.fill_zero_raw(0, 1)]
+    calls: list[Callable[[], object]] = [
+        lambda: page.write_raw(b"x", 0, 1),
+        lambda: page.fill_zero_raw(0, 1),
+    ]
     for call in calls:
         with pytest.raises(UnsafeError):
             call()

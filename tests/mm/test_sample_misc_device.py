@@ -35,7 +35,9 @@ def device(kernel: Kernel) -> RustMiscDeviceMmap:
     return dev
 
 
-def test_the_userspace_program_of_the_sample(kernel: Kernel, proc: Task, device: RustMiscDeviceMmap) -> None:
+def test_the_userspace_program_of_the_sample(
+    kernel: Kernel, proc: Task, device: RustMiscDeviceMmap
+) -> None:
     baseline = kernel.nr_used_pages()
     f = proc.open("/dev/rust-misc-device")
     assert f.ioctl(RUST_MISC_DEV_HELLO) == 0
@@ -64,7 +66,9 @@ def test_the_userspace_program_of_the_sample(kernel: Kernel, proc: Task, device:
     assert kernel.nr_used_pages() == baseline, "release freed every page of the mapping"
 
 
-def test_a_writable_mapping_is_refused(kernel: Kernel, proc: Task, device: RustMiscDeviceMmap) -> None:
+def test_a_writable_mapping_is_refused(
+    kernel: Kernel, proc: Task, device: RustMiscDeviceMmap
+) -> None:
     f = proc.open("rust-misc-device")
     with raises_errno(EPERM):
         proc.mmap(f, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED)
@@ -73,7 +77,9 @@ def test_a_writable_mapping_is_refused(kernel: Kernel, proc: Task, device: RustM
     f.close()
 
 
-def test_a_child_does_not_inherit_the_pages(kernel: Kernel, proc: Task, device: RustMiscDeviceMmap) -> None:
+def test_a_child_does_not_inherit_the_pages(
+    kernel: Kernel, proc: Task, device: RustMiscDeviceMmap
+) -> None:
     f = proc.open("rust-misc-device")
     addr = proc.mmap(f, PAGE_SIZE, PROT_READ, MAP_SHARED)
     child = proc.fork()
@@ -85,7 +91,9 @@ def test_a_child_does_not_inherit_the_pages(kernel: Kernel, proc: Task, device: 
     f.close()
 
 
-def test_zap_and_reinsert_round_trip(kernel: Kernel, proc: Task, device: RustMiscDeviceMmap) -> None:
+def test_zap_and_reinsert_round_trip(
+    kernel: Kernel, proc: Task, device: RustMiscDeviceMmap
+) -> None:
     f = proc.open("rust-misc-device")
     addr = proc.mmap(f, 2 * PAGE_SIZE, PROT_READ, MAP_SHARED)
     f.ioctl(RUST_MISC_DEV_ZAP, 1)

@@ -92,10 +92,14 @@ def test_unchecking_driver_hands_its_page_to_the_stranger(kernel: Kernel, proc: 
     f.close()
 
 
-def test_typestate_keeps_the_page_out_of_anonymous_and_pfnmap_vmas(kernel: Kernel, proc: Task) -> None:
+def test_typestate_keeps_the_page_out_of_anonymous_and_pfnmap_vmas(
+    kernel: Kernel, proc: Task
+) -> None:
     _dev, f, addr = _victim(kernel, proc, check_vma=False)
     proc.munmap(addr, PAGE_SIZE)
-    proc.mmap(None, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=addr)
+    proc.mmap(
+        None, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=addr
+    )
     with raises_errno(ESRCH):
         f.ioctl(RUST_MISC_DEV_REINSERT, 0)  # No VM_MIXEDMAP: no VmAreaMixedMap, no insert.
     proc.munmap(addr, PAGE_SIZE)

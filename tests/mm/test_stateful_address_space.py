@@ -31,7 +31,9 @@ from ownership.bindings import (
 from ownership.errors import EFAULT, ENOMEM, KernelError
 from ownership.samples.rust_misc_device_mmap import RustMiscDeviceMmap, page_header
 
-PROTS = st.sampled_from([PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE, PROT_WRITE, PROT_EXEC, PROT_READ | PROT_EXEC])
+PROTS = st.sampled_from(
+    [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE, PROT_WRITE, PROT_EXEC, PROT_READ | PROT_EXEC]
+)
 
 
 @dataclass
@@ -75,7 +77,9 @@ class AddressSpace(RuleBasedStateMachine):
         at = self._page(data)
         if at is None:
             return
-        addr = self.proc.mmap(None, n * PAGE_SIZE, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=at)
+        addr = self.proc.mmap(
+            None, n * PAGE_SIZE, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=at
+        )
         assert addr == at
         for i in range(n):
             self.pages[at + i * PAGE_SIZE] = ModelPage(prot, False)
@@ -126,7 +130,11 @@ class AddressSpace(RuleBasedStateMachine):
         for a in span:
             self.pages[a].prot = prot
 
-    @rule(data=st.data(), off=st.integers(0, PAGE_SIZE - 1), payload=st.binary(min_size=1, max_size=64))
+    @rule(
+        data=st.data(),
+        off=st.integers(0, PAGE_SIZE - 1),
+        payload=st.binary(min_size=1, max_size=64),
+    )
     def write(self, data: st.DataObject, off: int, payload: bytes) -> None:
         at = self._page(data)
         if at is None:
@@ -193,7 +201,7 @@ class AddressSpace(RuleBasedStateMachine):
         mm = self.proc.mm
         assert mm is not None
         mapped = {a for v in mm.vmas for a in v.pages()}
-        assert mapped == set(self.pages), (sorted(mapped ^ set(self.pages)))
+        assert mapped == set(self.pages), sorted(mapped ^ set(self.pages))
         for v in mm.vmas:
             for a in v.pages():
                 assert v.vm_flags & 0x7 == self.pages[a].prot & 0x7
@@ -201,6 +209,9 @@ class AddressSpace(RuleBasedStateMachine):
 
 
 AddressSpace.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 TestAddressSpace = AddressSpace.TestCase

@@ -119,6 +119,9 @@ class MmRefs(RuleBasedStateMachine):
 
 
 MmRefs.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 TestMmRefs = MmRefs.TestCase

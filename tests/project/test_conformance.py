@@ -41,8 +41,15 @@ def test_the_table_has_rows_for_every_group() -> None:
     rows = _rows()
     assert len(rows) > 60
     headings = [ln for ln in DOC.read_text().splitlines() if ln.startswith("## ")]
-    for section in ("kernel::ioctl", "kernel::rbtree", "kernel::sync", "kernel::workqueue",
-                    "kernel::mm", "kernel::task", "kernel::page"):
+    for section in (
+        "kernel::ioctl",
+        "kernel::rbtree",
+        "kernel::sync",
+        "kernel::workqueue",
+        "kernel::mm",
+        "kernel::task",
+        "kernel::page",
+    ):
         assert any(h.startswith(f"## {section}") for h in headings), section
 
 

@@ -108,8 +108,5 @@ def test_every_ownership_module_sits_in_a_layer() -> None:
     contracts = config["tool"]["importlinter"]["contracts"]
     (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
     named = {m.strip() for layer in layers for m in layer.replace("|", ":").split(":")}
-    top = {
-        f"ownership.{info.name}"
-        for info in pkgutil.iter_modules(ownership.__path__)
-    }
+    top = {f"ownership.{info.name}" for info in pkgutil.iter_modules(ownership.__path__)}
     assert top - named == set()

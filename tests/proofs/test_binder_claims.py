@@ -63,7 +63,12 @@ def test_the_binder_claims_and_twins_are_all_there() -> None:
     for name in BINDER_CLAIMS:
         assert binder[name].expect == "holds"
         assert any(ch.isdigit() for ch in name), f"{name} states no bound"
-    for tag in ("spam-before-insert", "no-offset-data-bound", "num-valid-star", "skip-zero-sentinel"):
+    for tag in (
+        "spam-before-insert",
+        "no-offset-data-bound",
+        "num-valid-star",
+        "skip-zero-sentinel",
+    ):
         assert any(c.name.endswith("~" + tag) and c.expect == "fails" for c in binder.values())
 
 
@@ -117,7 +122,9 @@ def test_both_representations_decide_through_reserve_decision(
     )
     sizes = [(AREA // 8, True, 1), (64, False, 2), (AREA // 16, True, 1)]
     flags_array = [array.reserve_new(0, s, w, p)[1] for s, w, p in sizes]
-    flags_tree = [tree.reserve_new(0, s, w, p, ReserveNewTreeAlloc.try_new())[1] for s, w, p in sizes]
+    flags_tree = [
+        tree.reserve_new(0, s, w, p, ReserveNewTreeAlloc.try_new())[1] for s, w, p in sizes
+    ]
     assert flags_array == flags_tree
     # Each call saw exactly the ranges reserved before it: the new one is the core's to
     # add, after the insert, in both representations.

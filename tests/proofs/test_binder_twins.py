@@ -55,13 +55,17 @@ def test_spam_check_before_the_insert_misses_the_spammer(
     assert cex is not None and cex["oneway"] is True
     assert counterexample(A.spam_harness(A.CORE, 1, KUNIT_MMAP_SIZE)) is None
     if mutant:
-        monkeypatch.setattr(RC, "reserve_decision", A.MUTANTS["spam-before-insert"].reserve_decision)
+        monkeypatch.setattr(
+            RC, "reserve_decision", A.MUTANTS["spam-before-insert"].reserve_decision
+        )
     w = BinderWorld()
     try:
         o = w.open()
         pid = {1: o.task.pid, 2: o.task.pid + 1000}
         with o.current():
-            held = o.proc.buffer_alloc(1, int(cex["r0_size"]), bool(cex["r0_oneway"]), pid[int(cex["r0_pid"])])
+            held = o.proc.buffer_alloc(
+                1, int(cex["r0_size"]), bool(cex["r0_oneway"]), pid[int(cex["r0_pid"])]
+            )
             new = o.proc.buffer_alloc(2, int(cex["size"]), True, pid[int(cex["pid"])])
             # The new buffer takes the sender past a quarter of the mapping while less
             # than a tenth is left for oneway buffers: a spammer, seen only after the insert.
@@ -97,7 +101,9 @@ def test_offset_beyond_the_data_would_copy_over_the_offsets(
     assert offset > data_size
     reasons: list[str | None] = []
     view_refusals: list[tuple[int, int]] = []
-    check = O.MUTANTS["no-offset-data-bound"].check_object_offset if mutant else V.check_object_offset
+    check = (
+        O.MUTANTS["no-offset-data-bound"].check_object_offset if mutant else V.check_object_offset
+    )
     monkeypatch.setattr(V, "check_object_offset", _recording(check, reasons))
     real_view_check = AllocationView._check
 
@@ -148,7 +154,9 @@ def test_parent_not_yet_validated(mutant: bool, monkeypatch: pytest.MonkeyPatch)
             else:
                 child = i
                 p.write_buffer(
-                    addr, length, parent=int(cex[f"obj{i}_parent"]),
+                    addr,
+                    length,
+                    parent=int(cex[f"obj{i}_parent"]),
                     parent_offset=int(cex[f"obj{i}_parent_offset"]),
                 )
         assert child is not None and int(cex[f"obj{child}_parent"]) >= child
@@ -156,7 +164,9 @@ def test_parent_not_yet_validated(mutant: bool, monkeypatch: pytest.MonkeyPatch)
     # The bound admitted a parent that was not validated yet; the ancestor-chain search
     # (Rust Binder's own check) refused it. Fixed, the bound refuses it first.
     expected = (
-        "parent is not a validated ancestor buffer" if mutant else "parent is not a validated object"
+        "parent is not a validated ancestor buffer"
+        if mutant
+        else "parent is not a validated object"
     )
     assert verdicts[-1] == expected
 

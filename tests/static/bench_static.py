@@ -40,7 +40,9 @@ loaded machine."""
 def write_config(directory: Path, with_plugin: bool) -> Path:
     parser = configparser.ConfigParser()
     parser.read(PROJECT / "mypy.ini")
-    plugins = [p.strip() for p in parser.get("mypy", "plugins", fallback="").split(",") if p.strip()]
+    plugins = [
+        p.strip() for p in parser.get("mypy", "plugins", fallback="").split(",") if p.strip()
+    ]
     plugins = [p for p in plugins if p != PLUGIN] + ([PLUGIN] if with_plugin else [])
     if plugins:
         parser.set("mypy", "plugins", ", ".join(plugins))
@@ -57,7 +59,17 @@ def run_mypy(config: Path, cache: Path, target: str) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(config), "--cache-dir", str(cache), target],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(cache),
+            target,
+        ],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -80,10 +92,14 @@ def measure(target: str, repeat: int, warm_runs: int = 3) -> dict[str, object]:
         for i in range(repeat):
             for plugin in (False, True) if i % 2 == 0 else (True, False):
                 cache = work / f"cache-{plugin}-{i}"
-                times.setdefault((plugin, "cold"), []).append(run_mypy(configs[plugin], cache, target))
+                times.setdefault((plugin, "cold"), []).append(
+                    run_mypy(configs[plugin], cache, target)
+                )
                 cpu.setdefault((plugin, "cold"), []).append(CPU[-1])
                 for _ in range(warm_runs):
-                    times.setdefault((plugin, "warm"), []).append(run_mypy(configs[plugin], cache, target))
+                    times.setdefault((plugin, "warm"), []).append(
+                        run_mypy(configs[plugin], cache, target)
+                    )
                     cpu.setdefault((plugin, "warm"), []).append(CPU[-1])
                 shutil.rmtree(cache, ignore_errors=True)
     finally:
@@ -152,18 +168,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{opts.repeat * 3} warm runs per configuration (median; minimum)"
     )
     print(
-        f"  cold: {s['cold_without']:.2f}s without the plugin, {s['cold_with']:.2f}s with (+{o['cold']:.0%}); "
+        f"  cold: {s['cold_without']:.2f}s without the plugin, {s['cold_with']:.2f}s with "
+        f"(+{o['cold']:.0%}); "
         f"min {m['cold_without']:.2f}s / {m['cold_with']:.2f}s (+{om['cold']:.0%})"
     )
     print(
-        f"  warm: {s['warm_without']:.3f}s without the plugin, {s['warm_with']:.3f}s with (+{o['warm']:.0%}); "
+        f"  warm: {s['warm_without']:.3f}s without the plugin, {s['warm_with']:.3f}s with "
+        f"(+{o['warm']:.0%}); "
         f"min {m['warm_without']:.3f}s / {m['warm_with']:.3f}s (+{om['warm']:.0%})"
     )
     c = res["cpu_seconds"]
     oc = res["cpu_overhead"]
     assert isinstance(c, dict) and isinstance(oc, dict)
     print(
-        f"  CPU time (median): cold {c['cold_without']:.2f}s / {c['cold_with']:.2f}s (+{oc['cold']:.0%}), "
+        f"  CPU time (median): cold {c['cold_without']:.2f}s / {c['cold_with']:.2f}s "
+        f"(+{oc['cold']:.0%}), "
         f"warm {c['warm_without']:.3f}s / {c['warm_with']:.3f}s (+{oc['warm']:.0%})"
     )
     return 0

@@ -113,7 +113,9 @@ class CorpusFile:
         return None
 
     def has_main(self) -> bool:
-        return any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in ast.parse(self.text).body)
+        return any(
+            isinstance(n, ast.FunctionDef) and n.name == "main" for n in ast.parse(self.text).body
+        )
 
 
 def all_files(directory: Path) -> list[CorpusFile]:

@@ -72,9 +72,14 @@ def test_use_after_release_is_caught_only_at_runtime(corpus_result: CheckResult)
 
 
 def test_each_unseen_file_has_its_runtime_test() -> None:
-    assert {f.path.name for f in all_files(UNSEEN)} == {"dynamic_dispatch.py", "use_after_release.py"}
+    assert {f.path.name for f in all_files(UNSEEN)} == {
+        "dynamic_dispatch.py",
+        "use_after_release.py",
+    }
 
 
 def test_every_static_rule_with_a_runtime_class_has_a_runtime_example() -> None:
     caught = {f.rule_dir for f in RUNNABLE_BAD if f.static_only() is None}
-    assert caught == {code for code, rule in RULES_BY_CODE.items() if rule.runtime_class is not None}
+    assert caught == {
+        code for code, rule in RULES_BY_CODE.items() if rule.runtime_class is not None
+    }

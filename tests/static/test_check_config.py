@@ -17,7 +17,7 @@ from .corpus import PROJECT
 
 # The README's example with the allocation moved under the spinlock, and a guard
 # handed to another thread: two bugs only the plugin sees.
-DRIVER = '''\
+DRIVER = """\
 from ownership.alloc import GFP_KERNEL, KBox
 from ownership.sync import Mutex, MutexGuard, SpinLock
 from ownership.task import spawn
@@ -43,17 +43,24 @@ class Registry:
     def bump_elsewhere(self) -> None:
         with self.count.lock() as g:
             spawn(bump, g).join()
-'''
+"""
 
 
-def check(tmp_path: Path, *args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
+def check(
+    tmp_path: Path, *args: str, cache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     # The project's sources are found through MYPYPATH (the venv's editable install
     # is a path hook mypy does not follow); the folder itself has no configuration.
     env = dict(os.environ, MYPYPATH=str(PROJECT))
     cache_dir = cache if cache is not None else tmp_path / "cache"
     return subprocess.run(
         [sys.executable, "-m", "ownership", "check", "--cache-dir", str(cache_dir), *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -116,4 +123,6 @@ def test_a_missing_configuration_file_is_an_error(tmp_path: Path, driver: Path) 
 def test_mypy_versions_the_plugin_supports() -> None:
     assert mypy_supported("2.4.0") and mypy_supported("2.4.1") and mypy_supported("2.5.0+dev.1a2b")
     assert mypy_supported("3.0")
-    assert not mypy_supported("2.3.1") and not mypy_supported("1.20.2") and not mypy_supported("1.8.0")
+    assert (
+        not mypy_supported("2.3.1") and not mypy_supported("1.20.2") and not mypy_supported("1.8.0")
+    )

@@ -41,7 +41,9 @@ def validate_sarif(log: dict[str, Any]) -> None:
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
 
 
-def run_cli(args: list[str], corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def run_cli(
+    args: list[str], corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
     cfg = corpus_dir / "mypy.ini"
     rc = cli.main([*args, "--config-file", str(cfg), "--cache-dir", str(corpus_dir / "cache")])
     return rc, capsys.readouterr().out
@@ -61,22 +63,29 @@ def test_text_report_and_exit_status_on_findings(
     assert rc == 1
     lines = out.splitlines()
     f = CorpusFile(target)
-    (_code, line), = f.expected()
+    ((_code, line),) = f.expected()
     assert lines[0].endswith(
         f"mutex_under_spinlock.py:{line}: error: sleeping function called from atomic context: "
         "`self.config.lock()` may sleep  [atomic-sleep]"
     )
-    assert f"mutex_under_spinlock.py:{line}: note: this call expects the preemption count to be 0" in out
+    assert (
+        f"mutex_under_spinlock.py:{line}: note: this call expects the preemption count to be 0"
+        in out
+    )
     assert lines[-1] == "Found 1 finding in 1 file (checked 1 source file)"
 
 
-def test_clean_file_exits_zero(corpus_result: CheckResult, corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_file_exits_zero(
+    corpus_result: CheckResult, corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc, out = run_cli([str(GOOD / "get_thread.py")], corpus_dir, capsys)
     assert rc == 0
     assert out.strip() == "Success: no findings (checked 1 source file)"
 
 
-def test_json_report(corpus_result: CheckResult, corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_report(
+    corpus_result: CheckResult, corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc, out = run_cli([str(BAD / "guard_escape"), "--format", "json"], corpus_dir, capsys)
     assert rc == 1
     doc = json.loads(out)
@@ -93,16 +102,34 @@ def test_sarif_report_validates_and_carries_related_locations(
     corpus_result: CheckResult, corpus_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     out_file = tmp_path / "check.sarif"
-    rc, _ = run_cli([str(BAD / "atomic_sleep"), "--format", "sarif", "--output", str(out_file)], corpus_dir, capsys)
+    rc, _ = run_cli(
+        [str(BAD / "atomic_sleep"), "--format", "sarif", "--output", str(out_file)],
+        corpus_dir,
+        capsys,
+    )
     assert rc == 1
     log = json.loads(out_file.read_text(encoding="utf-8"))
     validate_sarif(log)
     run = log["runs"][0]
     rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
-    assert rules[:5] == ["atomic-sleep", "undocumented-unsafe", "unsafe-call", "send-handoff", "guard-escape"]
+    assert rules[:5] == [
+        "atomic-sleep",
+        "undocumented-unsafe",
+        "unsafe-call",
+        "send-handoff",
+        "guard-escape",
+    ]
     f = CorpusFile(BAD / "atomic_sleep" / "get_thread.py")
-    lock = next(n for n, t in enumerate(f.text.splitlines(), 1) if "with self.inner.lock() as inner:" in t)
-    results = [r for r in run["results"] if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("get_thread.py")]
+    lock = next(
+        n for n, t in enumerate(f.text.splitlines(), 1) if "with self.inner.lock() as inner:" in t
+    )
+    results = [
+        r
+        for r in run["results"]
+        if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(
+            "get_thread.py"
+        )
+    ]
     assert len(results) == 2
     for res in results:
         assert res["ruleId"] == "atomic-sleep" and rules[res["ruleIndex"]] == "atomic-sleep"
@@ -118,9 +145,21 @@ def test_bad_path_is_a_usage_error(corpus_dir: Path, capsys: pytest.CaptureFixtu
 
 def test_module_entry_point(corpus_result: CheckResult, corpus_dir: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "ownership", "check", "--config-file", str(corpus_dir / "mypy.ini"),
-         "--cache-dir", str(corpus_dir / "cache"), str(BAD / "unsafe_call" / "from_raw.py")],
-        capture_output=True, text=True, cwd=PROJECT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "ownership",
+            "check",
+            "--config-file",
+            str(corpus_dir / "mypy.ini"),
+            "--cache-dir",
+            str(corpus_dir / "cache"),
+            str(BAD / "unsafe_call" / "from_raw.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
     assert "from_raw.py:" in proc.stdout and "[unsafe-call]" in proc.stdout
@@ -128,9 +167,17 @@ def test_module_entry_point(corpus_result: CheckResult, corpus_dir: Path) -> Non
 
 def test_findings_to_sarif_includes_mypy_type_errors() -> None:
     reports = [
-        Report("arg-type", "pkg/mod.py", 3, 5, 'Argument 1 has incompatible type "str"; expected "int"'),
-        Report("atomic-sleep", "pkg/mod.py", 9, 9, "sleeping function called from atomic context",
-               notes=[ReportNote("the SpinLock guard of `x` was taken here", "pkg/mod.py", 8)]),
+        Report(
+            "arg-type", "pkg/mod.py", 3, 5, 'Argument 1 has incompatible type "str"; expected "int"'
+        ),
+        Report(
+            "atomic-sleep",
+            "pkg/mod.py",
+            9,
+            9,
+            "sleeping function called from atomic context",
+            notes=[ReportNote("the SpinLock guard of `x` was taken here", "pkg/mod.py", 8)],
+        ),
     ]
     log = findings_to_sarif(reports)
     validate_sarif(log)
@@ -144,8 +191,16 @@ def test_contracts_to_sarif_from_runtime_records() -> None:
     in_unsafe_fn_body.main()
     entries = [ContractEntry.from_contract(c) for c in contracts()]
     # Only this scenario's blocks: other tests record theirs in the same registry.
-    sites = [UnsafeSiteEntry.from_site(s) for s in unsafe_sites() if s.site.filename.endswith("in_unsafe_fn_body.py")]
-    sites.append(UnsafeSiteEntry("drivers/x.py", 10, "", ("tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header",)))
+    sites = [
+        UnsafeSiteEntry.from_site(s)
+        for s in unsafe_sites()
+        if s.site.filename.endswith("in_unsafe_fn_body.py")
+    ]
+    sites.append(
+        UnsafeSiteEntry(
+            "drivers/x.py", 10, "", ("tests.static.bad.unsafe_call.in_unsafe_fn_body.read_header",)
+        )
+    )
     log = contracts_to_sarif(entries, sites)
     validate_sarif(log)
     results = log["runs"][0]["results"]
@@ -190,7 +245,9 @@ def test_broken_input_is_a_finding_not_a_crash(
     assert f"[{code}]" in out or (code == "syntax" and "error: " in out)
 
 
-def test_empty_and_non_utf8_files(corpus_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_empty_and_non_utf8_files(
+    corpus_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     empty = tmp_path / "empty_module.py"
     empty.write_text("", encoding="utf-8")
     rc, out = run_cli([str(empty)], corpus_dir, capsys)

@@ -21,14 +21,24 @@ SILENT_FILES = all_files(GOOD) + all_files(UNSEEN)
 
 
 def reports_for(result: CheckResult, f: CorpusFile) -> list[Report]:
-    return [r for r in result.reports if r.path.endswith(str(f.path.relative_to(BAD.parent.parent.parent)))]
+    return [
+        r
+        for r in result.reports
+        if r.path.endswith(str(f.path.relative_to(BAD.parent.parent.parent)))
+    ]
 
 
-@pytest.mark.parametrize("f", BAD_FILES, ids=lambda f: f.module.rsplit(".", 2)[-2] + "/" + f.path.name)
-def test_bad_file_reports_exactly_its_expected_findings(corpus_result: CheckResult, f: CorpusFile) -> None:
+@pytest.mark.parametrize(
+    "f", BAD_FILES, ids=lambda f: f.module.rsplit(".", 2)[-2] + "/" + f.path.name
+)
+def test_bad_file_reports_exactly_its_expected_findings(
+    corpus_result: CheckResult, f: CorpusFile
+) -> None:
     reports = reports_for(corpus_result, f)
     got = {(r.code, r.line) for r in reports}
-    assert got == f.expected(), "\n".join(f"{r.path}:{r.line}: {r.message} [{r.code}]" for r in reports)
+    assert got == f.expected(), "\n".join(
+        f"{r.path}:{r.line}: {r.message} [{r.code}]" for r in reports
+    )
     for r in reports:
         assert r.code in RULES_BY_CODE, f"unexpected mypy error: {r.message} [{r.code}]"
         # Both sites: the finding's own line, and where the conflict comes from.
@@ -99,16 +109,25 @@ def test_transitive_chain_three_calls_deep_across_two_modules(corpus_result: Che
 def test_maybe_held_guard_reports_a_range(corpus_result: CheckResult) -> None:
     f = CorpusFile(BAD / "atomic_sleep" / "linear_guard.py")
     line = _line_of(f, "# expect: atomic-sleep")
-    reports = [r for r in corpus_result.reports if r.path.endswith("linear_guard.py") and r.line == line]
+    reports = [
+        r for r in corpus_result.reports if r.path.endswith("linear_guard.py") and r.line == line
+    ]
     # Both the allocation and the push on that line may sleep.
     assert {r.message.split("`")[1] for r in reports} == {"KBox.new()", "self.log.push()"}
-    assert all("but the possible preemption count here is 1.." in [n.text for n in r.notes] for r in reports)
+    assert all(
+        "but the possible preemption count here is 1.." in [n.text for n in r.notes]
+        for r in reports
+    )
 
 
 def test_rcu_and_preempt_sections_are_named(corpus_result: CheckResult) -> None:
     f = CorpusFile(BAD / "atomic_sleep" / "rcu_and_preempt.py")
-    rcu = _one(corpus_result, "rcu_and_preempt.py", _line_of(f, "self.entries.push(value, GFP_KERNEL)"))
-    assert "but this code runs inside an RCU read-side critical section" in [n.text for n in rcu.notes]
+    rcu = _one(
+        corpus_result, "rcu_and_preempt.py", _line_of(f, "self.entries.push(value, GFP_KERNEL)")
+    )
+    assert "but this code runs inside an RCU read-side critical section" in [
+        n.text for n in rcu.notes
+    ]
     assert rcu.related()[0].line == _line_of(f, "with rcu_read_lock():")
     pre = _one(corpus_result, "rcu_and_preempt.py", _line_of(f, "with preempt_disabled():") + 1)
     assert pre.related()[0].line == _line_of(f, "with preempt_disabled():")
@@ -130,7 +149,10 @@ def test_guard_escape_names_reference_and_guard(corpus_result: CheckResult) -> N
     f = CorpusFile(BAD / "guard_escape" / "store_on_self.py")
     r = _one(corpus_result, "store_on_self.py", _line_of(f, "self.cached = view"))
     assert "stored on `self.cached`" in r.message
-    assert [n.line for n in r.related()] == [_line_of(f, "view = g.ref()"), _line_of(f, "with self.table.lock() as g:")]
+    assert [n.line for n in r.related()] == [
+        _line_of(f, "view = g.ref()"),
+        _line_of(f, "with self.table.lock() as g:"),
+    ]
 
 
 def test_unsafe_call_names_the_contract(corpus_result: CheckResult) -> None:

@@ -51,9 +51,10 @@ def f({", ".join(f"F{k}: bool" for k in range(NFLAGS))}) -> None:
     try:
 '''
 
+_RELEASE = "        if g{j} is not None and g{j}.is_held():\n            g{j}.drop()"
 FOOTER = f"""\
     finally:
-{chr(10).join(f"        if g{j} is not None and g{j}.is_held():{chr(10)}            g{j}.drop()" for j in reversed(range(NLOCKS)))}
+{chr(10).join(_RELEASE.format(j=j) for j in reversed(range(NLOCKS)))}
 """
 
 
@@ -235,7 +236,9 @@ class FlowMachine(RuleBasedStateMachine):
         path = root / "flowpkg" / f"{name}.py"
         path.write_text(source, encoding="utf-8")
 
-        result = run_check([str(path)], config_file=str(root / "mypy.ini"), cache_dir=str(root / "cache"))
+        result = run_check(
+            [str(path)], config_file=str(root / "mypy.ini"), cache_dir=str(root / "cache")
+        )
         unexpected = [r for r in result.reports if r.code not in ("atomic-sleep", "unreachable")]
         assert not unexpected, (source, [(r.line, r.message) for r in unexpected])
         static = {r.line for r in result.reports if r.code == "atomic-sleep"}

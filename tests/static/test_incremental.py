@@ -63,7 +63,10 @@ def add_ignored(value: int) -> None:
 '''
 
 CALL_LINE = DRIVER.splitlines().index("        middle.register(value).drop()") + 1
-IGNORED_LINE = DRIVER.splitlines().index("        middle.register(value).drop()  # type: ignore[atomic-sleep]") + 1
+IGNORED_LINE = (
+    DRIVER.splitlines().index("        middle.register(value).drop()  # type: ignore[atomic-sleep]")
+    + 1
+)
 
 
 class Project:
@@ -78,8 +81,7 @@ class Project:
         (self.pkg / "driver.py").write_text(DRIVER, encoding="utf-8")
         self.config = root / "mypy.ini"
         self.config.write_text(
-            "[mypy]\nstrict = True\nplugins = ownership.static.plugin\n"
-            f"mypy_path = {PROJECT}\n",
+            f"[mypy]\nstrict = True\nplugins = ownership.static.plugin\nmypy_path = {PROJECT}\n",
             encoding="utf-8",
         )
         self.cache = root / "cache"
@@ -131,9 +133,20 @@ def test_editing_only_the_leaf_updates_the_driver(project: Project) -> None:
 
 def test_plain_mypy_reports_with_error_codes_and_notes(project: Project) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(project.config), "--cache-dir", str(project.cache),
-         "drv"],
-        capture_output=True, text=True, cwd=project.root, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(project.config),
+            "--cache-dir",
+            str(project.cache),
+            "drv",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=project.root,
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()

@@ -39,7 +39,15 @@ from ownership.static.summary import ClassDecl, FuncSummary, ModuleRecord, Reaso
 SCHEMA = json.loads(Path(__file__).with_name("sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft4Validator(SCHEMA)
 
-CONSTANTS = ["GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT", "__GFP_ZERO", "__GFP_HIGHMEM", "__GFP_NOWARN", "GFP_ZERO"]
+CONSTANTS = [
+    "GFP_KERNEL",
+    "GFP_ATOMIC",
+    "GFP_NOWAIT",
+    "__GFP_ZERO",
+    "__GFP_HIGHMEM",
+    "__GFP_NOWARN",
+    "GFP_ZERO",
+]
 MEMBERS = ["DIRECT_RECLAIM", "KSWAPD_RECLAIM", "IO", "FS", "ZERO", "HIGH"]
 
 
@@ -70,8 +78,12 @@ leaves = st.one_of(
 )
 
 
-def _combine(children: st.SearchStrategy[tuple[Expression, int]]) -> st.SearchStrategy[tuple[Expression, int]]:
-    def binop(op: str, a: tuple[Expression, int], b: tuple[Expression, int]) -> tuple[Expression, int]:
+def _combine(
+    children: st.SearchStrategy[tuple[Expression, int]],
+) -> st.SearchStrategy[tuple[Expression, int]]:
+    def binop(
+        op: str, a: tuple[Expression, int], b: tuple[Expression, int]
+    ) -> tuple[Expression, int]:
         value = {"|": a[1] | b[1], "&": a[1] & b[1], "^": a[1] ^ b[1]}[op]
         return OpExpr(op, a[0], b[0]), value
 
@@ -94,10 +106,17 @@ def runtime_may_sleep(value: int) -> bool:
 @given(flag_exprs)
 def test_static_gfp_evaluation_matches_the_runtime(expr: tuple[Expression, int]) -> None:
     node, value = expr
-    assert gfp.classify(node, Typer(None), {}, {}) == ("sleep" if runtime_may_sleep(value) else "nosleep", "")
+    assert gfp.classify(node, Typer(None), {}, {}) == (
+        "sleep" if runtime_may_sleep(value) else "nosleep",
+        "",
+    )
 
 
-@given(flag_exprs, st.sampled_from(["|", "&"]), st.sampled_from(["GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT"]))
+@given(
+    flag_exprs,
+    st.sampled_from(["|", "&"]),
+    st.sampled_from(["GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT"]),
+)
 def test_forwarded_gfp_matches_the_runtime_for_every_caller(
     expr: tuple[Expression, int], op: str, caller: str
 ) -> None:
@@ -123,9 +142,9 @@ def test_non_flags_expressions_are_not_gfp_values() -> None:
 
 # --- SAFETY justifications -------------------------------------------------------------
 
-comment_text = st.text(alphabet=string.ascii_letters + string.digits + " .,`()", min_size=1, max_size=30).filter(
-    lambda s: s.strip() != "" and "SAFETY" not in s
-)
+comment_text = st.text(
+    alphabet=string.ascii_letters + string.digits + " .,`()", min_size=1, max_size=30
+).filter(lambda s: s.strip() != "" and "SAFETY" not in s)
 
 
 @given(comment_text, st.sampled_from(["SAFETY:", "safety: ", "", "  "]))
@@ -139,9 +158,15 @@ def test_unsafe_argument_is_justified_by_its_text_after_the_prefix(text: str, pr
 
 path_part = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=8)
 paths = st.lists(path_part, min_size=1, max_size=3).map(lambda parts: "/".join(parts) + ".py")
-message = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=60
-).map(str.strip).filter(lambda s: s != "" and not s.endswith("]") and not s.endswith(")"))
+message = (
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
+        min_size=1,
+        max_size=60,
+    )
+    .map(str.strip)
+    .filter(lambda s: s != "" and not s.endswith("]") and not s.endswith(")"))
+)
 notes = st.lists(
     st.one_of(
         st.builds(ReportNote, message),
@@ -152,7 +177,11 @@ notes = st.lists(
 codes = st.sampled_from([r.code for r in RULES] + ["arg-type", "misc"])
 reports = st.builds(
     lambda code, path, line, msg, ns: Report(code, path, line, 0, msg, "error", ns),
-    codes, paths, st.integers(1, 10_000), message, notes,
+    codes,
+    paths,
+    st.integers(1, 10_000),
+    message,
+    notes,
 )
 
 
@@ -170,48 +199,94 @@ def test_parsing_arbitrary_output_never_fails(lines: list[str]) -> None:
 
 # --- SARIF -------------------------------------------------------------------------------
 
-any_path = st.one_of(paths, st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s and s.strip() != ""))
+any_path = st.one_of(
+    paths, st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s and s.strip() != "")
+)
 
 
 @settings(max_examples=30)
-@given(st.lists(st.builds(
-    lambda code, path, line, col, msg, ns: Report(code, path, line, col, msg, "error", ns),
-    codes, any_path, st.integers(0, 10_000), st.integers(0, 500), st.text(max_size=60), notes,
-), max_size=5))
+@given(
+    st.lists(
+        st.builds(
+            lambda code, path, line, col, msg, ns: Report(code, path, line, col, msg, "error", ns),
+            codes,
+            any_path,
+            st.integers(0, 10_000),
+            st.integers(0, 500),
+            st.text(max_size=60),
+            notes,
+        ),
+        max_size=5,
+    )
+)
 def test_any_findings_make_a_valid_sarif_log(rs: list[Report]) -> None:
     log: dict[str, Any] = findings_to_sarif(rs)
     assert not list(VALIDATOR.iter_errors(log))
     assert len(log["runs"][0]["results"]) == len(rs)
 
 
-contract = st.builds(ContractEntry, st.text(min_size=1, max_size=30), st.text(max_size=60), any_path,
-                     st.integers(0, 5000),
-                     st.sampled_from(["checked at runtime", "proved", "checked at runtime and proved", "documented only"]))
-site = st.builds(UnsafeSiteEntry, any_path, st.integers(0, 5000), st.text(max_size=40),
-                 st.lists(st.text(min_size=1, max_size=20), max_size=3).map(tuple))
+contract = st.builds(
+    ContractEntry,
+    st.text(min_size=1, max_size=30),
+    st.text(max_size=60),
+    any_path,
+    st.integers(0, 5000),
+    st.sampled_from(
+        ["checked at runtime", "proved", "checked at runtime and proved", "documented only"]
+    ),
+)
+site = st.builds(
+    UnsafeSiteEntry,
+    any_path,
+    st.integers(0, 5000),
+    st.text(max_size=40),
+    st.lists(st.text(min_size=1, max_size=20), max_size=3).map(tuple),
+)
 
 
 @settings(max_examples=30)
 @given(st.lists(contract, max_size=5), st.lists(site, max_size=5))
-def test_any_contracts_make_a_valid_sarif_log(cs: list[ContractEntry], ss: list[UnsafeSiteEntry]) -> None:
+def test_any_contracts_make_a_valid_sarif_log(
+    cs: list[ContractEntry], ss: list[UnsafeSiteEntry]
+) -> None:
     log = contracts_to_sarif(cs, ss)
     assert not list(VALIDATOR.iter_errors(log))
     results = log["runs"][0]["results"]
     assert len(results) == len(cs) + len(ss)
-    assert sum(1 for r in results if r["level"] == "error") == sum(1 for s in ss if not s.justification.strip())
+    assert sum(1 for r in results if r["level"] == "error") == sum(
+        1 for s in ss if not s.justification.strip()
+    )
 
 
 # --- the store ---------------------------------------------------------------------------
 
 names = st.text(alphabet=string.ascii_lowercase + "._", min_size=1, max_size=20)
+
+
 def _summary(
-    fullname: str, line: int, always: bool, gfp_params: tuple[str, ...], reason: Reason | None,
-    defaults: dict[str, str], declared: str, unsafe: str | None, unsafe_line: int, handoff: tuple[str, ...],
+    fullname: str,
+    line: int,
+    always: bool,
+    gfp_params: tuple[str, ...],
+    reason: Reason | None,
+    defaults: dict[str, str],
+    declared: str,
+    unsafe: str | None,
+    unsafe_line: int,
+    handoff: tuple[str, ...],
 ) -> FuncSummary:
     # Invariants of FuncSummary: `always` excludes a GFP condition; a Safety text has a line.
     return FuncSummary(
-        fullname, line, always, () if always else gfp_params, reason, defaults, declared,
-        unsafe, unsafe_line if unsafe is not None else 0, handoff,
+        fullname,
+        line,
+        always,
+        () if always else gfp_params,
+        reason,
+        defaults,
+        declared,
+        unsafe,
+        unsafe_line if unsafe is not None else 0,
+        handoff,
     )
 
 
@@ -221,7 +296,12 @@ summaries = st.builds(
     st.integers(0, 5000),
     st.booleans(),
     st.lists(names, max_size=2).map(tuple),
-    st.one_of(st.none(), st.builds(Reason, st.sampled_from(["declared", "call"]), st.integers(0, 999), names, names, names)),
+    st.one_of(
+        st.none(),
+        st.builds(
+            Reason, st.sampled_from(["declared", "call"]), st.integers(0, 999), names, names, names
+        ),
+    ),
     st.dictionaries(names, st.sampled_from(["sleep", "nosleep", "unknown"]), max_size=2),
     names,
     st.one_of(st.none(), st.text(max_size=20)),
@@ -231,10 +311,28 @@ summaries = st.builds(
 
 
 @settings(max_examples=40)
-@given(st.lists(summaries, max_size=4), st.dictionaries(names, st.builds(ClassDecl, st.one_of(st.none(), st.booleans()), st.one_of(st.none(), st.booleans())), max_size=3))
-def test_records_survive_the_store(tmp_path_factory: Any, fs: list[FuncSummary], classes: dict[str, ClassDecl]) -> None:
+@given(
+    st.lists(summaries, max_size=4),
+    st.dictionaries(
+        names,
+        st.builds(
+            ClassDecl, st.one_of(st.none(), st.booleans()), st.one_of(st.none(), st.booleans())
+        ),
+        max_size=3,
+    ),
+)
+def test_records_survive_the_store(
+    tmp_path_factory: Any, fs: list[FuncSummary], classes: dict[str, ClassDecl]
+) -> None:
     directory = tmp_path_factory.mktemp("store")
-    rec = ModuleRecord("pkg.mod", "pkg/mod.py", "abc", {f.fullname: f for f in fs}, classes, {"pkg.dep": ("pkg/dep.py", "def")})
+    rec = ModuleRecord(
+        "pkg.mod",
+        "pkg/mod.py",
+        "abc",
+        {f.fullname: f for f in fs},
+        classes,
+        {"pkg.dep": ("pkg/dep.py", "def")},
+    )
     Store(str(directory)).put(rec)
     back = Store(str(directory)).get("pkg.mod")
     assert back == rec

@@ -24,7 +24,9 @@ def test_silent_modules_follow_mypy_patterns() -> None:
 
 def test_sections_of_ini_and_pyproject(tmp_path: Path) -> None:
     ini = tmp_path / "mypy.ini"
-    ini.write_text("[mypy]\nstrict = True\n[ownership-static]\nsilent_modules = a.*, b\n", encoding="utf-8")
+    ini.write_text(
+        "[mypy]\nstrict = True\n[ownership-static]\nsilent_modules = a.*, b\n", encoding="utf-8"
+    )
     assert read_settings(str(ini)).silent_modules == ("a.*", "b")
     toml = tmp_path / "pyproject.toml"
     toml.write_text('[tool.ownership-static]\nsilent_modules = ["c.*"]\n', encoding="utf-8")
@@ -57,9 +59,22 @@ def test_project_config_does_not_crash_mypy_without_the_plugin(tmp_path: Path) -
     with open(config, "w", encoding="utf-8") as f:
         parser.write(f)
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir", str(tmp_path / "cache"),
-         "-c", "x: int = 1"],
-        cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "-c",
+            "x: int = 1",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr

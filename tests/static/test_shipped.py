@@ -23,11 +23,18 @@ def layout(tmp_path: Path, site: str = "site-packages") -> tuple[Path, Path, Pat
 
 
 def record(src: Path) -> ModuleRecord:
-    fn = FuncSummary("ownership.alloc.new", 1, gfp=("gfp",), reason=Reason("call", 1, "x.alloc_check", "alloc_check()"))
+    fn = FuncSummary(
+        "ownership.alloc.new",
+        1,
+        gfp=("gfp",),
+        reason=Reason("call", 1, "x.alloc_check", "alloc_check()"),
+    )
     return ModuleRecord("ownership.alloc", str(src), source_hash(str(src)), {fn.fullname: fn})
 
 
-def test_round_trip_with_paths_under_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_round_trip_with_paths_under_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, static, src = layout(tmp_path)
     monkeypatch.setattr(shipped, "_installed_version", lambda: "1.2.3")
     write_shipped(str(static / SHIPPED_NAME), [record(src)], str(root), "1.2.3")
@@ -40,11 +47,15 @@ def test_round_trip_with_paths_under_the_install(tmp_path: Path, monkeypatch: py
     assert rec is not None and rec.path == str(src)
     assert rec.functions["ownership.alloc.new"].gfp == ("gfp",)
     store = Store(None, loaded)
-    assert store.accept_shipped("ownership.alloc", str(src)) and store.is_current("ownership.alloc", str(src))
+    assert store.accept_shipped("ownership.alloc", str(src)) and store.is_current(
+        "ownership.alloc", str(src)
+    )
     assert store.get("ownership.alloc") == rec
 
 
-def test_an_edited_source_is_not_described_by_its_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_edited_source_is_not_described_by_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, static, src = layout(tmp_path)
     monkeypatch.setattr(shipped, "_installed_version", lambda: "1.2.3")
     write_shipped(str(static / SHIPPED_NAME), [record(src)], str(root), "1.2.3")
@@ -54,11 +65,15 @@ def test_an_edited_source_is_not_described_by_its_record(tmp_path: Path, monkeyp
     assert store.get("ownership.alloc") is None
 
 
-def test_another_package_version_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_another_package_version_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, static, src = layout(tmp_path)
     monkeypatch.setattr(shipped, "_installed_version", lambda: "2.0.0")
     write_shipped(str(static / SHIPPED_NAME), [record(src)], str(root), "1.2.3")
-    with pytest.raises(ShippedError, match=r"made for rust-mm-model 1\.2\.3, but 2\.0\.0 is installed"):
+    with pytest.raises(
+        ShippedError, match=r"made for rust-mm-model 1\.2\.3, but 2\.0\.0 is installed"
+    ):
         load_shipped(str(static))
 
 

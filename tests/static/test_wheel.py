@@ -33,7 +33,6 @@ from .test_check_config import DRIVER
 pytestmark = pytest.mark.wheel
 
 
-
 def _dependencies() -> tuple[str, ...]:
     """The distribution names of the project's runtime dependencies (pyproject.toml)."""
     project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
@@ -51,7 +50,9 @@ EXPECTED = (
 
 
 def run(cmd: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def wheelhouse() -> Path:
@@ -76,8 +77,18 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Built in this venv, which has the build requirements (setuptools, mypy): an
     # isolated build would fetch them from the index every time.
     built = run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "-w", str(dist), str(PROJECT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(dist),
+            str(PROJECT),
+        ],
         root,
     )
     assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
@@ -90,8 +101,18 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if done.returncode != 0:
         # Fill the wheelhouse once (the only step that may need the package index).
         fetched = run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
-             "-d", str(wheelhouse()), *pins()],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--only-binary",
+                ":all:",
+                "-d",
+                str(wheelhouse()),
+                *pins(),
+            ],
             root,
         )
         if fetched.returncode != 0:
@@ -116,9 +137,15 @@ def findings(out: str) -> list[str]:
 
 def test_the_wheel_ships_its_summaries(venv: Path) -> None:
     python = venv / "bin" / "python"
-    proc = run([str(python), "-c", "import ownership.static.shipped as s; s.load_shipped() or exit(3)"], venv)
+    proc = run(
+        [str(python), "-c", "import ownership.static.shipped as s; s.load_shipped() or exit(3)"],
+        venv,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    site = run([str(python), "-c", "import ownership, os; print(os.path.dirname(ownership.__file__))"], venv)
+    site = run(
+        [str(python), "-c", "import ownership, os; print(os.path.dirname(ownership.__file__))"],
+        venv,
+    )
     assert (Path(site.stdout.strip()) / "static" / SHIPPED_NAME).is_file()
 
 
@@ -130,7 +157,9 @@ def test_check_finds_the_bugs_without_a_configuration(venv: Path, driver_dir: Pa
 
 
 def test_plain_mypy_with_the_plugin_finds_them_too(venv: Path, driver_dir: Path) -> None:
-    (driver_dir / "mypy.ini").write_text("[mypy]\nstrict = True\nplugins = ownership.static.plugin\n", encoding="utf-8")
+    (driver_dir / "mypy.ini").write_text(
+        "[mypy]\nstrict = True\nplugins = ownership.static.plugin\n", encoding="utf-8"
+    )
     proc = run([str(venv / "bin" / "python"), "-m", "mypy", "--no-pretty", "drv.py"], driver_dir)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert findings(proc.stdout) == list(EXPECTED), proc.stdout
