@@ -19,7 +19,6 @@ Two views of it:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,9 +28,11 @@ from binder.client import BinderClient, Handler
 from binder.process import Process
 from binder.rust_binder_main import BinderDevice, BinderRegistration, register
 from binder.servicemanager import ServiceManager, add_service, get_service
+from ownership import sched
 from ownership.bindings import MAP_PRIVATE, PROT_READ, Kernel, Task
 from ownership.bindings.fs import File as CFile
 from ownership.miscdevice import File
+from ownership.sched import ThreadHandle
 from ownership.sync import live_arcs
 from ownership.workqueue import flush
 
@@ -193,7 +194,7 @@ class World(Machine):
         super().__init__(process_type=process_type)
         self.clients: list[BinderClient] = []
         self.procs: dict[int, Process] = {}
-        self.threads: list[threading.Thread] = []
+        self.threads: list[tuple[str, ThreadHandle]] = []
         self.errors: list[BaseException] = []
         self.sm_client = self.spawn("servicemanager")
         self.sm = ServiceManager(self.sm_client)
@@ -213,8 +214,12 @@ class World(Machine):
         """The driver's `Process` behind a client's binder fd."""
         return self.procs[id(c)]
 
-    def run(self, fn: Callable[[], object], name: str = "userspace") -> threading.Thread:
-        """Run `fn` on a new userspace thread; exceptions are re-raised by `finish`."""
+    def run(self, fn: Callable[[], object], name: str = "userspace") -> ThreadHandle:
+        """Run `fn` on a new userspace thread; exceptions are re-raised by `finish`.
+
+        The thread is started through the scheduling seam, so under the interleaving
+        explorer it is one of its model threads (under the default scheduler, an OS
+        thread)."""
 
         def body() -> None:
             try:
@@ -222,12 +227,11 @@ class World(Machine):
             except BaseException as e:
                 self.errors.append(e)
 
-        t = threading.Thread(target=body, name=name, daemon=True)
-        t.start()
-        self.threads.append(t)
+        t = sched.active().spawn(body, name)
+        self.threads.append((name, t))
         return t
 
-    def looper(self, c: BinderClient, register: bool = False) -> threading.Thread:
+    def looper(self, c: BinderClient, register: bool = False) -> ThreadHandle:
         return self.run(lambda: c.loop(register=register), f"looper-{c.pid}")
 
     def thread_pool(self, c: BinderClient, max_threads: int) -> None:
@@ -260,9 +264,9 @@ class World(Machine):
     def finish(self) -> None:
         """Exit every process, join the userspace threads, and check nothing leaked."""
         self.exit_all()
-        for th in self.threads:
+        for _, th in self.threads:
             th.join(JOIN_TIMEOUT)
-        stuck = [th.name for th in self.threads if th.is_alive()]
+        stuck = [name for name, th in self.threads if th.is_alive()]
         assert not stuck, f"userspace threads did not finish: {stuck}"
         flush()
         if self.errors:

@@ -133,8 +133,8 @@ def test_server_dies_while_serving() -> None:
             threading.Event().wait(0.005)
         w.kill(srv)
         gate.set()
-        for t in w.threads:
-            if t.name == "caller":
+        for name, t in w.threads:
+            if name == "caller":
                 t.join(10)
         assert result == [u.BR_DEAD_REPLY]
 
