@@ -15,8 +15,13 @@ stamp=$venv/.installed-$(cat pyproject.toml "$0" | cksum | cut -d' ' -f1)
 if [ ! -f "$stamp" ]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet "mypy==$low" typing_extensions \
-        pytest hypothesis jsonschema pytest-xdist "setuptools>=70.1"
+    # The project's other runtime dependencies, as pyproject.toml names them.
+    deps=$(python3 -c 'import tomllib
+d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+print(" ".join(x for x in d if not x.startswith("mypy")))')
+    # shellcheck disable=SC2086  # one word per requirement
+    "$venv/bin/python" -m pip install --quiet "mypy==$low" $deps \
+        pytest hypothesis jsonschema pytest-xdist "setuptools>=77"
     "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
     touch "$stamp"
 fi
