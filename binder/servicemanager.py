@@ -13,7 +13,7 @@ because it is an application of it, as servicemanager is of libbinder.
 
 from __future__ import annotations
 
-import threading
+from ownership import sched
 
 from . import uapi as u
 from .client import BinderClient, Parcel, Transaction
@@ -49,7 +49,9 @@ class ServiceManager:
         self.client = client
         self.services: dict[str, int] = {}
         self._linked: set[int] = set()
-        self._lock = threading.Lock()
+        # A userspace mutex, taken through the scheduling seam so that the explorer
+        # orders the service manager's threads too.
+        self._lock = sched.active().raw_lock()
         client.become_context_manager()
         client.add_object(0, self.handle)
 

@@ -58,6 +58,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from types import TracebackType
 from typing import Protocol
 
 __all__ = [
@@ -81,11 +82,22 @@ __all__ = [
 
 
 class RawLock(Protocol):
-    """The C-level lock word under every model lock."""
+    """The C-level lock word under every model lock (also a userspace mutex: `with`
+    acquires and releases it, as `threading.Lock` does)."""
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
 
     def release(self) -> None: ...
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
 
 
 class Waiter(Protocol):

@@ -48,6 +48,7 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
+from types import TracebackType
 from typing import Protocol
 
 import greenlet
@@ -232,6 +233,19 @@ class XLock:
         t = self.s.current
         if t is not None:
             t.last_release = self
+
+    def __enter__(self) -> XLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None:
+        self.release()
 
     def describe(self) -> str:
         return describe(self.owner_obj) if self.owner_obj is not None else "raw lock"
