@@ -92,6 +92,18 @@ class Refcount:
             self.value += 1
             return True
 
+    def _underflow(self) -> None:
+        """A decrement of a zero count: `refcount_warn_saturate(REFCOUNT_SUB_UAF)`."""
+        if STATE.on:
+            raise RefcountError(
+                "refcount_t: underflow; use-after-free",
+                rule="refcount-underflow",
+                obj=self.what,
+                site=here(),
+                origin=self.zero_site,
+                origin_label="the count already reached zero",
+            )
+
     def dec_and_test(self) -> bool:
         """`refcount_dec_and_test`: -1, True when it reached zero (free the object)."""
         hook = sched.atomic_hook
@@ -102,15 +114,7 @@ class Refcount:
             if self.saturated:
                 return False
             if self.value == 0:
-                if STATE.on:
-                    raise RefcountError(
-                        "refcount_t: underflow; use-after-free",
-                        rule="refcount-underflow",
-                        obj=self.what,
-                        site=here(),
-                        origin=self.zero_site,
-                        origin_label="the count already reached zero",
-                    )
+                self._underflow()
                 return False
             self.value -= 1
             if self.value == 0:
@@ -130,15 +134,7 @@ class Refcount:
             if self.value == 1:
                 return False
             if self.value == 0:
-                if STATE.on:
-                    raise RefcountError(
-                        "refcount_t: underflow; use-after-free",
-                        rule="refcount-underflow",
-                        obj=self.what,
-                        site=here(),
-                        origin=self.zero_site,
-                        origin_label="the count already reached zero",
-                    )
+                self._underflow()
                 return False
             self.value -= 1
             return True
