@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -74,6 +75,16 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv outside the repo with only the wheel and its dependencies."""
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
+    # Built from a copy of the sources: setuptools builds in `build/` under the source
+    # tree, and pytest-xdist workers that each build the wheel must not share it.
+    source = root / "src"
+    shutil.copytree(
+        PROJECT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "docs", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     # Built in this venv, which has the build requirements (setuptools, mypy): an
     # isolated build would fetch them from the index every time.
     built = run(
@@ -87,7 +98,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--quiet",
             "-w",
             str(dist),
-            str(PROJECT),
+            str(source),
         ],
         root,
     )
