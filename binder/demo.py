@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ownership import sched
+from ownership.sched import ThreadHandle
 from ownership.workqueue import flush
 
 from . import uapi as u
@@ -51,11 +53,10 @@ class EchoService:
         return Parcel().write_i32(0)
 
 
-def start_looper(client: BinderClient, name: str) -> threading.Thread:
-    """Run `client.loop()` on a new userspace thread of the client's process."""
-    t = threading.Thread(target=client.loop, name=name, daemon=True)
-    t.start()
-    return t
+def start_looper(client: BinderClient, name: str) -> ThreadHandle:
+    """Run `client.loop()` on a new userspace thread of the client's process (through
+    the scheduling seam: an OS thread by default, a model thread under the explorer)."""
+    return sched.active().spawn(client.loop, name)
 
 
 def run_demo(
