@@ -58,7 +58,7 @@ class FileRef(Handle):
 
     _drop_rules = DropRules(
         RefcountError,
-        rule="file-use-after-fput",
+        rule="file-ref-use-after-drop",
         use_message="{use} of a file reference after it was dropped",
         dropped_label="the reference was dropped (fput)",
         made_label="the reference was taken (fget)",

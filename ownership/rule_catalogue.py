@@ -260,6 +260,13 @@ RULES: tuple[Rule, ...] = (
         "do not use an Arc handle after drop(); clone it first if still needed",
     ),
     _r(
+        "file-ref-use-after-drop",
+        RefcountError,
+        "Rust's move semantics (`ARef<File>` consumed by its drop)",
+        "a file reference (FileRef) used after its own drop (fput)",
+        "do not use a FileRef after drop(); take another reference with fget first",
+    ),
+    _r(
         "drop-while-borrowed",
         LifetimeError,
         "the borrow checker: E0505, move out of (drop) a value while it is borrowed",

@@ -3,7 +3,7 @@
 * `NodeRef` owns node counts: dropping it twice, or using it after the drop, is a
   `RefcountError` naming both the bad use and the first drop.
 * A node's counts never go below zero (`binder-node-underflow`).
-* A file reference is `fput` once (`double-drop`, `file-use-after-fput`).
+* A file reference is `fput` once (`double-drop`, `file-ref-use-after-drop`).
 * A node's state is reachable only with *its owner's* inner lock (`LockedBy`).
 * Upstream's patterns are enforced, not just followed: undeliverable work is dropped
   after the spinlock is released (its destructor may sleep), and a new `Thread` is
@@ -113,7 +113,7 @@ def test_file_double_fput_is_caught() -> None:
         assert str(e.value).count(HERE) >= 2
         with pytest.raises(RefcountError) as e2:
             ref.raw()
-        assert e2.value.rule == "file-use-after-fput"
+        assert e2.value.rule == "file-ref-use-after-drop"
 
 
 def test_file_fget_fput_is_clean() -> None:
