@@ -518,13 +518,14 @@ def sequence_harness(c: AllocCore, ops: int) -> Callable[[Explorer], Callable[[]
 # --- claims ---------------------------------------------------------------------------------
 
 
-def _all_sizes(
-    harness: Callable[[int], Callable[[Explorer], Callable[[], None]]], top: int
-) -> Outcome:
-    """Prove `harness(n)` for every state size `n <= top`; the first failure decides."""
+Harness = Callable[[Explorer], Callable[[], None]]
+
+
+def _all(harnesses: Iterable[Harness]) -> Outcome:
+    """Prove every harness in turn; the first one not proved decides."""
     paths = queries = 0
-    for n in range(top + 1):
-        out = outcome(harness(n))
+    for harness in harnesses:
+        out = outcome(harness)
         queries += out.queries
         if out.verdict != "proved":
             return out
@@ -532,52 +533,29 @@ def _all_sizes(
     return Outcome("proved", detail=f"{paths} paths, {queries} solver queries", queries=queries)
 
 
+def _all_sizes(harness: Callable[[int], Harness], top: int) -> Outcome:
+    """Prove `harness(n)` for every state size `n <= top`; the first failure decides."""
+    return _all(harness(n) for n in range(top + 1))
+
+
 def _place(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
     return lambda table, expect: _all_sizes(lambda n: place_harness(c, n), MAX_RANGES)
 
 
 def _split(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
-    def check(table: Table, expect: Expect) -> Outcome:
-        paths = queries = 0
-        for n in range(1, MAX_RANGES + 1):
-            for j in range(n):
-                out = outcome(split_harness(c, n, j))
-                queries += out.queries
-                if out.verdict != "proved":
-                    return out
-                paths += int(out.detail.split()[0])
-        return Outcome("proved", detail=f"{paths} paths, {queries} solver queries", queries=queries)
-
-    return check
+    return lambda table, expect: _all(
+        split_harness(c, n, j) for n in range(1, MAX_RANGES + 1) for j in range(n)
+    )
 
 
 def _merge(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
-    def check(table: Table, expect: Expect) -> Outcome:
-        paths = queries = 0
-        for n in range(1, MAX_RANGES + 1):
-            for j in range(n):
-                out = outcome(merge_harness(c, n, j))
-                queries += out.queries
-                if out.verdict != "proved":
-                    return out
-                paths += int(out.detail.split()[0])
-        return Outcome("proved", detail=f"{paths} paths, {queries} solver queries", queries=queries)
-
-    return check
+    return lambda table, expect: _all(
+        merge_harness(c, n, j) for n in range(1, MAX_RANGES + 1) for j in range(n)
+    )
 
 
 def _retry(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
-    def check(table: Table, expect: Expect) -> Outcome:
-        paths = queries = 0
-        for kind in KINDS:
-            out = outcome(retry_harness(c, kind))
-            queries += out.queries
-            if out.verdict != "proved":
-                return out
-            paths += int(out.detail.split()[0])
-        return Outcome("proved", detail=f"{paths} paths, {queries} solver queries", queries=queries)
-
-    return check
+    return lambda table, expect: _all(retry_harness(c, kind) for kind in KINDS)
 
 
 def _budget(c: AllocCore) -> Callable[[Table, Expect], Outcome]:
